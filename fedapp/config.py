@@ -1,0 +1,259 @@
+"""The run configuration: one type built by the CLI, a TOML file, or the UI.
+
+A :class:`RunConfig` is the single source of truth for a run. Its serialised
+form uses kebab-case keys (as Flower's ``[tool.flwr.app.config]`` does) and is
+written, resolved, into the run directory as ``config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fedapp.errors import UsageError
+
+DEMO_DATA = "demo"
+
+# Flower's own name for the number of rounds, accepted so that `flwr run`
+# configs read naturally.
+_ALIASES = {"num-server-rounds": "rounds"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a federated run.
+
+    Attributes
+    ----------
+    clients : int
+        Number of institutions (Flower SuperNodes) in the federation.
+    clients_per_round : int | None
+        Clients sampled per round; ``None`` means all of them.
+    rounds : int
+        Federated rounds.
+    local_epochs : int
+        Epochs each client trains on its own rows per round.
+    batch_size : int
+        Mini-batch size for local training.
+    learning_rate : float
+        Learning rate of each client's Adam optimizer.
+    seed : int
+        Seed for data generation, partitioning, initial weights and shuffling.
+    strategy : str
+        Name of an installed strategy plugin.
+    strategy_params : dict
+        Values for the strategy's declared parameters (kebab-case names).
+    data : str
+        ``"demo"`` for the built-in synthetic churn table.
+    demo_rows : int
+        Rows of the built-in table (all institutions together).
+    target : str
+        Binary target column.
+    partition : str | None
+        ``iid``, ``dirichlet:ALPHA`` or ``column:NAME``; ``None`` picks the
+        natural split of the built-in data (one client per institution).
+    test_fraction : float
+        Share of each client's rows held out for evaluation.
+    min_category_count : int
+        Categories seen fewer times fold into "other" (and are never reported).
+    hidden_units : tuple[int, ...]
+        Widths of the MLP's hidden layers.
+    baseline : bool
+        Also train the centralized baseline on the pooled training rows.
+    run_dir : str | None
+        Where the run directory goes; ``None`` makes ``runs/<run-id>``.
+
+    """
+
+    clients: int = 3
+    clients_per_round: int | None = None
+    rounds: int = 10
+    local_epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 42
+    strategy: str = "fedavg"
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    data: str = DEMO_DATA
+    demo_rows: int = 12000
+    target: str = "churned"
+    partition: str | None = None
+    test_fraction: float = 0.2
+    min_category_count: int = 5
+    hidden_units: tuple[int, ...] = (64, 32)
+    baseline: bool = True
+    run_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive("clients", self.clients)
+        _check_positive("rounds", self.rounds)
+        _check_positive("local-epochs", self.local_epochs)
+        _check_positive("batch-size", self.batch_size)
+        _check_positive("demo-rows", self.demo_rows)
+        _check_positive("min-category-count", self.min_category_count)
+        if self.clients_per_round is not None:
+            _check_positive("clients-per-round", self.clients_per_round)
+            if self.clients_per_round > self.clients:
+                raise UsageError(
+                    f"clients-per-round ({self.clients_per_round}) must not exceed "
+                    f"clients ({self.clients})"
+                )
+        if not self.learning_rate > 0:
+            raise UsageError(f"learning-rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.test_fraction < 1:
+            raise UsageError(f"test-fraction must be in (0, 1), got {self.test_fraction}")
+        if not self.hidden_units or any(u <= 0 for u in self.hidden_units):
+            raise UsageError(f"hidden-units must be positive widths, got {self.hidden_units}")
+        if self.data != DEMO_DATA:
+            raise UsageError(
+                f"data '{self.data}' is not supported: use '{DEMO_DATA}' (the built-in churn table)"
+            )
+
+    @property
+    def resolved_partition(self) -> str:
+        """The partition spec, with the built-in data's natural split as default."""
+        return self.partition or "column:institution"
+
+    @property
+    def sample_size(self) -> int:
+        """Clients taking part in each round."""
+        return self.clients_per_round or self.clients
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise with kebab-case keys; :meth:`from_mapping` reads it back."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[f.name.replace("_", "-")] = value
+        out["partition"] = self.resolved_partition
+        return out
+
+    def to_flwr(self) -> dict[str, bool | int | float | str]:
+        """Flatten into Flower's run config (scalars only, kebab-case keys)."""
+        flat: dict[str, bool | int | float | str] = {}
+        for key, value in self.to_dict().items():
+            if value is None:
+                continue
+            if key == "strategy-params":
+                for name, param in value.items():
+                    flat[f"strategy-params.{name}"] = param
+            elif key == "hidden-units":
+                flat[key] = ",".join(str(u) for u in value)
+            else:
+                flat[key] = value
+        return flat
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> RunConfig:
+        """Build from kebab-case keys (TOML, JSON or Flower's flat run config).
+
+        Raises
+        ------
+        UsageError
+            On an unknown key or a value of the wrong type.
+
+        """
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        params: dict[str, Any] = {}
+        for raw_key, value in data.items():
+            key = _ALIASES.get(raw_key, raw_key)
+            if key.startswith("strategy-params."):
+                params[key.split(".", 1)[1]] = value
+                continue
+            name = key.replace("-", "_")
+            if name not in known:
+                raise UsageError(f"{source}: unknown setting '{raw_key}'")
+            if name == "strategy_params":
+                if not isinstance(value, Mapping):
+                    raise UsageError(f"{source}: 'strategy-params' must be a table")
+                params.update(value)
+                continue
+            kwargs[name] = _coerce(name, value, source)
+        if params:
+            kwargs["strategy_params"] = params
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: Path) -> RunConfig:
+        """Read a TOML run file (the same keys as ``config.json``)."""
+        return cls.from_mapping(read_toml(path), source=str(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML run file's raw settings.
+
+    Raises
+    ------
+    UsageError
+        If the file cannot be read or is not valid TOML.
+
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot read config file {path}: {err.strerror}") from err
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{path}: malformed TOML: {err}") from err
+
+
+def _check_positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise UsageError(f"{name} must be > 0, got {value}")
+
+
+_INT_FIELDS = {
+    "clients", "clients_per_round", "rounds", "local_epochs", "batch_size",
+    "seed", "demo_rows", "min_category_count",
+}  # fmt: skip
+_FLOAT_FIELDS = {"learning_rate", "test_fraction"}
+_OPTIONAL_FIELDS = {"clients_per_round", "partition", "run_dir"}
+_STR_FIELDS = {"strategy", "data", "target", "partition", "run_dir"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Check one value's type, accepting the forms TOML and Flower produce."""
+    key = name.replace("_", "-")
+    if value is None and name in _OPTIONAL_FIELDS:
+        return None
+    if name in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{source}: '{key}' must be an integer, got {value!r}")
+        return value
+    if name in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UsageError(f"{source}: '{key}' must be a number, got {value!r}")
+        return float(value)
+    if name in _STR_FIELDS:
+        if not isinstance(value, str):
+            raise UsageError(f"{source}: '{key}' must be a string, got {value!r}")
+        return value
+    if name == "baseline":
+        if not isinstance(value, bool):
+            raise UsageError(f"{source}: 'baseline' must be true or false")
+        return value
+    if name == "hidden_units":
+        items = value.split(",") if isinstance(value, str) else value
+        try:
+            return tuple(int(u) for u in items)
+        except (TypeError, ValueError) as err:
+            raise UsageError(
+                f"{source}: 'hidden-units' must be a list of integers, got {value!r}"
+            ) from err
+    raise UsageError(f"{source}: unknown setting '{key}'")

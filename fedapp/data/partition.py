@@ -1,0 +1,153 @@
+"""Partitioners: split one table's rows into one index array per client.
+
+Every partitioner is a pure function of its inputs and a seeded generator, so
+each simulated client can recompute its own share without any coordination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fedapp.errors import UsageError
+
+MIN_PARTITION_ROWS = 10
+_DIRICHLET_TRIES = 100
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """A parsed ``--partition`` value.
+
+    Attributes
+    ----------
+    kind : str
+        ``iid``, ``dirichlet`` or ``column``.
+    alpha : float | None
+        Concentration for ``dirichlet``.
+    column : str | None
+        Column name for ``column``.
+
+    """
+
+    kind: str
+    alpha: float | None = None
+    column: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PartitionSpec:
+        """Parse ``iid``, ``dirichlet:ALPHA`` or ``column:NAME``."""
+        kind, _, arg = text.partition(":")
+        if kind == "iid" and not arg:
+            return cls("iid")
+        if kind == "dirichlet":
+            try:
+                alpha = float(arg)
+            except ValueError:
+                raise UsageError(
+                    f"partition '{text}': dirichlet needs a number, e.g. dirichlet:0.5"
+                ) from None
+            if not alpha > 0:
+                raise UsageError(f"partition '{text}': dirichlet alpha must be > 0")
+            return cls("dirichlet", alpha=alpha)
+        if kind == "column" and arg:
+            return cls("column", column=arg)
+        raise UsageError(f"partition '{text}' is not one of: iid, dirichlet:ALPHA, column:NAME")
+
+
+def partition(
+    frame: pd.DataFrame,
+    spec: PartitionSpec,
+    clients: int,
+    target: str,
+    seed: int,
+) -> list[np.ndarray]:
+    """Split ``frame``'s row positions into ``clients`` index arrays.
+
+    Raises
+    ------
+    UsageError
+        When the split is impossible or leaves a client without rows.
+
+    """
+    rng = np.random.default_rng(seed)
+    if spec.kind == "iid":
+        parts = iid(len(frame), clients, rng)
+    elif spec.kind == "dirichlet":
+        assert spec.alpha is not None
+        parts = dirichlet(frame[target].to_numpy(), clients, spec.alpha, rng)
+    else:
+        assert spec.column is not None
+        parts = by_column(frame, spec.column, clients)
+    for pid, rows in enumerate(parts):
+        if len(rows) == 0:
+            raise UsageError(f"partition {spec.kind} left client {pid} with no rows")
+    return parts
+
+
+def iid(rows: int, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle the rows and deal them into equal shares."""
+    if rows < clients:
+        raise UsageError(f"iid: {rows} rows cannot fill {clients} clients")
+    return [np.sort(p) for p in np.array_split(rng.permutation(rows), clients)]
+
+
+def dirichlet(
+    labels: np.ndarray, clients: int, alpha: float, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Label skew: each class is spread over clients with Dirichlet(alpha) shares.
+
+    Draws again until every client has at least ``MIN_PARTITION_ROWS`` rows.
+    """
+    minimum = min(MIN_PARTITION_ROWS, len(labels) // clients)
+    smallest = 0
+    for _ in range(_DIRICHLET_TRIES):
+        shares: list[list[np.ndarray]] = [[] for _ in range(clients)]
+        for label in np.unique(labels):
+            rows = rng.permutation(np.flatnonzero(labels == label))
+            cuts = np.cumsum(rng.dirichlet(np.full(clients, alpha))) * len(rows)
+            for pid, chunk in enumerate(np.split(rows, cuts.astype(int)[:-1])):
+                shares[pid].append(chunk)
+        parts = [np.sort(np.concatenate(s)) for s in shares]
+        smallest = min(len(p) for p in parts)
+        if smallest >= max(minimum, 1):
+            return parts
+    raise UsageError(
+        f"dirichlet:{alpha:g} could not give each of {clients} clients "
+        f"{max(minimum, 1)} rows (smallest got {smallest}); "
+        "use a larger alpha or fewer clients"
+    )
+
+
+def by_column(frame: pd.DataFrame, column: str, clients: int) -> list[np.ndarray]:
+    """One client per distinct value of ``column`` (in sorted value order)."""
+    if column not in frame.columns:
+        raise UsageError(f"partition column '{column}' is not in the data")
+    values = frame[column]
+    if values.isna().any():
+        raise UsageError(f"partition column '{column}' has blank values")
+    groups = values.groupby(values, sort=True).indices
+    if len(groups) != clients:
+        raise UsageError(
+            f"partition column:{column} gives {len(groups)} clients "
+            f"but clients is {clients}; pass --clients {len(groups)}"
+        )
+    return [np.asarray(rows) for rows in groups.values()]
+
+
+def stratified_split(
+    labels: np.ndarray, test_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``test_fraction`` of each class; return (train, test) positions."""
+    test: list[np.ndarray] = []
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        take = round(test_fraction * len(rows))
+        if len(rows) > 1:
+            take = min(max(take, 1), len(rows) - 1)
+        test.append(rows[:take])
+    test_rows = np.sort(np.concatenate(test))
+    train_rows = np.setdiff1d(np.arange(len(labels)), test_rows)
+    return train_rows, test_rows

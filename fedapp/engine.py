@@ -1,0 +1,152 @@
+"""Run a federation on Flower's simulation engine and fill the run directory.
+
+``run_simulation`` is deprecated in Flower 1.42 in favour of ``flwr run``; it
+is still the only in-process entry to the simulation runtime, so it is called
+from :func:`_run_flower_simulation` alone and can be swapped there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fedapp import __version__, data, registry
+from fedapp.config import RunConfig
+from fedapp.errors import UsageError
+from fedapp.runs import RunDir
+
+Event = dict[str, Any]
+
+
+def check(cfg: RunConfig) -> None:
+    """Validate everything that can be checked before a run starts.
+
+    Raises
+    ------
+    UsageError
+        For an unknown strategy, a bad strategy parameter or an impossible split.
+
+    """
+    from fedapp.server import check_strategy
+
+    check_strategy(cfg)
+    data.client_splits(cfg)
+
+
+def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
+    """Check ``cfg``, create the run directory and write the resolved config."""
+    import flwr
+
+    check(cfg)
+    run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
+    plugin = registry.get(cfg.strategy)
+    resolved = cfg.replace(
+        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path)
+    )
+    run_dir.write_config(
+        {**resolved.to_dict(), "versions": {"fedapp": __version__, "flwr": flwr.__version__}}
+    )
+    run_dir.set_status("running", 0, cfg.rounds)
+    return run_dir
+
+
+def simulate(
+    cfg: RunConfig,
+    root: Path = Path("runs"),
+    on_event: Callable[[Event], None] | None = None,
+    verbose: bool = False,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Run ``cfg`` on the simulation engine; return the run directory and summary.
+
+    The run directory ends ``finished`` with ``summary.json`` and
+    ``model.keras``, or ``failed``/``stopped`` with the reason; it never looks
+    finished when it is not.
+    """
+    run_dir = prepare_run(cfg, root)
+    started = time.monotonic()
+    try:
+        from fedapp.client import build_client_app
+        from fedapp.server import server_components
+
+        components, strategy = server_components(cfg, run_dir, on_event, finalize=False)
+        _run_flower_simulation(components, build_client_app(cfg), cfg.clients, verbose)
+        if "federated" not in strategy.final:
+            raise RuntimeError("the simulation ended before its last round")
+        summary = strategy.summary()
+        if cfg.baseline:
+            from fedapp.baseline import centralized
+            from fedapp.data.stats import Preprocessor
+
+            prep = Preprocessor.from_json(strategy.preprocessing)
+            summary["centralized"] = centralized(cfg, prep)
+            summary["gap"] = {
+                k: summary["federated"][k] - summary["centralized"][k] for k in summary["federated"]
+            }
+        summary["wall_seconds"] = round(time.monotonic() - started, 3)
+        run_dir.write_summary(summary)
+        run_dir.set_status("finished", cfg.rounds, cfg.rounds)
+        return run_dir, summary
+    except KeyboardInterrupt:
+        _set_final(run_dir, "stopped", cfg, "interrupted")
+        raise
+    except BaseException as err:
+        _set_final(run_dir, "failed", cfg, _reason(err))
+        raise
+
+
+def _set_final(run_dir: RunDir, state: str, cfg: RunConfig, reason: str) -> None:
+    try:
+        current = run_dir.read_status().get("round", 0)
+    except (OSError, ValueError):
+        current = 0
+    run_dir.set_status(state, current, cfg.rounds, error=reason)
+
+
+def _reason(err: BaseException) -> str:
+    """The innermost message: Flower wraps the app's exception in its own."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return f"{type(err).__name__}: {err}"
+
+
+def _run_flower_simulation(
+    components: Any, client_app: Any, num_clients: int, verbose: bool
+) -> None:
+    """Start Flower's simulation runtime (Ray backend) with one actor per core."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Opt in to Ray's future behaviour now; it only silences a FutureWarning.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    import ray
+
+    if not ray.is_initialized():
+        # Started here rather than by Flower: without a per-job runtime_env
+        # (fedapp is installed, its actors need no PYTHONPATH), Ray can hand
+        # the actors the workers it pre-started, and they boot while this
+        # process imports TensorFlow below.
+        ray.init(
+            num_cpus=os.cpu_count() or 1,
+            include_dashboard=False,
+            log_to_driver=verbose,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+        )
+    from flwr.server import ServerApp
+    from flwr.simulation import run_simulation
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.ERROR)
+    backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
+    run_simulation(
+        server_app=ServerApp(server_fn=lambda _context: components),
+        client_app=client_app,
+        num_supernodes=num_clients,
+        backend_config=backend_config,
+        verbose_logging=verbose,
+    )
+
+
+__all__ = ["UsageError", "check", "prepare_run", "simulate"]

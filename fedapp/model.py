@@ -1,0 +1,212 @@
+"""The Keras model, its FedProx-aware training step, and binary metrics.
+
+TensorFlow is imported here and only here (plus where a caller imports this
+module), so that the CLI's help, the plugin listing and the UI stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import warnings
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Keras 3.15 trips NumPy 2's `__array__(copy=...)` deprecation when saving.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras\.")
+
+_EPS = 1e-7
+_configured = False
+
+
+def _configure_runtime() -> None:
+    """Pin TensorFlow to one thread per process.
+
+    A small MLP gains nothing from intra-op parallelism, and simulated clients
+    already run one per core; extra threads only contend.
+    """
+    global _configured
+    if _configured:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime was initialised before we got here
+        pass
+    _configured = True
+
+
+class ProximalTerm:
+    """FedProx's anchor: ``mu`` and the global weights of the current round.
+
+    Kept outside Keras' attribute tracking so that ``model.get_weights()``
+    stays exactly the trainable model and nothing else.
+    """
+
+    def __init__(self, variables: Sequence[keras.Variable]) -> None:
+        self.mu = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+        self.anchors = [tf.Variable(v, trainable=False) for v in variables]
+
+    def set(self, mu: float, weights: Sequence[np.ndarray]) -> None:
+        """Anchor to ``weights``; assignments do not retrace the train step."""
+        self.mu.assign(mu)
+        for anchor, value in zip(self.anchors, weights, strict=True):
+            anchor.assign(value)
+
+
+@keras.saving.register_keras_serializable(package="fedapp")
+class FedModel(keras.Model):
+    """A functional Keras model whose loss carries FedProx's proximal term.
+
+    ``loss = task_loss + (mu / 2) * ||w - w_global||^2`` over the trainable
+    weights; with ``mu == 0`` this is the plain loss.
+    """
+
+    proximal: ProximalTerm | None = None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):  # noqa: D102
+        loss = super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        term = self.proximal
+        if term is None or not training:
+            return loss
+        squared = tf.add_n(
+            [
+                tf.reduce_sum(tf.square(w - a))
+                for w, a in zip(self.trainable_variables, term.anchors, strict=True)
+            ]
+        )
+        return loss + 0.5 * term.mu * squared
+
+
+def build_model(
+    n_features: int,
+    hidden_units: Sequence[int] = (64, 32),
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> FedModel:
+    """Build and compile the MLP (``hidden_units`` ReLU layers, sigmoid output).
+
+    The model is traced on first use and then reused: callers change its
+    weights with ``set_weights`` instead of building a new one.
+    """
+    _configure_runtime()
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(n_features,), dtype="float32")
+    hidden = inputs
+    for units in hidden_units:
+        hidden = keras.layers.Dense(units, activation="relu")(hidden)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(hidden)
+    model = FedModel(inputs=inputs, outputs=outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="binary_crossentropy",
+    )
+    model.proximal = ProximalTerm(model.trainable_variables)
+    model.optimizer.build(model.trainable_variables)
+    model._fresh_optimizer_state = [v.numpy() for v in model.optimizer.variables]
+    return model
+
+
+def reset_optimizer(model: FedModel) -> None:
+    """Give the optimizer a fresh state, as if it had just been built.
+
+    Each fit is a new local optimisation; Adam's moments must not carry over
+    between rounds or between the clients that share one cached model.
+    """
+    for variable, value in zip(
+        model.optimizer.variables, model._fresh_optimizer_state, strict=True
+    ):
+        variable.assign(value)
+
+
+def _epoch_function(model: FedModel):
+    """One compiled pass over shuffled rows, traced once per model.
+
+    ``model.fit`` costs tens of milliseconds per call in set-up alone, which
+    dominates a federated round of a few dozen steps; a single ``tf.function``
+    looping over ``model.train_step`` runs the same step for a fraction of it.
+    """
+    epoch = getattr(model, "_fedapp_epoch", None)
+    if epoch is not None:
+        return epoch
+    width = model.inputs[0].shape[-1]
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, width], tf.float32),
+            tf.TensorSpec([None], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ]
+    )
+    def epoch(x: tf.Tensor, y: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:
+        rows = tf.shape(x)[0]
+        loss = tf.constant(0.0)
+        for start in tf.range(0, rows, batch_size):
+            logs = model.train_step((x[start : start + batch_size], y[start : start + batch_size]))
+            loss = tf.cast(logs["loss"], tf.float32)
+        return loss
+
+    model._fedapp_epoch = epoch
+    return epoch
+
+
+def train(
+    model: FedModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int | Sequence[int],
+    proximal_mu: float = 0.0,
+) -> float:
+    """Train from the model's current weights; return the last epoch's mean loss.
+
+    Each epoch visits the rows in an order drawn from a generator seeded by
+    ``seed``, so a run is reproducible whichever process executes it. The
+    optimizer starts fresh and the proximal anchor is the starting weights.
+    """
+    reset_optimizer(model)
+    assert model.proximal is not None
+    model.proximal.set(proximal_mu, model.get_weights())
+    epoch = _epoch_function(model)
+    rng = np.random.default_rng(seed)
+    loss = float("nan")
+    for _ in range(epochs):
+        model.reset_metrics()
+        order = rng.permutation(len(x))
+        loss = float(epoch(x[order], y[order], np.int32(batch_size)))
+    return loss
+
+
+def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Churn probabilities for ``x`` (one call, no callbacks)."""
+    return np.asarray(model.predict_on_batch(x), dtype=np.float64).ravel()
+
+
+def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+    """AUC, accuracy (threshold 0.5) and log-loss of predicted probabilities.
+
+    AUC is ``nan`` when ``y_true`` has a single class.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y_true = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.clip(np.asarray(y_prob, dtype=np.float64).ravel(), _EPS, 1 - _EPS)
+    loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
+    accuracy = float(np.mean((p >= 0.5) == (y_true >= 0.5)))
+    auc = float(roc_auc_score(y_true, p)) if len(np.unique(y_true)) == 2 else float("nan")
+    return {"auc": auc, "accuracy": accuracy, "loss": loss}
+
+
+def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Score the model's current weights on ``(x, y)``."""
+    return binary_metrics(y, predict(model, x))

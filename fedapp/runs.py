@@ -1,0 +1,154 @@
+"""The run directory: the contract between the engine and its readers.
+
+``runs/<run-id>/`` holds ``config.json``, ``status.json`` (rewritten
+atomically), ``metrics.jsonl`` (appended per event), ``summary.json``,
+``preprocessing.json`` (the federated preprocessing, aggregates only) and
+``model.keras``. Readers such as the UI and the benchmarks use this module
+and never the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedapp.errors import UsageError
+
+STATES = ("running", "finished", "failed", "stopped")
+
+
+def _clean(value: Any) -> Any:
+    """Make metrics JSON-safe: NaN and infinities become ``null``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):  # NumPy scalars
+        return _clean(value.item())
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(_clean(data), handle, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run's directory."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        """The directory's name."""
+        return self.path.name
+
+    @property
+    def config_file(self) -> Path:  # noqa: D102
+        return self.path / "config.json"
+
+    @property
+    def status_file(self) -> Path:  # noqa: D102
+        return self.path / "status.json"
+
+    @property
+    def metrics_file(self) -> Path:  # noqa: D102
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_file(self) -> Path:  # noqa: D102
+        return self.path / "summary.json"
+
+    @property
+    def model_file(self) -> Path:  # noqa: D102
+        return self.path / "model.keras"
+
+    @property
+    def preprocessing_file(self) -> Path:  # noqa: D102
+        return self.path / "preprocessing.json"
+
+    @classmethod
+    def create(cls, path: Path | None, root: Path, name: str) -> RunDir:
+        """Make a new run directory; never reuse one that holds a run.
+
+        Parameters
+        ----------
+        path : Path | None
+            The directory the user asked for, or ``None`` for a fresh one
+            under ``root`` named after the time and ``name``.
+        root : Path
+            Parent of generated run directories.
+        name : str
+            Goes into a generated directory's name (e.g. the strategy).
+
+        """
+        if path is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = root / f"{stamp}-{name}-{secrets.token_hex(2)}"
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise UsageError(
+                f"run directory {path} already exists and is not empty; choose another --run-dir"
+            )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create run directory {path}: {err.strerror}") from err
+        return cls(path)
+
+    def write_config(self, config: dict[str, Any]) -> None:  # noqa: D102
+        write_json_atomic(self.config_file, config)
+
+    def set_status(
+        self, state: str, round_: int, rounds: int, error: str | None = None, **extra: Any
+    ) -> None:
+        """Rewrite ``status.json`` atomically."""
+        assert state in STATES, state
+        status = {"state": state, "round": round_, "rounds": rounds, "error": error}
+        write_json_atomic(self.status_file, {**status, **extra})
+
+    def append_metrics(self, event: dict[str, Any]) -> None:
+        """Append one event as a line of ``metrics.jsonl``."""
+        line = json.dumps(_clean(event), separators=(",", ":"))
+        with self.metrics_file.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:  # noqa: D102
+        write_json_atomic(self.summary_file, summary)
+
+    def read_config(self) -> dict[str, Any]:  # noqa: D102
+        return json.loads(self.config_file.read_text(encoding="utf-8"))
+
+    def read_status(self) -> dict[str, Any]:  # noqa: D102
+        return json.loads(self.status_file.read_text(encoding="utf-8"))
+
+    def read_summary(self) -> dict[str, Any]:  # noqa: D102
+        return json.loads(self.summary_file.read_text(encoding="utf-8"))
+
+    def read_metrics(self) -> Iterator[dict[str, Any]]:
+        """Yield the events of ``metrics.jsonl`` in order (a torn last line is skipped)."""
+        if not self.metrics_file.exists():
+            return
+        with self.metrics_file.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue

@@ -1,0 +1,1 @@
+"""Built-in strategy plugins, one file each, registered through entry points."""

@@ -1,0 +1,98 @@
+"""The command line: listings, and one clear line with exit code 2 for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fedapp.cli import app
+
+runner = CliRunner()
+
+
+def test_strategies_lists_plugins_and_parameters() -> None:
+    result = runner.invoke(app, ["strategies", "--json"])
+    assert result.exit_code == 0
+    listing = {p["name"]: p for p in json.loads(result.stdout)}
+    assert {"fedavg", "fedprox", "weighted"} <= set(listing)
+    [mu] = listing["fedprox"]["params"]
+    assert (mu["name"], mu["type"], mu["default"]) == ("proximal-mu", "float", 0.1)
+    table = runner.invoke(app, ["strategies"])
+    assert "proximal-mu" in table.stdout and "server-learning-rate" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "nope"], "unknown strategy 'nope'; installed: fedavg, fedprox, weighted"),
+        (["--rounds", "0"], "rounds must be > 0"),
+        (["--clients", "0"], "clients must be > 0"),
+        (["--clients", "-2"], "clients must be > 0"),
+        (["--strategy", "fedprox", "--proximal-mu", "-0.1"], "--proximal-mu must be >= 0"),
+        (["--partition", "dirichlet:0"], "dirichlet alpha must be > 0"),
+        (["--partition", "dirichlet:-1"], "dirichlet alpha must be > 0"),
+        (["--partition", "shuffle"], "is not one of: iid, dirichlet:ALPHA, column:NAME"),
+        (["--partition", "column:region"], "partition column 'region' is not in the data"),
+        (["--clients", "5", "--demo-rows", "3"], "demo-rows (3) must be at least clients (5)"),
+        (
+            ["--clients", "2", "--partition", "iid", "--demo-rows", "3"],
+            "too few to hold out a test split",
+        ),
+        (
+            ["--partition", "dirichlet:0.0001", "--clients", "8", "--demo-rows", "200"],
+            "use a larger alpha or fewer clients",
+        ),
+        (["--clients-per-round", "4"], "clients-per-round (4) must not exceed clients (3)"),
+        (["--proximal-mu", "0.1"], "strategy 'fedavg' has no parameter --proximal-mu"),
+        (["--strategy", "weighted", "--policy", "best"], "--policy must be one of"),
+        (
+            ["--strategy", "weighted", "--policy", "custom", "--client-weights", "1,2"],
+            "one value per client (3), got 2",
+        ),
+        (["--learning-rate", "0"], "learning-rate must be > 0"),
+        (["--roundz", "3"], "has no parameter --roundz"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["simulate", "--runs-dir", str(tmp_path / "runs"), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # nothing that looks like a run
+
+
+def test_malformed_toml_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text("rounds = [\n", encoding="utf-8")
+    result = runner.invoke(app, ["simulate", "--config", str(config)])
+    assert result.exit_code == 2 and "malformed TOML" in result.stderr
+    config.write_text('strategy = "fedprox"\n[strategy-params]\nproximal-mu = -1\n')
+    result = runner.invoke(app, ["simulate", "--config", str(config)])
+    assert result.exit_code == 2 and "--proximal-mu must be >= 0" in result.stderr
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path: Path) -> None:
+    run_dir = tmp_path / "exp"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text("{}")
+    result = runner.invoke(app, ["simulate", "--run-dir", str(run_dir)])
+    assert result.exit_code == 2 and "already exists" in result.stderr
+    assert (run_dir / "summary.json").read_text() == "{}"
+
+
+def test_console_script_help_is_fast_and_names_strategy_flags() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "fedapp.cli", "simulate", "--help"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "--proximal-mu" in out.stdout and "--clients-per-round" in out.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, fedapp.cli, fedapp.registry; fedapp.registry.installed();"
+         "print('tensorflow' in sys.modules, 'ray' in sys.modules)"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert probe.stdout.split() == ["False", "False"]

@@ -1,0 +1,71 @@
+"""The client's side of the privacy ledger, checked on what it actually returns."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fedapp import data
+from fedapp.client import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, ChurnClient
+from fedapp.config import RunConfig
+from fedapp.model import build_model
+
+ALLOWED_METRICS = {"partition-id", "train-loss", "auc", "accuracy", "loss"}
+
+
+@pytest.fixture
+def client(small_cfg: RunConfig) -> ChurnClient:
+    return ChurnClient(small_cfg, partition_id=1)
+
+
+@pytest.fixture
+def round_config(small_cfg: RunConfig) -> dict:
+    splits = data.client_splits(small_cfg)
+    stats = [data.local_statistics(c.train, c.schema, 5) for c in splits]
+    prep = data.fit_preprocessor(stats, splits[0].schema, small_cfg)
+    return {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1, "n_features": prep.n_features}
+
+
+def test_statistics_answer_holds_no_row_and_no_id(client: ChurnClient, small_cfg) -> None:
+    answer = client.get_properties({STATISTICS_QUERY: True})
+    assert set(answer) == {"partition-id", "schema", "statistics"}
+    stats = json.loads(answer["statistics"])
+    rows = data.client_data(small_cfg, 1).train
+    assert stats["rows"] == len(rows)
+    # Per numeric column: exactly count, sum and sum of squares.
+    assert all(len(v) == 3 for v in stats["numeric"].values())
+    # Per category: counts only, and only those of at least min-category-count.
+    assert all(n >= small_cfg.min_category_count for c in stats["categorical"].values()
+               for n in c.values())  # fmt: skip
+    # No individual value travels: near-unique balances never appear in the answer.
+    text = json.dumps(answer)
+    balances = rows["balance"][rows["balance"] > 0].head(50)
+    assert not any(f"{b:.2f}" in text or repr(b) in text for b in balances)
+    # Without the query a client only says who it is.
+    assert client.get_properties({}) == {"partition-id": 1}
+
+
+def test_fit_returns_weights_count_and_allowed_metrics(client, round_config, small_cfg) -> None:
+    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    weights, examples, metrics = client.fit(start, round_config)
+    assert [w.shape for w in weights] == [w.shape for w in start]
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, start, strict=True))
+    assert examples == len(data.client_data(small_cfg, 1).train)
+    assert set(metrics) <= ALLOWED_METRICS and metrics["partition-id"] == 1
+
+
+def test_evaluate_scores_own_test_rows(client, round_config, small_cfg) -> None:
+    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    loss, examples, metrics = client.evaluate(start, round_config)
+    assert examples == len(data.client_data(small_cfg, 1).test)
+    assert set(metrics) <= ALLOWED_METRICS
+    assert loss == metrics["loss"] and 0 <= metrics["accuracy"] <= 1
+
+
+def test_fit_is_reproducible_across_client_objects(round_config, small_cfg) -> None:
+    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    a, _, _ = ChurnClient(small_cfg, 2).fit(start, round_config)
+    ChurnClient(small_cfg, 0).fit(start, round_config)  # the process's model is shared
+    b, _, _ = ChurnClient(small_cfg, 2).fit(start, round_config)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)

@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fedapp import data
+from fedapp.config import RunConfig
+from fedapp.data.partition import PartitionSpec, dirichlet, iid, partition, stratified_split
+from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
+from fedapp.data.synthetic import INSTITUTION, TARGET, make_churn_table
+from fedapp.errors import UsageError
+
+
+def test_synthetic_table_is_seeded_non_iid_and_has_blanks() -> None:
+    a = make_churn_table(rows=6000, institutions=3, seed=1)
+    b = make_churn_table(rows=6000, institutions=3, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert 0.2 < a[TARGET].mean() < 0.3
+    assert a["age"].isna().any()
+    assert set(a[INSTITUTION]) == {"inst-0", "inst-1", "inst-2"}
+    # Institutions serve different customers: contract mixes differ.
+    mix = pd.crosstab(a[INSTITUTION], a["contract"], normalize="index")
+    assert (mix.max() - mix.min()).max() > 0.1
+    assert not make_churn_table(rows=6000, institutions=3, seed=2).equals(a)
+
+
+def test_partition_spec_parsing() -> None:
+    assert PartitionSpec.parse("iid") == PartitionSpec("iid")
+    assert PartitionSpec.parse("dirichlet:0.5").alpha == 0.5
+    assert PartitionSpec.parse("column:Geography").column == "Geography"
+    for bad, message in [
+        ("dirichlet:0", "alpha must be > 0"),
+        ("dirichlet:-1", "alpha must be > 0"),
+        ("dirichlet:x", "needs a number"),
+        ("random", "is not one of"),
+        ("column:", "is not one of"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            PartitionSpec.parse(bad)
+
+
+def test_iid_deals_every_row_once() -> None:
+    parts = iid(103, 4, np.random.default_rng(0))
+    assert sorted(np.concatenate(parts).tolist()) == list(range(103))
+    assert {len(p) for p in parts} <= {25, 26}
+
+
+def test_dirichlet_skews_labels_and_keeps_every_row() -> None:
+    labels = np.array([0] * 800 + [1] * 200)
+    parts = dirichlet(labels, 5, 0.1, np.random.default_rng(3))
+    assert sorted(np.concatenate(parts).tolist()) == list(range(1000))
+    rates = [labels[p].mean() for p in parts]
+    assert max(rates) - min(rates) > 0.3
+    assert min(len(p) for p in parts) >= 10
+
+
+def test_dirichlet_reports_an_impossible_minimum() -> None:
+    labels = np.array([0] * 30 + [1] * 10)
+    with pytest.raises(UsageError, match="use a larger alpha or fewer clients"):
+        dirichlet(labels, 4, 0.001, np.random.default_rng(0))
+
+
+def test_column_partition_needs_matching_client_count() -> None:
+    frame = pd.DataFrame({"g": ["a", "b", "a", "c"], TARGET: [0, 1, 0, 1]})
+    parts = partition(frame, PartitionSpec.parse("column:g"), 3, TARGET, 0)
+    assert [p.tolist() for p in parts] == [[0, 2], [1], [3]]
+    with pytest.raises(UsageError, match="gives 3 clients but clients is 2; pass --clients 3"):
+        partition(frame, PartitionSpec.parse("column:g"), 2, TARGET, 0)
+    with pytest.raises(UsageError, match="'nope' is not in the data"):
+        partition(frame, PartitionSpec.parse("column:nope"), 3, TARGET, 0)
+
+
+def test_iid_refuses_more_clients_than_rows() -> None:
+    frame = pd.DataFrame({TARGET: [0, 1, 0]})
+    with pytest.raises(UsageError, match="3 rows cannot fill 5 clients"):
+        partition(frame, PartitionSpec("iid"), 5, TARGET, 0)
+
+
+def test_stratified_split_keeps_class_balance() -> None:
+    labels = np.array([0] * 80 + [1] * 20)
+    train, test = stratified_split(labels, 0.25, np.random.default_rng(0))
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 100
+    assert labels[test].sum() == 5 and len(test) == 25
+
+
+def test_client_splits_cover_the_table_without_overlap(small_cfg: RunConfig) -> None:
+    splits = data.client_splits(small_cfg)
+    assert len(splits) == small_cfg.clients
+    total = sum(len(c.train) + len(c.test) for c in splits)
+    assert total == small_cfg.demo_rows
+    pooled = data.pooled_train(small_cfg)
+    assert len(pooled) + len(data.global_test(small_cfg)) == total
+    # The natural split: one institution per client.
+    assert [c.train[INSTITUTION].nunique() for c in splits] == [1, 1, 1]
+
+
+def test_federated_statistics_equal_pooled_statistics(small_cfg: RunConfig) -> None:
+    splits = data.client_splits(small_cfg)
+    schema = splits[0].schema
+    merged = merge_statistics(local_statistics(c.train, schema, 1) for c in splits)
+    pooled = local_statistics(data.pooled_train(small_cfg), schema, 1)
+    assert merged["rows"] == pooled["rows"] and merged["positives"] == pooled["positives"]
+    for column, triple in pooled["numeric"].items():
+        np.testing.assert_allclose(merged["numeric"][column], triple, rtol=1e-12)
+    assert merged["categorical"] == pooled["categorical"]
+
+
+def test_statistics_hold_only_aggregates() -> None:
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, 2.0, np.nan, 4.0],
+            "plan": ["a", "a", "a", "rare"],
+            TARGET: [0, 1, 0, 1],
+        }
+    )
+    stats = local_statistics(frame, Schema(("x",), ("plan",), TARGET), min_count=2)
+    assert stats == {
+        "rows": 4,
+        "positives": 2,
+        "numeric": {"x": [3.0, 7.0, 21.0]},
+        "categorical": {"plan": {"a": 3}},  # "rare" (1 < 2) is never reported
+    }
+    json.dumps(stats)
+
+
+def test_preprocessor_standardises_imputes_and_folds_rare_categories() -> None:
+    schema = Schema(("x",), ("plan",), TARGET)
+    stats = {
+        "rows": 4,
+        "positives": 1,
+        "numeric": {"x": [2.0, 4.0, 10.0]},  # mean 2, var 5 - 4 = 1
+        "categorical": {"plan": {"a": 5, "b": 1}},
+    }
+    prep = Preprocessor.fit(stats, schema, min_count=2)
+    assert prep.categorical == (("plan", ("a",)),)
+    frame = pd.DataFrame({"x": [3.0, np.nan], "plan": ["b", None], TARGET: [1, 0]})
+    x, y = prep.transform(frame)
+    np.testing.assert_allclose(x, [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(y, [1.0, 0.0])
+    assert prep.n_features == 3
+    assert Preprocessor.from_json(prep.to_json()) == prep
+
+
+def test_client_data_rejects_unknown_partition(small_cfg: RunConfig) -> None:
+    with pytest.raises(UsageError, match=r"outside 0\.\.2"):
+        data.client_data(small_cfg, 3)

@@ -1,0 +1,143 @@
+"""End to end on Flower's simulation engine (Ray): slow, deselect with -m 'not slow'."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+
+from fedapp.config import RunConfig
+from fedapp.engine import simulate
+
+pytestmark = pytest.mark.slow
+
+TINY = {"clients": 2, "rounds": 2, "demo_rows": 1200, "seed": 3}
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
+
+
+def test_run_directory_contract(tmp_path: Path) -> None:
+    events_seen: list[dict] = []
+    run, summary = simulate(RunConfig(**TINY), tmp_path, on_event=events_seen.append)
+    names = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "status.json", "metrics.jsonl", "summary.json", "model.keras",
+            "preprocessing.json"} <= names  # fmt: skip
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["rounds"] == 2 and config["partition"] == "column:institution"
+    assert set(config["versions"]) == {"fedapp", "flwr"}
+    assert config["versions"]["flwr"].startswith("1.42")
+    status = json.loads((run.path / "status.json").read_text())
+    assert status == {"state": "finished", "round": 2, "rounds": 2, "error": None}
+
+    events = _metrics(run.path)
+    assert events == [{k: v for k, v in e.items() if k != "time"} for e in events_seen]
+    central = [e for e in events if e["scope"] == "centralized"]
+    federated = [e for e in events if e["stage"] == "evaluate" and e["scope"] == "federated"]
+    fits = [e for e in events if e["stage"] == "fit"]
+    assert [e["round"] for e in central] == [0, 1, 2]
+    assert [e["round"] for e in federated] == [1, 2] == [e["round"] for e in fits]
+    assert set(federated[0]["clients"]) == {"0", "1"}
+    assert set(federated[0]["clients"]["0"]) == {"auc", "accuracy", "loss", "examples"}
+
+    saved = json.loads((run.path / "summary.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    for scope in ("federated", "centralized"):
+        assert set(saved[scope]) == {"auc", "accuracy", "loss"}
+    assert saved["federated"] == central[-1]["metrics"]
+    assert saved["gap"]["auc"] == pytest.approx(
+        saved["federated"]["auc"] - saved["centralized"]["auc"]
+    )
+    assert saved["wall_seconds"] > 0
+    model = keras.saving.load_model(run.path / "model.keras")
+    assert model.count_params() > 0
+
+
+def test_same_seed_same_metrics_with_client_sampling(tmp_path: Path) -> None:
+    cfg = RunConfig(clients=4, clients_per_round=2, rounds=3, demo_rows=1600, seed=11,
+                    partition="iid", baseline=False)  # fmt: skip
+    first, _ = simulate(cfg, tmp_path / "a")
+    second, _ = simulate(cfg, tmp_path / "b")
+    a, b = _metrics(first.path), _metrics(second.path)
+    assert a == b
+    fits = [e for e in a if e["stage"] == "fit"]
+    assert all(len(e["clients"]) == 2 for e in fits)
+    assert len({tuple(e["clients"]) for e in fits}) > 1  # different clients over rounds
+    other, _ = simulate(cfg.replace(seed=12), tmp_path / "c")
+    assert _metrics(other.path) != a
+
+
+def test_weighted_with_eta_one_matches_fedavg(tmp_path: Path) -> None:
+    cfg = RunConfig(**TINY, baseline=False)
+    _, fedavg = simulate(cfg, tmp_path / "fedavg")
+    _, weighted = simulate(
+        cfg.replace(strategy="weighted", strategy_params={"server-learning-rate": 1.0}),
+        tmp_path / "weighted",
+    )
+    for name, value in fedavg["federated"].items():
+        assert weighted["federated"][name] == pytest.approx(value, abs=1e-4)
+
+
+def test_fedprox_run(tmp_path: Path) -> None:
+    cfg = RunConfig(**TINY, strategy="fedprox", strategy_params={"proximal-mu": 0.5})
+    run, summary = simulate(cfg, tmp_path)
+    assert summary["strategy"] == "fedprox" and summary["federated"]["auc"] > 0.6
+    assert run.read_config()["strategy-params"] == {"proximal-mu": 0.5}
+
+
+def test_third_party_strategy_runs(tmp_path: Path, install_plugin, median_plugin: str) -> None:
+    install_plugin("median", "fedapp_median_plugin", median_plugin)
+    cfg = RunConfig(**TINY, strategy="median", strategy_params={"tag": "t"}, baseline=False)
+    run, summary = simulate(cfg, tmp_path)
+    assert run.read_status()["state"] == "finished"
+    assert run.read_config()["strategy-params"] == {"tag": "t"}
+    assert summary["federated"]["auc"] > 0.5
+
+
+FAILING_PLUGIN = """
+    from flwr.server.strategy import FedAvg
+
+    from fedapp.registry import StrategyPlugin
+
+
+    class Failing(FedAvg):
+        def aggregate_fit(self, server_round, results, failures):
+            if server_round == 2:
+                raise RuntimeError("aggregation exploded")
+            return super().aggregate_fit(server_round, results, failures)
+
+
+    plugin = StrategyPlugin("failing", "Fails in round 2.", lambda common, _: Failing(**common))
+"""
+
+
+def test_failed_run_never_looks_finished(tmp_path: Path, install_plugin) -> None:
+    install_plugin("failing", "fedapp_failing_plugin", FAILING_PLUGIN)
+    cfg = RunConfig(**{**TINY, "rounds": 3}, strategy="failing")
+    with pytest.raises(Exception, match="aggregation exploded"):
+        simulate(cfg, tmp_path / "runs")
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed" and status["round"] == 1
+    assert "aggregation exploded" in status["error"]
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_cli_json_and_toml(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text("rounds = 5\nclients = 2\ndemo-rows = 1000\nbaseline = false\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "fedapp.cli", "simulate", "--config", str(config),
+         "--rounds", "1", "--json", "--run-dir", str(tmp_path / "exp")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["rounds"] == 1 and "centralized" not in summary
+    assert json.loads((tmp_path / "exp" / "config.json").read_text())["clients"] == 2
