@@ -17,6 +17,7 @@ from rich.table import Table
 
 from fedapp.config import RunConfig, read_toml
 from fedapp.errors import UsageError
+from fedapp.runs import json_safe
 
 app = typer.Typer(
     help="Federated learning across institutions on Flower: each keeps its rows, "
@@ -173,7 +174,7 @@ def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
         if cfg.baseline:
             progress.update(task, description="done")
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.write(json.dumps(json_safe(summary), indent=2) + "\n")
         return
     _print_summary(run_dir.path, summary)
 

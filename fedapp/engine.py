@@ -129,7 +129,7 @@ def _run_flower_simulation(
         # the actors the workers it pre-started, and they boot while this
         # process imports TensorFlow below.
         ray.init(
-            num_cpus=os.cpu_count() or 1,
+            num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,

@@ -98,12 +98,17 @@ def build_model(
     weights with ``set_weights`` instead of building a new one.
     """
     _configure_runtime()
-    keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(n_features,), dtype="float32")
     hidden = inputs
-    for units in hidden_units:
-        hidden = keras.layers.Dense(units, activation="relu")(hidden)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(hidden)
+    # Seeded initialisers rather than keras.utils.set_random_seed: the same
+    # weights for the same seed without resetting the process's global RNGs.
+    for i, units in enumerate(hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", kernel_initializer=_init(seed, i))(
+            hidden
+        )
+    outputs = keras.layers.Dense(
+        1, activation="sigmoid", kernel_initializer=_init(seed, len(hidden_units))
+    )(hidden)
     model = FedModel(inputs=inputs, outputs=outputs)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -113,6 +118,10 @@ def build_model(
     model.optimizer.build(model.trainable_variables)
     model._fresh_optimizer_state = [v.numpy() for v in model.optimizer.variables]
     return model
+
+
+def _init(seed: int, layer: int) -> keras.initializers.Initializer:
+    return keras.initializers.GlorotUniform(seed=seed * 1000 + layer)
 
 
 def reset_optimizer(model: FedModel) -> None:

@@ -25,16 +25,16 @@ from fedapp.errors import UsageError
 STATES = ("running", "finished", "failed", "stopped")
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Make metrics JSON-safe: NaN and infinities become ``null``."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item"):  # NumPy scalars
-        return _clean(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -43,7 +43,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_clean(data), handle, indent=2)
+            json.dump(json_safe(data), handle, indent=2)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -126,7 +126,7 @@ class RunDir:
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """Append one event as a line of ``metrics.jsonl``."""
-        line = json.dumps(_clean(event), separators=(",", ":"))
+        line = json.dumps(json_safe(event), separators=(",", ":"))
         with self.metrics_file.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 

@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from logging import WARNING
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from flwr.common import (
     GetPropertiesIns,
     Parameters,
     Scalar,
+    log,
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
@@ -46,7 +48,8 @@ from fedapp.config import RunConfig
 from fedapp.runs import RunDir
 
 Event = dict[str, Any]
-_STATISTICS_TIMEOUT = 600.0
+_STATISTICS_TIMEOUT = 600
+_WAIT_SLICE = 10
 _METRIC_NAMES = ("auc", "accuracy", "loss")
 
 
@@ -176,8 +179,16 @@ class FederatedRun(Strategy):
         return initial
 
     def _collect_statistics(self, client_manager: ClientManager) -> list[dict[str, Scalar]]:
-        if not client_manager.wait_for(self.cfg.clients, timeout=int(_STATISTICS_TIMEOUT)):
-            raise RuntimeError(f"fewer than {self.cfg.clients} clients connected")
+        waited = 0
+        while not client_manager.wait_for(self.cfg.clients, timeout=_WAIT_SLICE):
+            waited += _WAIT_SLICE
+            connected = client_manager.num_available()
+            if waited >= _STATISTICS_TIMEOUT:
+                raise RuntimeError(
+                    f"only {connected} of {self.cfg.clients} clients connected within "
+                    f"{waited} s; set `clients` to the federation's number of SuperNodes"
+                )
+            log(WARNING, "waiting for clients: %s of %s connected", connected, self.cfg.clients)
         proxies = list(client_manager.all().values())
         ins = GetPropertiesIns({STATISTICS_QUERY: True})
         with ThreadPoolExecutor(max_workers=min(len(proxies), 16)) as pool:
