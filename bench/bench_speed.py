@@ -86,6 +86,9 @@ class RunResult:
         AUC of the final model on the global test set.
     preprocessing : str | None
         Fingerprint of the preprocessing the run used.
+    rounds_seconds : float | None
+        For (a): time from the round-0 evaluation to the last event, i.e. the
+        federated rounds without start-up and shutdown.
 
     """
 
@@ -95,6 +98,7 @@ class RunResult:
     inner_seconds: float | None
     auc: float
     preprocessing: str | None
+    rounds_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[RunResult]:
             )
         )
     results = []
+    rounds_seconds: float | None = None
     for index, (key, label, argv) in enumerate(runs, start=1):
         _progress(f"[{index}/{len(runs)}] ({key}) {label} ...")
         wall, out = run_child(key, argv, tmp, env)
@@ -348,15 +353,39 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[RunResult]:
             inner = out.get("wall_seconds")
             prep_file = run_dir / "preprocessing.json"
             prep = fingerprint(prep_file.read_text("utf-8")) if prep_file.is_file() else None
+            rounds_seconds = rounds_only(run_dir / "metrics.jsonl")
         else:
             auc = float(out["auc"])
             inner = out.get("inner_seconds")
             prep = out.get("preprocessing")
         _progress(f"      {wall:.1f} s, AUC {auc:.4f}")
         results.append(
-            RunResult(key, label, wall, float(inner) if inner is not None else None, auc, prep)
-        )
+            RunResult(
+                key, label, wall, float(inner) if inner is not None else None, auc, prep,
+                rounds_seconds if key == "a" else None,
+            )
+        )  # fmt: skip
     return results
+
+
+def rounds_only(metrics_file: Path) -> float | None:
+    """Seconds from the round-0 evaluation to the last event of a run directory.
+
+    Parameters
+    ----------
+    metrics_file : Path
+        The run's ``metrics.jsonl`` (each event carries ``time`` since start).
+
+    Returns
+    -------
+    float | None
+        The span of the federated rounds, or ``None`` if the file is missing.
+
+    """
+    if not metrics_file.is_file():
+        return None
+    times = [json.loads(line)["time"] for line in metrics_file.read_text("utf-8").splitlines()]
+    return times[-1] - times[0] if times else None
 
 
 def checks(results: list[RunResult]) -> list[Check]:
@@ -420,6 +449,16 @@ def render_table(args: argparse.Namespace, results: list[RunResult], targets: li
         else:
             value = f"{t.value:.4f}" if "AUC" in t.name else f"{t.value:.2f}"
         lines.append(f"{t.name:<34} {value:>8} {t.op + ' ' + str(t.target):>9} {t.status:>8}")
+    by_key = {r.key: r for r in results}
+    a, b = by_key["a"], by_key["b"]
+    if a.rounds_seconds is not None and b.inner_seconds:
+        startup = a.wall_seconds - a.rounds_seconds
+        lines += [
+            "",
+            f"(a) split: {startup:.1f} s start-up and shutdown (imports, Ray, actors, "
+            f"statistics), {a.rounds_seconds:.1f} s of rounds; rounds / (b) inside = "
+            f"{a.rounds_seconds / b.inner_seconds:.2f} (information, not a target)",
+        ]
     prints = {r.key: r.preprocessing for r in results}
     same = len(set(prints.values())) == 1 and None not in prints.values()
     lines += [

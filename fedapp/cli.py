@@ -7,6 +7,7 @@ them, so ``--help`` and ``fedapp strategies`` answer at once.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -166,7 +167,9 @@ def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
         try:
             run_dir, summary = engine.simulate(cfg, runs_root, on_event, verbose)
         except KeyboardInterrupt:
-            raise _fail("interrupted; the run is marked stopped", 130) from None
+            progress.stop()
+            console.print("[bold yellow]stopped:[/] the run is marked stopped", soft_wrap=True)
+            _exit_now(130)
         except UsageError:
             raise
         except Exception as err:
@@ -177,6 +180,17 @@ def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
         sys.stdout.write(json.dumps(json_safe(summary), indent=2) + "\n")
         return
     _print_summary(run_dir.path, summary)
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once: Flower's server thread cannot be cancelled once interrupted.
+
+    The run directory is already marked ``stopped``; Ray's processes share
+    this process's fate and end with it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _print_summary(path: Path, summary: dict[str, Any]) -> None:

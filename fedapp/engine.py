@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +70,7 @@ def simulate(
     """
     run_dir = prepare_run(cfg, root)
     started = time.monotonic()
+    _stop_on_sigterm()
     try:
         from fedapp.client import build_client_app
         from fedapp.server import server_components
@@ -90,8 +93,8 @@ def simulate(
         run_dir.write_summary(summary)
         run_dir.set_status("finished", cfg.rounds, cfg.rounds)
         return run_dir, summary
-    except KeyboardInterrupt:
-        _set_final(run_dir, "stopped", cfg, "interrupted")
+    except KeyboardInterrupt as stop:
+        _set_final(run_dir, "stopped", cfg, f"stopped ({stop or 'SIGINT'})")
         raise
     except BaseException as err:
         _set_final(run_dir, "failed", cfg, _reason(err))
@@ -111,6 +114,16 @@ def _reason(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return f"{type(err).__name__}: {err}"
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (e.g. a UI's stop button) like Ctrl-C: the run ends ``stopped``."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _run_flower_simulation(
@@ -134,6 +147,7 @@ def _run_flower_simulation(
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,
         )
+        _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
     from flwr.server import ServerApp
     from flwr.simulation import run_simulation
 

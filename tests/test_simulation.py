@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -141,3 +143,29 @@ def test_cli_json_and_toml(tmp_path: Path) -> None:
     summary = json.loads(out.stdout)
     assert summary["rounds"] == 1 and "centralized" not in summary
     assert json.loads((tmp_path / "exp" / "config.json").read_text())["clients"] == 2
+
+
+def test_sigterm_marks_the_run_stopped_and_exits(tmp_path: Path) -> None:
+    run_dir = tmp_path / "long"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedapp.cli", "simulate", "--clients", "2", "--rounds", "500",
+         "--demo-rows", "1000", "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = run_dir / "status.json"
+            if status.exists() and json.loads(status.read_text())["round"] >= 1:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the run never reached round 1")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert code == 130
+    assert status["state"] == "stopped" and "SIGTERM" in status["error"]
+    assert not (run_dir / "summary.json").exists()
