@@ -169,3 +169,10 @@ def test_sigterm_marks_the_run_stopped_and_exits(tmp_path: Path) -> None:
     assert code == 130
     assert status["state"] == "stopped" and "SIGTERM" in status["error"]
     assert not (run_dir / "summary.json").exists()
+
+
+def test_default_demo_federated_auc_is_within_001_of_centralized(tmp_path: Path) -> None:
+    run, summary = simulate(RunConfig(), tmp_path)
+    assert run.read_config()["clients"] == 3 and summary["rounds"] == 10
+    assert abs(summary["gap"]["auc"]) <= 0.01
+    assert summary["federated"]["auc"] > 0.8

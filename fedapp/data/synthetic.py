@@ -55,12 +55,12 @@ def make_churn_table(
     sizes = rng.dirichlet(np.full(institutions, 4.0))
     inst = rng.choice(institutions, size=rows, p=sizes)
     inst[:institutions] = np.arange(institutions)  # every institution has customers
-    age_mean = rng.uniform(33, 55, institutions)
-    tenure_scale = rng.uniform(12, 40, institutions)
-    price_level = rng.uniform(-12, 12, institutions)
-    contract_mix = rng.dirichlet(np.full(len(CONTRACTS), 2.0), institutions)
-    payment_mix = rng.dirichlet(np.full(len(PAYMENTS), 2.0), institutions)
-    plan_mix = rng.dirichlet(np.full(len(PLANS), 2.0), institutions)
+    age_mean = rng.uniform(38, 50, institutions)
+    tenure_scale = rng.uniform(15, 35, institutions)
+    price_level = rng.uniform(-8, 8, institutions)
+    contract_mix = rng.dirichlet(np.full(len(CONTRACTS), 4.0), institutions)
+    payment_mix = rng.dirichlet(np.full(len(PAYMENTS), 4.0), institutions)
+    plan_mix = rng.dirichlet(np.full(len(PLANS), 4.0), institutions)
 
     age = np.clip(rng.normal(age_mean[inst], 12), 18, 90)
     tenure = np.clip(rng.exponential(tenure_scale[inst]), 0, 72).round()
