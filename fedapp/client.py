@@ -125,15 +125,20 @@ class ChurnClient(NumPyClient):
         return arrays, model
 
 
+def client_fn(context: Context, cfg: RunConfig | None = None) -> Client:
+    """Build the client for one message, with ``cfg`` or Flower's run config."""
+    if cfg is None:
+        cfg = RunConfig.from_mapping(dict(context.run_config), source="run config")
+    return ChurnClient(cfg, int(context.node_config[PARTITION_KEY])).to_client()
+
+
 def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
     """A ClientApp for ``cfg``; without it, settings come from Flower's run config."""
 
-    def client_fn(context: Context) -> Client:
-        run_cfg = cfg or RunConfig.from_mapping(dict(context.run_config), source="run config")
-        partition_id = int(context.node_config[PARTITION_KEY])
-        return ChurnClient(run_cfg, partition_id).to_client()
+    def for_context(context: Context) -> Client:
+        return client_fn(context, cfg)
 
-    return ClientApp(client_fn=client_fn)
+    return ClientApp(client_fn=for_context)
 
 
 # The Flower App component (`flwr run`): settings from `[tool.flwr.app.config]`.

@@ -130,7 +130,6 @@ def _run_flower_simulation(
     components: Any, client_app: Any, num_clients: int, verbose: bool
 ) -> None:
     """Start Flower's simulation runtime (Ray backend) with one actor per core."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Opt in to Ray's future behaviour now; it only silences a FutureWarning.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
