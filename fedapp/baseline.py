@@ -1,29 +1,163 @@
-"""The centralized baseline: what pooling everyone's rows would have given.
+"""Baselines: what pooling everyone's rows, or staying alone, would have given.
 
-Same preprocessing, model, initial weights and total epochs as the federated
-run, on all clients' training rows together, scored on the same global test
-set. Only a simulation can afford it; it is the yardstick for what federation
-costs.
+Both train the federated run's model (same preprocessing, initial weights,
+batch size, learning rate and ``rounds * local_epochs`` epochs) on other rows
+and score it on the same global test set as the federated model:
+
+* :func:`centralized` trains on all clients' training rows pooled: the
+  yardstick for what federation costs;
+* :func:`local_only` trains one model per client on that client's training
+  rows alone: what each institution gains by joining.
+
+Only a simulation can afford them, as they need every client's rows in one
+place.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from fedapp import data
 from fedapp.config import RunConfig
 from fedapp.data.stats import Preprocessor
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def centralized(cfg: RunConfig, prep: Preprocessor) -> dict[str, float]:
-    """Train on the pooled training rows for ``rounds * local_epochs`` epochs."""
-    from fedapp.model import build_model, evaluate, train
+# Row-order streams of the baselines, above any round number so that they never
+# repeat a client's federated stream `[seed, round, partition]`. One entry, not
+# `[stream, partition]`: NumPy pads seeds with zeros, so `[seed, s]` would draw
+# the same orders as `[seed, s, 0]`.
+_CENTRALIZED_STREAM = 1 << 20
+_LOCAL_STREAM = _CENTRALIZED_STREAM + 1
 
-    x, y = prep.transform(data.pooled_train(cfg))
-    x_test, y_test = prep.transform(data.global_test(cfg))
-    model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
-    train(
-        model, x, y,
-        epochs=cfg.rounds * cfg.local_epochs,
-        batch_size=cfg.batch_size,
-        seed=[cfg.seed, 1 << 20],
-    )  # fmt: skip
-    return evaluate(model, x_test, y_test)
+
+def shuffle_seed(cfg: RunConfig, partition_id: int | None = None) -> list[int]:
+    """The seed of a baseline's row order.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    partition_id : int | None
+        The client of a local-only baseline; ``None`` for the centralized one.
+
+    Returns
+    -------
+    list[int]
+        A seed for :func:`fedapp.model.train`.
+
+    """
+    if partition_id is None:
+        return [cfg.seed, _CENTRALIZED_STREAM]
+    return [cfg.seed, _LOCAL_STREAM + partition_id]
+
+
+class GlobalTestTrainer:
+    """Trains the run's model on given rows and scores it on the global test set.
+
+    One compiled model serves every baseline: building and tracing it costs
+    more than a small client's training, so each baseline only resets its
+    weights to the initial ones (and :func:`fedapp.model.train` resets the
+    optimizer).
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings (model, training and data split).
+    prep : Preprocessor
+        The federated preprocessing, applied to training and test rows alike.
+
+    """
+
+    def __init__(self, cfg: RunConfig, prep: Preprocessor) -> None:
+        from fedapp.model import build_model
+
+        self.cfg = cfg
+        self.prep = prep
+        # Built from the seed exactly as the server builds the federation's start.
+        self.model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+        self.initial = self.model.get_weights()
+        self.test = prep.transform(data.global_test(cfg))
+
+    def score(self, rows: pd.DataFrame, seed: Sequence[int]) -> dict[str, float]:
+        """Train from the initial weights on ``rows``; return global-test metrics.
+
+        Parameters
+        ----------
+        rows : pd.DataFrame
+            Training rows, untransformed.
+        seed : Sequence[int]
+            Seed of the row order (see :func:`shuffle_seed`).
+
+        Returns
+        -------
+        dict[str, float]
+            :func:`fedapp.model.binary_metrics` on the global test set.
+
+        """
+        from fedapp.model import evaluate, train
+
+        x, y = self.prep.transform(rows)
+        self.model.set_weights(self.initial)
+        train(
+            self.model, x, y,
+            epochs=self.cfg.rounds * self.cfg.local_epochs,
+            batch_size=self.cfg.batch_size,
+            seed=seed,
+        )  # fmt: skip
+        return evaluate(self.model, *self.test)
+
+
+def centralized(
+    cfg: RunConfig, prep: Preprocessor, trainer: GlobalTestTrainer | None = None
+) -> dict[str, float]:
+    """Train on the pooled training rows for ``rounds * local_epochs`` epochs.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    prep : Preprocessor
+        The federated preprocessing.
+    trainer : GlobalTestTrainer | None
+        A trainer to reuse (its compiled model); ``None`` builds one.
+
+    Returns
+    -------
+    dict[str, float]
+        The metrics on the global test set.
+
+    """
+    trainer = trainer or GlobalTestTrainer(cfg, prep)
+    return trainer.score(data.pooled_train(cfg), shuffle_seed(cfg))
+
+
+def local_only(
+    cfg: RunConfig, prep: Preprocessor, trainer: GlobalTestTrainer | None = None
+) -> dict[str, dict[str, float]]:
+    """Train one model per client on its own training rows only.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    prep : Preprocessor
+        The federated preprocessing (a lone institution would fit its own;
+        sharing it keeps the comparison about the model alone).
+    trainer : GlobalTestTrainer | None
+        A trainer to reuse (its compiled model); ``None`` builds one.
+
+    Returns
+    -------
+    dict[str, dict[str, float]]
+        Partition id (as a string, like the per-client records of
+        ``metrics.jsonl``) to the metrics on the global test set.
+
+    """
+    trainer = trainer or GlobalTestTrainer(cfg, prep)
+    return {
+        str(pid): trainer.score(data.client_data(cfg, pid).train, shuffle_seed(cfg, pid))
+        for pid in range(cfg.clients)
+    }

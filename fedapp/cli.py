@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fedapp.config import RunConfig, read_toml
@@ -56,19 +59,88 @@ def _strategy_args(args: list[str]) -> dict[str, str]:
     return out
 
 
+# Options shared by the commands that load data (declared once, used by each).
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML file with run settings; flags override it."),
+]
+Clients = Annotated[
+    int | None,
+    typer.Option(help="Institutions in the federation. [default: 3, or one per --client-data]"),
+]
+Seed = Annotated[
+    int | None, typer.Option(help="Seed of data, split, weights, order. [default: 42]")
+]
+Partition = Annotated[
+    str | None,
+    typer.Option(
+        help="iid, dirichlet:ALPHA (label skew), quantity:ALPHA (size skew) or column:NAME. "
+        "[default: column:institution for the demo, iid for a file]"
+    ),
+]
+Data = Annotated[
+    Path | None, typer.Option(help="One CSV/Parquet table, split into clients by --partition.")
+]
+ClientData = Annotated[
+    list[Path] | None,
+    typer.Option(help="One CSV/Parquet file per institution (repeat the option)."),
+]
+Target = Annotated[str | None, typer.Option(help="Binary target column (required with a file).")]
+PositiveLabel = Annotated[
+    str | None, typer.Option(help="Target value meaning positive. [default: inferred yes/true/1]")
+]
+IdColumn = Annotated[
+    str | None, typer.Option(help="Identifier column: never a feature, never sent.")
+]
+Drop = Annotated[list[str] | None, typer.Option(help="Column that is not a feature (repeatable).")]
+Categorical = Annotated[
+    list[str] | None, typer.Option(help="Treat this column as categorical (repeatable).")
+]
+MinCategoryCount = Annotated[
+    int | None,
+    typer.Option(help="Rarer categories fold into 'other' and are never sent. [default: 5]"),
+]
+DemoRows = Annotated[
+    int | None, typer.Option(help="Rows of the built-in churn table. [default: 12000]")
+]
+TestFraction = Annotated[
+    float | None, typer.Option(help="Share of each client's rows held out. [default: 0.2]")
+]
+
+_FIELDS = {f.name for f in fields(RunConfig)}
+
+
+def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> RunConfig:
+    """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``."""
+    flags = {
+        name.replace("_", "-"): _plain(value)
+        for name, value in options.items()
+        if name in _FIELDS and value is not None and value != []
+    }
+    base = read_toml(config) if config else {}
+    settings = {**base, **flags}
+    extra = _strategy_args(args)
+    if extra:
+        settings["strategy-params"] = {**base.get("strategy-params", {}), **extra}
+    return RunConfig.from_mapping(settings, source=str(config) if config else "options")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     epilog=_STRATEGY_HELP,
 )
 def simulate(
     ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML file with run settings; flags override it."),
-    ] = None,
-    clients: Annotated[
-        int | None, typer.Option(help="Institutions in the federation. [default: 3]")
-    ] = None,
+    config: ConfigFile = None,
+    clients: Clients = None,
     clients_per_round: Annotated[
         int | None, typer.Option(help="Clients sampled per round. [default: all]")
     ] = None,
@@ -84,19 +156,18 @@ def simulate(
     learning_rate: Annotated[
         float | None, typer.Option(help="Clients' Adam learning rate. [default: 0.001]")
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed of data, split, weights, order. [default: 42]")
-    ] = None,
-    partition: Annotated[
-        str | None,
-        typer.Option(help="iid, dirichlet:ALPHA or column:NAME. [default: column:institution]"),
-    ] = None,
-    demo_rows: Annotated[
-        int | None, typer.Option(help="Rows of the built-in churn table. [default: 12000]")
-    ] = None,
-    test_fraction: Annotated[
-        float | None, typer.Option(help="Share of each client's rows held out. [default: 0.2]")
-    ] = None,
+    seed: Seed = None,
+    partition: Partition = None,
+    data: Data = None,
+    client_data: ClientData = None,
+    target: Target = None,
+    positive_label: PositiveLabel = None,
+    id_column: IdColumn = None,
+    drop: Drop = None,
+    categorical: Categorical = None,
+    min_category_count: MinCategoryCount = None,
+    demo_rows: DemoRows = None,
+    test_fraction: TestFraction = None,
     run_dir: Annotated[
         Path | None, typer.Option(help="Run directory. [default: runs/<time>-<strategy>-<id>]")
     ] = None,
@@ -105,29 +176,94 @@ def simulate(
     ] = Path("runs"),
     baseline: Annotated[
         bool | None,
-        typer.Option("--baseline/--no-baseline", help="Train the centralized baseline too."),
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Also train the centralized and per-institution local-only baselines.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's logs.")] = False,
 ) -> None:
     """Run a federation on Flower's simulation engine and write its run directory."""
-    flags: dict[str, Any] = {
-        "clients": clients, "clients-per-round": clients_per_round, "rounds": rounds,
-        "strategy": strategy, "local-epochs": local_epochs, "batch-size": batch_size,
-        "learning-rate": learning_rate, "seed": seed, "partition": partition,
-        "demo-rows": demo_rows, "test-fraction": test_fraction, "baseline": baseline,
-        "run-dir": str(run_dir) if run_dir else None,
-    }  # fmt: skip
     try:
-        base = read_toml(config) if config else {}
-        settings = {**base, **{k: v for k, v in flags.items() if v is not None}}
-        extra = _strategy_args(ctx.args)
-        if extra:
-            settings["strategy-params"] = {**base.get("strategy-params", {}), **extra}
-        cfg = RunConfig.from_mapping(settings, source=str(config) if config else "options")
+        cfg = _config(config, locals(), ctx.args)
         _run(cfg, runs_root, as_json, verbose)
     except UsageError as err:
         raise _fail(str(err)) from None
+
+
+@app.command()
+def inspect(
+    config: ConfigFile = None,
+    data: Data = None,
+    client_data: ClientData = None,
+    target: Target = None,
+    positive_label: PositiveLabel = None,
+    id_column: IdColumn = None,
+    drop: Drop = None,
+    categorical: Categorical = None,
+    min_category_count: MinCategoryCount = None,
+    partition: Partition = None,
+    clients: Clients = None,
+    seed: Seed = None,
+    demo_rows: DemoRows = None,
+    test_fraction: TestFraction = None,
+) -> None:
+    """Show the schema, class balance, warnings and per-client split of the data."""
+    from fedapp import data as data_layer
+
+    try:
+        cfg = _config(config, locals(), [])
+        loaded = data_layer.federation(cfg)
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    _print_notes(loaded)
+    out = Console()
+    out.print(_schema_table(loaded))
+    out.print(_clients_table(loaded, cfg))
+
+
+def _schema_table(loaded: Any) -> Table:
+    pooled = pd.concat([c.train for c in loaded.clients] + [c.test for c in loaded.clients])
+    schema = loaded.schema
+    positives = int(pooled[schema.target].sum())
+    table = Table(
+        title=f"{len(pooled)} rows; target '{schema.target}': {positives} positive "
+        f"({positives / len(pooled):.1%})"
+    )
+    for name in ("column", "kind", "missing", "summary"):
+        table.add_column(name)
+    for column in schema.numeric:
+        values = pooled[column]
+        table.add_row(
+            column, "numeric", str(int(values.isna().sum())),
+            f"mean {values.mean():.4g}, std {values.std():.4g}, "
+            f"min {values.min():.4g}, max {values.max():.4g}",
+        )  # fmt: skip
+    for column in schema.categorical:
+        values = pooled[column]
+        top = values.value_counts().head(3)
+        shown = ", ".join(f"{k} ({v})" for k, v in top.items())
+        table.add_row(
+            column, "categorical", str(int(values.isna().sum())),
+            f"{values.nunique()} values: {shown}{', ...' if values.nunique() > 3 else ''}",
+        )  # fmt: skip
+    return table
+
+
+def _clients_table(loaded: Any, cfg: RunConfig) -> Table:
+    split = "one file per client" if cfg.client_data else f"partition {cfg.resolved_partition}"
+    table = Table(title=f"{len(loaded.clients)} clients ({split})")
+    for name in ("client", "source", "rows", "train", "test", "positive rate"):
+        table.add_column(name, justify="right" if name not in ("source",) else "left")
+    target = loaded.schema.target
+    for pid, client in enumerate(loaded.clients):
+        rows = pd.concat([client.train, client.test])
+        table.add_row(
+            str(pid), escape(client.source), str(len(rows)), str(len(client.train)),
+            str(len(client.test)), f"{rows[target].mean():.1%}",
+        )  # fmt: skip
+    return table
 
 
 def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
@@ -135,6 +271,7 @@ def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
 
     from fedapp import engine
 
+    _print_notes(engine.check(cfg))  # cached: the run below reuses the loaded data
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -182,6 +319,13 @@ def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
     _print_summary(run_dir.path, summary)
 
 
+def _print_notes(loaded: Any) -> None:
+    for note in loaded.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
+    for warning in loaded.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
 def _exit_now(code: int) -> None:
     """Exit at once: Flower's server thread cannot be cancelled once interrupted.
 
@@ -194,6 +338,19 @@ def _exit_now(code: int) -> None:
 
 
 def _print_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Print the final metrics, the baselines' and each institution's local-only AUC."""
+    import math
+
+    from fedapp.runs import METRIC_NAMES
+
+    labels = {"auc": "AUC", "pr_auc": "PR-AUC", "f1": "F1", "loss": "log-loss"}
+
+    def fmt(value: float | None, signed: bool = False) -> str:
+        # AUCs are NaN when a test set holds one class; show a dash, not "nan".
+        if value is None or not math.isfinite(value):
+            return "-"
+        return f"{value:+.4f}" if signed else f"{value:.4f}"
+
     table = Table(title=f"{summary['strategy']}, {summary['rounds']} rounds (global test set)")
     table.add_column("metric")
     table.add_column("federated", justify="right")
@@ -201,13 +358,33 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
     if has_central:
         table.add_column("centralized", justify="right")
         table.add_column("gap", justify="right")
-    for name in ("auc", "accuracy", "loss"):
-        row = [name, f"{summary['federated'][name]:.4f}"]
+    for name in METRIC_NAMES:
+        row = [labels.get(name, name), fmt(summary["federated"][name])]
         if has_central:
-            row += [f"{summary['centralized'][name]:.4f}", f"{summary['gap'][name]:+.4f}"]
+            row += [fmt(summary["centralized"][name]), fmt(summary["gap"][name], signed=True)]
         table.add_row(*row)
     out = Console()
     out.print(table)
+    local = summary.get("local_only")
+    if local:
+        # What joining buys each institution: its model alone vs the federated
+        # one, both scored on the same global test set.
+        federated_auc = summary["federated"]["auc"]
+        gains = {pid: federated_auc - m["auc"] for pid, m in local.items()}
+        better = sum(1 for g in gains.values() if g > 0)
+        joining = Table(
+            title="AUC alone vs federated",
+            caption=f"federated beats local-only for {better} of {len(local)} institutions",
+        )
+        joining.add_column("institution")
+        joining.add_column("local-only", justify="right")
+        joining.add_column("federated", justify="right")
+        joining.add_column("gain", justify="right")
+        for pid in sorted(local, key=int):
+            joining.add_row(
+                pid, fmt(local[pid]["auc"]), fmt(federated_auc), fmt(gains[pid], signed=True)
+            )
+        out.print(joining)
     out.print(f"wall time {summary['wall_seconds']:.1f} s; run directory: {path}")
 
 

@@ -21,6 +21,8 @@ DEMO_DATA = "demo"
 # Flower's own name for the number of rounds, accepted so that `flwr run`
 # configs read naturally.
 _ALIASES = {"num-server-rounds": "rounds"}
+# What a run directory's config.json records beside the settings.
+_RECORDED = {"versions", "data-notes", "data-warnings"}
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,26 @@ class RunConfig:
     strategy_params : dict
         Values for the strategy's declared parameters (kebab-case names).
     data : str
-        ``"demo"`` for the built-in synthetic churn table.
+        ``"demo"`` for the built-in synthetic churn table, or a CSV/Parquet
+        file split into clients by ``partition``.
+    client_data : tuple[str, ...]
+        One CSV/Parquet file per institution (instead of ``data``).
     demo_rows : int
         Rows of the built-in table (all institutions together).
-    target : str
-        Binary target column.
+    target : str | None
+        Binary target column (the built-in table's is ``churned``).
+    positive_label : str | None
+        Target value meaning "positive"; ``None`` infers yes/true/1.
+    id_column : str | None
+        Identifier column, never a feature and never sent.
+    drop : tuple[str, ...]
+        Further columns that are not features.
+    categorical : tuple[str, ...]
+        Columns to treat as categorical even if they look numeric.
     partition : str | None
-        ``iid``, ``dirichlet:ALPHA`` or ``column:NAME``; ``None`` picks the
-        natural split of the built-in data (one client per institution).
+        ``iid``, ``dirichlet:ALPHA``, ``quantity:ALPHA`` or ``column:NAME``;
+        ``None`` picks the built-in table's natural split (one client per
+        institution), or ``iid`` for a file.
     test_fraction : float
         Share of each client's rows held out for evaluation.
     min_category_count : int
@@ -79,8 +93,13 @@ class RunConfig:
     strategy: str = "fedavg"
     strategy_params: dict[str, Any] = field(default_factory=dict)
     data: str = DEMO_DATA
+    client_data: tuple[str, ...] = ()
     demo_rows: int = 12000
-    target: str = "churned"
+    target: str | None = None
+    positive_label: str | None = None
+    id_column: str | None = None
+    drop: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
     partition: str | None = None
     test_fraction: float = 0.2
     min_category_count: int = 5
@@ -108,15 +127,38 @@ class RunConfig:
             raise UsageError(f"test-fraction must be in (0, 1), got {self.test_fraction}")
         if not self.hidden_units or any(u <= 0 for u in self.hidden_units):
             raise UsageError(f"hidden-units must be positive widths, got {self.hidden_units}")
-        if self.data != DEMO_DATA:
-            raise UsageError(
-                f"data '{self.data}' is not supported: use '{DEMO_DATA}' (the built-in churn table)"
-            )
+        if self.client_data:
+            if self.data != DEMO_DATA:
+                raise UsageError("give either --data or --client-data, not both")
+            if self.partition is not None:
+                raise UsageError(
+                    "--partition splits one --data table; with --client-data each file "
+                    "is one client"
+                )
+            if self.clients != len(self.client_data):
+                raise UsageError(
+                    f"clients ({self.clients}) must equal the number of --client-data "
+                    f"files ({len(self.client_data)})"
+                )
+        if not self.is_demo and self.target is None:
+            raise UsageError("--target is required with --data or --client-data")
+
+    @property
+    def is_demo(self) -> bool:
+        """Whether the run uses the built-in synthetic table."""
+        return self.data == DEMO_DATA and not self.client_data
+
+    @property
+    def resolved_target(self) -> str:
+        """The target column (the built-in table's by default)."""
+        return self.target or "churned"
 
     @property
     def resolved_partition(self) -> str:
-        """The partition spec, with the built-in data's natural split as default."""
-        return self.partition or "column:institution"
+        """The partition spec: the built-in table's natural split, ``iid`` for a file."""
+        if self.client_data:
+            return "files"
+        return self.partition or ("column:institution" if self.is_demo else "iid")
 
     @property
     def sample_size(self) -> int:
@@ -137,7 +179,8 @@ class RunConfig:
             elif isinstance(value, dict):
                 value = dict(value)
             out[f.name.replace("_", "-")] = value
-        out["partition"] = self.resolved_partition
+        out["partition"] = None if self.client_data else self.resolved_partition
+        out["target"] = self.resolved_target
         return out
 
     def to_flwr(self) -> dict[str, bool | int | float | str]:
@@ -149,7 +192,7 @@ class RunConfig:
             if key == "strategy-params":
                 for name, param in value.items():
                     flat[f"strategy-params.{name}"] = param
-            elif key == "hidden-units":
+            elif isinstance(value, list):
                 flat[key] = ",".join(str(u) for u in value)
             else:
                 flat[key] = value
@@ -169,6 +212,8 @@ class RunConfig:
         kwargs: dict[str, Any] = {}
         params: dict[str, Any] = {}
         for raw_key, value in data.items():
+            if raw_key in _RECORDED:
+                continue
             key = _ALIASES.get(raw_key, raw_key)
             if key.startswith("strategy-params."):
                 params[key.split(".", 1)[1]] = value
@@ -184,6 +229,8 @@ class RunConfig:
             kwargs[name] = _coerce(name, value, source)
         if params:
             kwargs["strategy_params"] = params
+        if kwargs.get("client_data") and "clients" not in kwargs:
+            kwargs["clients"] = len(kwargs["client_data"])
         return cls(**kwargs)
 
     @classmethod
@@ -223,8 +270,11 @@ _INT_FIELDS = {
     "seed", "demo_rows", "min_category_count",
 }  # fmt: skip
 _FLOAT_FIELDS = {"learning_rate", "test_fraction"}
-_OPTIONAL_FIELDS = {"clients_per_round", "partition", "run_dir"}
-_STR_FIELDS = {"strategy", "data", "target", "partition", "run_dir"}
+_OPTIONAL_FIELDS = {
+    "clients_per_round", "partition", "run_dir", "target", "positive_label", "id_column",
+}  # fmt: skip
+_STR_FIELDS = {"strategy", "data", "target", "partition", "run_dir", "positive_label", "id_column"}
+_LIST_FIELDS = {"client_data", "drop", "categorical"}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -248,6 +298,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if not isinstance(value, bool):
             raise UsageError(f"{source}: 'baseline' must be true or false")
         return value
+    if name in _LIST_FIELDS:
+        items = [v for v in value.split(",") if v] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+            raise UsageError(f"{source}: '{key}' must be a list of strings, got {value!r}")
+        return tuple(items)
     if name == "hidden_units":
         items = value.split(",") if isinstance(value, str) else value
         try:

@@ -24,33 +24,45 @@ from fedapp.runs import RunDir
 Event = dict[str, Any]
 
 
-def check(cfg: RunConfig) -> None:
+def check(cfg: RunConfig) -> data.Federation:
     """Validate everything that can be checked before a run starts.
+
+    Returns
+    -------
+    data.Federation
+        The loaded clients, with the notes (the positive class chosen, blanks
+        read as missing, ...) and warnings (a leaking feature) to show.
 
     Raises
     ------
     UsageError
-        For an unknown strategy, a bad strategy parameter or an impossible split.
+        For an unknown strategy, a bad strategy parameter, unusable data or
+        an impossible split.
 
     """
     from fedapp.server import check_strategy
 
     check_strategy(cfg)
-    data.client_splits(cfg)
+    return data.federation(cfg)
 
 
 def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     """Check ``cfg``, create the run directory and write the resolved config."""
     import flwr
 
-    check(cfg)
+    loaded = check(cfg)
     run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
     plugin = registry.get(cfg.strategy)
     resolved = cfg.replace(
         strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path)
     )
     run_dir.write_config(
-        {**resolved.to_dict(), "versions": {"fedapp": __version__, "flwr": flwr.__version__}}
+        {
+            **resolved.to_dict(),
+            "data-notes": list(loaded.notes),
+            "data-warnings": list(loaded.warnings),
+            "versions": {"fedapp": __version__, "flwr": flwr.__version__},
+        }
     )
     run_dir.set_status("running", 0, cfg.rounds)
     return run_dir
@@ -81,14 +93,16 @@ def simulate(
             raise RuntimeError("the simulation ended before its last round")
         summary = strategy.summary()
         if cfg.baseline:
-            from fedapp.baseline import centralized
+            from fedapp.baseline import GlobalTestTrainer, centralized, local_only
             from fedapp.data.stats import Preprocessor
 
             prep = Preprocessor.from_json(strategy.preprocessing)
-            summary["centralized"] = centralized(cfg, prep)
+            trainer = GlobalTestTrainer(cfg, prep)  # one compiled model for all baselines
+            summary["centralized"] = centralized(cfg, prep, trainer)
             summary["gap"] = {
                 k: summary["federated"][k] - summary["centralized"][k] for k in summary["federated"]
             }
+            summary["local_only"] = local_only(cfg, prep, trainer)
         summary["wall_seconds"] = round(time.monotonic() - started, 3)
         run_dir.write_summary(summary)
         run_dir.set_status("finished", cfg.rounds, cfg.rounds)

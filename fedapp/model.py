@@ -201,18 +201,51 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-    """AUC, accuracy (threshold 0.5) and log-loss of predicted probabilities.
+    """Score predicted probabilities against binary labels.
 
-    AUC is ``nan`` when ``y_true`` has a single class.
+    Parameters
+    ----------
+    y_true : np.ndarray
+        Labels, 0 or 1.
+    y_prob : np.ndarray
+        Predicted probabilities of class 1.
+
+    Returns
+    -------
+    dict[str, float]
+        The keys of :data:`fedapp.runs.METRIC_NAMES`, in that order: ROC AUC,
+        PR-AUC (average precision), accuracy, F1, precision and recall (all
+        four at threshold 0.5; 0 where undefined, e.g. precision with no
+        predicted positive) and ``loss``, the log-loss. AUC and PR-AUC are
+        ``nan`` when ``y_true`` has a single class.
+
     """
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.clip(np.asarray(y_prob, dtype=np.float64).ravel(), _EPS, 1 - _EPS)
     loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
-    accuracy = float(np.mean((p >= 0.5) == (y_true >= 0.5)))
-    auc = float(roc_auc_score(y_true, p)) if len(np.unique(y_true)) == 2 else float("nan")
-    return {"auc": auc, "accuracy": accuracy, "loss": loss}
+    actual = (y_true >= 0.5).astype(np.int64)
+    predicted = (p >= 0.5).astype(np.int64)
+    # `labels` fixes the positive class even when a client's rows hold one class.
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        actual, predicted, labels=[1], average="binary", pos_label=1, zero_division=0
+    )
+    ranked = len(np.unique(actual)) == 2  # ranking scores need both classes
+    nan = float("nan")
+    return {
+        "auc": float(roc_auc_score(actual, p)) if ranked else nan,
+        "pr_auc": float(average_precision_score(actual, p)) if ranked else nan,
+        "accuracy": float(np.mean(predicted == actual)),
+        "f1": float(f1),
+        "precision": float(precision),
+        "recall": float(recall),
+        "loss": loss,
+    }
 
 
 def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -24,6 +24,10 @@ from fedapp.errors import UsageError
 
 STATES = ("running", "finished", "failed", "stopped")
 
+# The scores of a model in `metrics.jsonl` and `summary.json`, in display order.
+# `loss` is the log-loss; the thresholded ones cut probabilities at 0.5.
+METRIC_NAMES = ("auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss")
+
 
 def json_safe(value: Any) -> Any:
     """Make metrics JSON-safe: NaN and infinities become ``null``."""

@@ -45,12 +45,11 @@ from flwr.server.strategy import Strategy
 from fedapp import data, registry
 from fedapp.client import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY
 from fedapp.config import RunConfig
-from fedapp.runs import RunDir
+from fedapp.runs import METRIC_NAMES, RunDir
 
 Event = dict[str, Any]
 _STATISTICS_TIMEOUT = 600
 _WAIT_SLICE = 10
-_METRIC_NAMES = ("auc", "accuracy", "loss")
 
 
 class SeededClientManager(SimpleClientManager):
@@ -85,7 +84,7 @@ class SeededClientManager(SimpleClientManager):
 def weighted_means(results: list[tuple[int, dict[str, Scalar]]]) -> dict[str, float]:
     """Example-weighted mean of each metric over clients (NaNs skipped)."""
     out: dict[str, float] = {}
-    for name in _METRIC_NAMES:
+    for name in METRIC_NAMES:
         pairs = [
             (n, float(m[name])) for n, m in results if name in m and np.isfinite(float(m[name]))
         ]
@@ -163,7 +162,9 @@ class FederatedRun(Strategy):
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
         """Gather statistics, fit preprocessing, build the plugin's strategy."""
         stats = self._collect_statistics(client_manager)
-        schema = data.Schema(*map(tuple, json.loads(stats[0]["schema"])), target=self.cfg.target)
+        schema = data.Schema(
+            *map(tuple, json.loads(stats[0]["schema"])), target=self.cfg.resolved_target
+        )
         prep = data.fit_preprocessor([json.loads(s["statistics"]) for s in stats], schema, self.cfg)
         self.preprocessing = prep.to_json()
         self.run_dir.preprocessing_file.write_text(self.preprocessing, encoding="utf-8")
@@ -284,7 +285,7 @@ class FederatedRun(Strategy):
         self._emit(
             server_round, "evaluate", "federated", metrics,
             clients={
-                str(m[PARTITION_KEY]): {k: m[k] for k in _METRIC_NAMES if k in m}
+                str(m[PARTITION_KEY]): {k: m[k] for k in METRIC_NAMES if k in m}
                 | {"examples": n}
                 for n, m in pairs
             },

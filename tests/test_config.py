@@ -22,7 +22,16 @@ def test_defaults_are_the_demo() -> None:
         ({"learning_rate": 0.0}, "learning-rate must be > 0"),
         ({"test_fraction": 1.0}, "test-fraction must be in (0, 1)"),
         ({"clients_per_round": 5}, "clients-per-round (5) must not exceed clients (3)"),
-        ({"data": "x.csv"}, "data 'x.csv' is not supported"),
+        ({"data": "x.csv"}, "--target is required with --data or --client-data"),
+        ({"client_data": ("a.csv",), "target": "y"}, "clients (3) must equal the number of"),
+        (
+            {"client_data": ("a.csv",), "clients": 1, "target": "y", "data": "b.csv"},
+            "give either --data or --client-data, not both",
+        ),
+        (
+            {"client_data": ("a.csv",), "clients": 1, "target": "y", "partition": "iid"},
+            "with --client-data each file is one client",
+        ),
     ],
 )
 def test_invalid_values_name_the_setting(changes: dict, message: str) -> None:
@@ -32,11 +41,20 @@ def test_invalid_values_name_the_setting(changes: dict, message: str) -> None:
 
 def test_round_trip_through_dict_and_flower_config() -> None:
     cfg = RunConfig(rounds=4, strategy="fedprox", strategy_params={"proximal-mu": 0.5})
-    assert RunConfig.from_mapping(cfg.to_dict()) == cfg.replace(partition="column:institution")
+    resolved = cfg.replace(partition="column:institution", target="churned")
+    assert RunConfig.from_mapping(cfg.to_dict()) == resolved
     flat = cfg.to_flwr()
     assert flat["strategy-params.proximal-mu"] == 0.5
     assert all(isinstance(v, bool | int | float | str) for v in flat.values())
     assert RunConfig.from_mapping(flat).strategy_params == {"proximal-mu": 0.5}
+
+
+def test_client_files_set_the_number_of_clients() -> None:
+    cfg = RunConfig.from_mapping({"client-data": ["a.csv", "b.parquet"], "target": "y"})
+    assert cfg.clients == 2 and cfg.resolved_partition == "files"
+    flat = cfg.to_flwr()
+    assert flat["client-data"] == "a.csv,b.parquet"
+    assert RunConfig.from_mapping(flat).client_data == ("a.csv", "b.parquet")
 
 
 def test_flower_round_alias() -> None:

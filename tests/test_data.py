@@ -61,6 +61,20 @@ def test_dirichlet_reports_an_impossible_minimum() -> None:
         dirichlet(labels, 4, 0.001, np.random.default_rng(0))
 
 
+def test_quantity_skews_sizes_but_not_labels() -> None:
+    labels = np.array([0, 1] * 1000)
+    parts = partition(pd.DataFrame({TARGET: labels}), PartitionSpec.parse("quantity:0.5"), 5,
+                      TARGET, 3)  # fmt: skip
+    sizes = sorted(len(p) for p in parts)
+    assert sum(sizes) == 2000 and sizes[-1] > 3 * sizes[0] and sizes[0] >= 10
+    assert all(abs(labels[p].mean() - 0.5) < 0.2 for p in parts)
+    with pytest.raises(UsageError, match="quantity alpha must be > 0"):
+        PartitionSpec.parse("quantity:0")
+    with pytest.raises(UsageError, match="use a larger alpha or fewer clients"):
+        partition(pd.DataFrame({TARGET: labels[:40]}), PartitionSpec.parse("quantity:0.001"),
+                  4, TARGET, 0)  # fmt: skip
+
+
 def test_column_partition_needs_matching_client_count() -> None:
     frame = pd.DataFrame({"g": ["a", "b", "a", "c"], TARGET: [0, 1, 0, 1]})
     parts = partition(frame, PartitionSpec.parse("column:g"), 3, TARGET, 0)

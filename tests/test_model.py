@@ -1,7 +1,10 @@
+import warnings
+
 import numpy as np
 import pytest
 
 from fedapp.model import binary_metrics, build_model, evaluate, train
+from fedapp.runs import METRIC_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,34 @@ def test_binary_metrics_by_hand() -> None:
     expected = -np.mean(np.log([0.9, 0.4, 0.4, 0.9]))
     assert m["loss"] == pytest.approx(expected)
     assert np.isnan(binary_metrics(np.array([1, 1]), np.array([0.2, 0.7]))["auc"])
+
+
+def test_binary_metrics_full_set_by_hand() -> None:
+    y = np.array([0, 0, 0, 1, 1])
+    p = np.array([0.2, 0.6, 0.7, 0.4, 0.9])
+    m = binary_metrics(y, p)
+    # The keys of the run directory, in display order.
+    assert tuple(m) == METRIC_NAMES
+    # Ranked: 0.9+ 0.7- 0.6- 0.4+ 0.2-. Positive beats negative in 4 of 6 pairs.
+    assert m["auc"] == pytest.approx(4 / 6)
+    # Average precision: recall 1/2 at precision 1, then recall 1 at precision 2/4.
+    assert m["pr_auc"] == pytest.approx(0.5 * 1 + 0.5 * 0.5)
+    # At 0.5: predicted 0 1 1 0 1, so TP 1, FP 2, FN 1, TN 1.
+    assert m["accuracy"] == pytest.approx(2 / 5)
+    assert m["precision"] == pytest.approx(1 / 3)
+    assert m["recall"] == pytest.approx(1 / 2)
+    assert m["f1"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+    assert m["loss"] == pytest.approx(-np.mean(np.log([0.8, 0.4, 0.3, 0.4, 0.9])))
+
+
+def test_binary_metrics_degenerate_cases_are_defined() -> None:
+    # No predicted positive: precision, recall and F1 are 0, without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = binary_metrics(np.array([0, 1, 1]), np.array([0.1, 0.2, 0.3]))
+        single = binary_metrics(np.array([0, 0]), np.array([0.2, 0.7]))
+    assert none["precision"] == none["recall"] == none["f1"] == 0.0
+    assert none["accuracy"] == pytest.approx(1 / 3)
+    # One class only: the ranking scores are undefined, the thresholded ones are not.
+    assert np.isnan(single["auc"]) and np.isnan(single["pr_auc"])
+    assert single["accuracy"] == 0.5 and single["precision"] == 0.0

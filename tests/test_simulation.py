@@ -18,6 +18,7 @@ from fedapp.engine import simulate
 pytestmark = pytest.mark.slow
 
 TINY = {"clients": 2, "rounds": 2, "demo_rows": 1200, "seed": 3}
+METRICS = {"auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss"}
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -46,12 +47,18 @@ def test_run_directory_contract(tmp_path: Path) -> None:
     assert [e["round"] for e in central] == [0, 1, 2]
     assert [e["round"] for e in federated] == [1, 2] == [e["round"] for e in fits]
     assert set(federated[0]["clients"]) == {"0", "1"}
-    assert set(federated[0]["clients"]["0"]) == {"auc", "accuracy", "loss", "examples"}
+    assert set(federated[0]["clients"]["0"]) == {*METRICS, "examples"}
+    assert set(federated[0]["metrics"]) == METRICS  # example-weighted means
+    assert set(central[-1]["metrics"]) == METRICS
 
     saved = json.loads((run.path / "summary.json").read_text())
     assert saved == json.loads(json.dumps(summary))
-    for scope in ("federated", "centralized"):
-        assert set(saved[scope]) == {"auc", "accuracy", "loss"}
+    for scope in ("federated", "federated_evaluation", "centralized", "gap"):
+        assert set(saved[scope]) == METRICS
+    # Local-only baselines: one model per client, scored on the global test set.
+    assert set(saved["local_only"]) == {"0", "1"}
+    assert all(set(m) == METRICS for m in saved["local_only"].values())
+    assert saved["local_only"]["0"] != saved["local_only"]["1"]
     assert saved["federated"] == central[-1]["metrics"]
     assert saved["gap"]["auc"] == pytest.approx(
         saved["federated"]["auc"] - saved["centralized"]["auc"]
@@ -142,6 +149,7 @@ def test_cli_json_and_toml(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["rounds"] == 1 and "centralized" not in summary
+    assert "local_only" not in summary
     assert json.loads((tmp_path / "exp" / "config.json").read_text())["clients"] == 2
 
 
@@ -176,3 +184,22 @@ def test_default_demo_federated_auc_is_within_001_of_centralized(tmp_path: Path)
     assert run.read_config()["clients"] == 3 and summary["rounds"] == 10
     assert abs(summary["gap"]["auc"]) <= 0.01
     assert summary["federated"]["auc"] > 0.8
+
+
+def test_one_file_per_institution(tmp_path: Path) -> None:
+    from fedapp.data.synthetic import make_churn_table
+
+    table = make_churn_table(rows=1500, institutions=2, seed=5)
+    files = []
+    for name, rows in table.groupby("institution"):
+        path = tmp_path / f"{name}.parquet" if name == "inst-1" else tmp_path / f"{name}.csv"
+        frame = rows.drop(columns=["institution"])
+        frame["churned"] = frame["churned"].map({1: "yes", 0: "no"})
+        frame.to_parquet(path) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+        files.append(str(path))
+    cfg = RunConfig(client_data=tuple(files), clients=2, target="churned", rounds=2)
+    run, summary = simulate(cfg, tmp_path / "runs")
+    config = run.read_config()
+    assert config["client-data"] == files and config["partition"] is None
+    assert any("positive class of 'churned' is 'yes' (inferred)" in n for n in config["data-notes"])
+    assert run.read_status()["state"] == "finished" and summary["federated"]["auc"] > 0.6

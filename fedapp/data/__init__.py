@@ -1,35 +1,46 @@
-"""The data layer: load a table, split it into clients, hold out test rows.
+"""The data layer: load tables, split them into clients, hold out test rows.
 
-Data flows one way: ``load_table`` → ``Schema`` → per-client splits →
-federated statistics (:mod:`fedapp.data.stats`) → a fitted ``Preprocessor``.
-A simulated client calls :func:`client_data` for its own share only; the
-driver uses :func:`global_test` and :func:`pooled_train` for the centralized
-comparison that a simulation can afford and a real federation cannot.
+Data flows one way: tables (built-in, one file split by a partitioner, or one
+file per institution) → typed features and a 0/1 target → per-client splits
+→ federated statistics (:mod:`fedapp.data.stats`) → a fitted
+``Preprocessor``. A simulated client calls :func:`client_data` for its own
+share only; the driver uses :func:`global_test` and :func:`pooled_train` for
+the comparisons a simulation can afford and a real federation cannot.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fedapp.config import DEMO_DATA, RunConfig
+from fedapp.data.checks import leak_warnings
 from fedapp.data.partition import PartitionSpec, partition, stratified_split
+from fedapp.data.sources import (
+    Table,
+    TableSpec,
+    check_same_schema,
+    prepare,
+    read_table,
+)
 from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
 from fedapp.data.synthetic import make_churn_table
 from fedapp.errors import UsageError
 
 __all__ = [
     "ClientData",
+    "Federation",
     "Preprocessor",
     "Schema",
     "client_data",
     "client_splits",
+    "federation",
     "fit_preprocessor",
     "global_test",
-    "load_table",
     "local_statistics",
     "merge_statistics",
     "pooled_train",
@@ -43,69 +54,105 @@ class ClientData:
     train: pd.DataFrame
     test: pd.DataFrame
     schema: Schema
+    source: str
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Every client's data, the shared schema, and what loading noticed.
+
+    ``notes`` say what was decided (the positive class, blanks read as
+    missing); ``warnings`` point at likely problems (a leaking feature).
+    """
+
+    clients: tuple[ClientData, ...]
+    schema: Schema
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class _DataKey:
-    """The settings that decide the split; the cache key of :func:`_splits`."""
+    """The settings that decide the data; the cache key of :func:`_federation`."""
 
     data: str
+    client_data: tuple[str, ...]
     demo_rows: int
     clients: int
     seed: int
     partition: str
-    target: str
+    spec: TableSpec
     test_fraction: float
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
+        spec = TableSpec(
+            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical
+        )
         return cls(
-            cfg.data, cfg.demo_rows, cfg.clients, cfg.seed,
-            cfg.resolved_partition, cfg.target, cfg.test_fraction,
+            cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
+            cfg.resolved_partition, spec, cfg.test_fraction,
         )  # fmt: skip
 
-    def load(self) -> pd.DataFrame:
-        if self.data != DEMO_DATA:  # RunConfig rejects this already
-            raise UsageError(f"data '{self.data}' is not supported")
-        if self.demo_rows < self.clients:
-            raise UsageError(
-                f"demo-rows ({self.demo_rows}) must be at least clients ({self.clients})"
-            )
-        # One institution per client, so `column:institution` always fits.
-        table = make_churn_table(rows=self.demo_rows, institutions=self.clients, seed=self.seed)
-        if self.target not in table.columns:
-            raise UsageError(f"target column '{self.target}' is not in the data")
-        return table
-
-
-def load_table(cfg: RunConfig) -> pd.DataFrame:
-    """Load the run's table (today: the built-in demo table)."""
-    return _DataKey.of(cfg).load()
+    def tables(self) -> tuple[list[Table], list[str]]:
+        """Load and type every table: one per client, or one to be partitioned."""
+        if self.client_data:
+            tables = [prepare(read_table(Path(p)), self.spec, p) for p in self.client_data]
+            return tables, list(self.client_data)
+        if self.data == DEMO_DATA:
+            if self.demo_rows < self.clients:
+                raise UsageError(
+                    f"demo-rows ({self.demo_rows}) must be at least clients ({self.clients})"
+                )
+            # One institution per client, so `column:institution` always fits.
+            frame = make_churn_table(self.demo_rows, self.clients, self.seed)
+            return [prepare(frame, self.spec, "demo data")], ["demo data"]
+        return [prepare(read_table(Path(self.data)), self.spec, self.data)], [self.data]
 
 
 @functools.lru_cache(maxsize=4)
-def _splits(key: _DataKey) -> tuple[ClientData, ...]:
-    table = key.load()
-    schema = Schema.infer(table, key.target)
-    spec = PartitionSpec.parse(key.partition)
-    parts = partition(table, spec, key.clients, key.target, key.seed)
-    out = []
-    for pid, rows in enumerate(parts):
-        local = table.iloc[rows].reset_index(drop=True)
+def _federation(key: _DataKey) -> Federation:
+    tables, sources = key.tables()
+    target = key.spec.target
+    if key.client_data:
+        schema = check_same_schema(tables, sources)
+        locals_ = [(t.frame, s) for t, s in zip(tables, sources, strict=True)]
+    else:
+        [table] = tables
+        schema = table.schema
+        spec = PartitionSpec.parse(key.partition)
+        rows = partition(table.frame, spec, key.clients, target, key.seed)
+        locals_ = []
+        for pid, r in enumerate(rows):
+            local = table.frame.iloc[r].reset_index(drop=True)
+            name = f"{spec.column}={local[spec.column].iloc[0]}" if spec.column else f"#{pid}"
+            locals_.append((local, f"{sources[0]} ({name})"))
+    clients = []
+    for pid, (local, source) in enumerate(locals_):
         rng = np.random.default_rng([key.seed, pid])
-        train, test = stratified_split(local[key.target].to_numpy(), key.test_fraction, rng)
+        train, test = stratified_split(local[target].to_numpy(), key.test_fraction, rng)
         if len(train) == 0 or len(test) == 0:
-            raise UsageError(f"client {pid} has {len(rows)} rows: too few to hold out a test split")
-        out.append(ClientData(local.iloc[train], local.iloc[test], schema))
-    for name, frames in (("training", [c.train for c in out]), ("held-out", [c.test for c in out])):
-        if pd.concat(frames)[key.target].nunique() < 2:
-            raise UsageError(f"the {name} rows hold a single class of '{key.target}'")
-    return tuple(out)
+            raise UsageError(f"{source}: {len(local)} rows, too few to hold out a test split")
+        clients.append(ClientData(local.iloc[train], local.iloc[test], schema, source))
+    for name, frames in (
+        ("training", [c.train for c in clients]),
+        ("held-out", [c.test for c in clients]),
+    ):
+        if pd.concat(frames)[target].nunique() < 2:
+            raise UsageError(f"the {name} rows hold a single class of '{target}'")
+    notes = tuple(n for t in tables for n in t.notes)
+    warnings = leak_warnings([(c.source, c.train) for c in clients], schema)
+    return Federation(tuple(clients), schema, notes, tuple(warnings))
+
+
+def federation(cfg: RunConfig) -> Federation:
+    """Every client's data, computed once per process and settings."""
+    return _federation(_DataKey.of(cfg))
 
 
 def client_splits(cfg: RunConfig) -> tuple[ClientData, ...]:
-    """Every client's data, computed once per process and settings."""
-    return _splits(_DataKey.of(cfg))
+    """Every client's data (see :func:`federation`)."""
+    return federation(cfg).clients
 
 
 def client_data(cfg: RunConfig, partition_id: int) -> ClientData:

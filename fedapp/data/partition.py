@@ -24,9 +24,9 @@ class PartitionSpec:
     Attributes
     ----------
     kind : str
-        ``iid``, ``dirichlet`` or ``column``.
+        ``iid``, ``dirichlet``, ``quantity`` or ``column``.
     alpha : float | None
-        Concentration for ``dirichlet``.
+        Concentration for ``dirichlet`` and ``quantity``.
     column : str | None
         Column name for ``column``.
 
@@ -38,23 +38,25 @@ class PartitionSpec:
 
     @classmethod
     def parse(cls, text: str) -> PartitionSpec:
-        """Parse ``iid``, ``dirichlet:ALPHA`` or ``column:NAME``."""
+        """Parse ``iid``, ``dirichlet:ALPHA``, ``quantity:ALPHA`` or ``column:NAME``."""
         kind, _, arg = text.partition(":")
         if kind == "iid" and not arg:
             return cls("iid")
-        if kind == "dirichlet":
+        if kind in ("dirichlet", "quantity"):
             try:
                 alpha = float(arg)
             except ValueError:
                 raise UsageError(
-                    f"partition '{text}': dirichlet needs a number, e.g. dirichlet:0.5"
+                    f"partition '{text}': {kind} needs a number, e.g. {kind}:0.5"
                 ) from None
             if not alpha > 0:
-                raise UsageError(f"partition '{text}': dirichlet alpha must be > 0")
-            return cls("dirichlet", alpha=alpha)
+                raise UsageError(f"partition '{text}': {kind} alpha must be > 0")
+            return cls(kind, alpha=alpha)
         if kind == "column" and arg:
             return cls("column", column=arg)
-        raise UsageError(f"partition '{text}' is not one of: iid, dirichlet:ALPHA, column:NAME")
+        raise UsageError(
+            f"partition '{text}' is not one of: iid, dirichlet:ALPHA, quantity:ALPHA, column:NAME"
+        )
 
 
 def partition(
@@ -78,6 +80,9 @@ def partition(
     elif spec.kind == "dirichlet":
         assert spec.alpha is not None
         parts = dirichlet(frame[target].to_numpy(), clients, spec.alpha, rng)
+    elif spec.kind == "quantity":
+        assert spec.alpha is not None
+        parts = quantity(len(frame), clients, spec.alpha, rng)
     else:
         assert spec.column is not None
         parts = by_column(frame, spec.column, clients)
@@ -118,6 +123,26 @@ def dirichlet(
         f"dirichlet:{alpha:g} could not give each of {clients} clients "
         f"{max(minimum, 1)} rows (smallest got {smallest}); "
         "use a larger alpha or fewer clients"
+    )
+
+
+def quantity(rows: int, clients: int, alpha: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Size skew: shuffled rows dealt in Dirichlet(alpha) shares.
+
+    Labels stay balanced in expectation; only how much data each client holds
+    varies. Draws again until every client has at least ``MIN_PARTITION_ROWS``.
+    """
+    minimum = max(min(MIN_PARTITION_ROWS, rows // clients), 1)
+    smallest = 0
+    for _ in range(_DIRICHLET_TRIES):
+        cuts = (np.cumsum(rng.dirichlet(np.full(clients, alpha))) * rows).astype(int)[:-1]
+        parts = [np.sort(p) for p in np.split(rng.permutation(rows), cuts)]
+        smallest = min(len(p) for p in parts)
+        if smallest >= minimum:
+            return parts
+    raise UsageError(
+        f"quantity:{alpha:g} could not give each of {clients} clients {minimum} rows "
+        f"(smallest got {smallest}); use a larger alpha or fewer clients"
     )
 
 
