@@ -1,0 +1,161 @@
+"""The privacy ledger, checked on the Flower messages a client actually replies with.
+
+Each test sends the real ClientApp a message as Flower's server would and walks
+every record of the reply: only aggregate statistics, model weights, example
+counts and metrics may be there; never a row value, never an ID.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.common import EvaluateIns, FitIns, GetPropertiesIns, ndarrays_to_parameters
+from flwr.common.constant import MessageTypeLegacy
+from flwr.compat.common import recorddict_compat as compat
+
+from fedapp import data
+from fedapp.client import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, build_client_app
+from fedapp.config import RunConfig
+from fedapp.model import build_model
+
+PID = 1
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
+    rng = np.random.default_rng(0)
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "customerID": [f"CUST-{i:05d}-X" for i in range(rows)],
+            "salary": rng.uniform(20_000, 150_000, rows).round(2),  # near-unique values
+            "tenure": rng.integers(0, 72, rows),
+            "segment": rng.choice(["retail", "premium", "sme"], rows),
+            "Churn": np.where(rng.random(rows) < 0.3, "Yes", "No"),
+        }
+    )
+    path = tmp_path_factory.mktemp("ledger") / "bank.csv"
+    frame.to_csv(path, index=False)
+    return RunConfig(data=str(path), target="Churn", id_column="customerID", clients=2)
+
+
+@pytest.fixture(autouse=True)
+def _supernode_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a SuperNode's runtime sets before a ClientApp sees any message."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in (("_run_id", 1), ("_node_id", PID + 1), ("_task_id", 1)):
+        monkeypatch.setattr(TaskIdentity, name, value)
+
+
+def _reply(cfg: RunConfig, content: RecordDict, message_type: str) -> RecordDict:
+    context = Context(
+        run_id=1,
+        node_id=PID + 1,
+        node_config={"partition-id": PID, "num-partitions": cfg.clients},
+        state=RecordDict(),
+        run_config=cfg.to_flwr(),
+    )
+    message = Message(content=content, dst_node_id=PID + 1, message_type=message_type)
+    reply = build_client_app(cfg)(message, context)
+    assert not reply.has_error(), reply.error
+    return reply.content
+
+
+def _leaves(content: RecordDict) -> tuple[list[str], list[float], list[tuple[int, ...]]]:
+    """Every string, number and array shape anywhere in a reply."""
+    strings: list[str] = []
+    numbers: list[float] = []
+    shapes: list[tuple[int, ...]] = []
+    for record in content.array_records.values():
+        shapes += [a.numpy().shape for a in record.values()]
+    for record in [*content.metric_records.values(), *content.config_records.values()]:
+        for value in record.values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    strings.append(item)
+                elif isinstance(item, bytes):
+                    strings.append(item.decode("utf-8", "replace"))
+                elif isinstance(item, int | float):
+                    numbers.append(float(item))
+    return strings, numbers, shapes
+
+
+def _row_values(cfg: RunConfig) -> tuple[list[str], np.ndarray]:
+    raw = pd.read_csv(cfg.data)
+    return raw["customerID"].tolist(), raw["salary"].to_numpy()
+
+
+def _round_config(cfg: RunConfig) -> tuple[dict, int]:
+    clients = data.client_splits(cfg)
+    stats = [data.local_statistics(c.train, c.schema, cfg.min_category_count) for c in clients]
+    prep = data.fit_preprocessor(stats, clients[0].schema, cfg)
+    return {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}, prep.n_features
+
+
+def _assert_no_row_leaves(cfg: RunConfig, strings: list[str], numbers: list[float]) -> None:
+    ids, salaries = _row_values(cfg)
+    text = " ".join(strings)
+    assert not any(i in text for i in ids)
+    assert not any(f"{s:.2f}" in text for s in salaries)
+    sent = np.asarray(numbers)
+    assert not np.isin(np.round(sent, 2), salaries).any()
+
+
+def test_statistics_reply_is_aggregates_only(cfg: RunConfig) -> None:
+    content = compat.getpropertiesins_to_recorddict(GetPropertiesIns({STATISTICS_QUERY: True}))
+    reply = _reply(cfg, content, MessageTypeLegacy.GET_PROPERTIES)
+    strings, numbers, shapes = _leaves(reply)
+    assert shapes == []
+    properties = compat.recorddict_to_getpropertiesres(reply).properties
+    assert set(properties) == {"partition-id", "schema", "statistics"}
+    stats = json.loads(properties["statistics"])
+    assert set(stats) == {"rows", "positives", "numeric", "categorical"}
+    assert set(stats["numeric"]) == {"salary", "tenure"}  # no ID column among them
+    assert all(len(triple) == 3 for triple in stats["numeric"].values())
+    assert all(n >= cfg.min_category_count for n in stats["categorical"]["segment"].values())
+    _assert_no_row_leaves(cfg, strings, numbers)
+
+
+def test_fit_reply_is_weights_count_and_metrics(cfg: RunConfig) -> None:
+    config, width = _round_config(cfg)
+    weights = build_model(width, cfg.hidden_units, seed=0).get_weights()
+    content = compat.fitins_to_recorddict(
+        FitIns(ndarrays_to_parameters(weights), config), keep_input=True
+    )
+    reply = _reply(cfg, content, MessageType.TRAIN)
+    strings, numbers, shapes = _leaves(reply)
+    assert shapes == [w.shape for w in weights]
+    fit = compat.recorddict_to_fitres(reply, keep_input=True)
+    assert fit.num_examples == len(data.client_data(cfg, PID).train)
+    assert set(fit.metrics) == {"partition-id", "train-loss"}
+    _assert_no_row_leaves(cfg, strings, numbers)
+
+
+def test_evaluate_reply_is_count_and_metrics(cfg: RunConfig) -> None:
+    config, width = _round_config(cfg)
+    weights = build_model(width, cfg.hidden_units, seed=0).get_weights()
+    content = compat.evaluateins_to_recorddict(
+        EvaluateIns(ndarrays_to_parameters(weights), config), keep_input=True
+    )
+    reply = _reply(cfg, content, MessageType.EVALUATE)
+    strings, numbers, shapes = _leaves(reply)
+    assert shapes == []
+    evaluation = compat.recorddict_to_evaluateres(reply)
+    assert evaluation.num_examples == len(data.client_data(cfg, PID).test)
+    assert set(evaluation.metrics) == {
+        "partition-id", "auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss",
+    }  # fmt: skip
+    _assert_no_row_leaves(cfg, strings, numbers)
+
+
+def test_the_check_catches_a_leak(cfg: RunConfig) -> None:
+    ids, salaries = _row_values(cfg)
+    with pytest.raises(AssertionError):
+        _assert_no_row_leaves(cfg, [f"row {ids[3]}"], [])
+    with pytest.raises(AssertionError):
+        _assert_no_row_leaves(cfg, [], [float(salaries[5])])
