@@ -21,7 +21,7 @@ from rich.table import Table
 
 from fedapp.config import RunConfig, read_toml
 from fedapp.errors import UsageError
-from fedapp.runs import json_safe
+from fedapp.runs import RunDir, json_safe
 
 app = typer.Typer(
     help="Federated learning across institutions on Flower: each keeps its rows, "
@@ -310,7 +310,7 @@ def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
         except UsageError:
             raise
         except Exception as err:
-            raise _fail(f"run failed: {engine._reason(err)}", 1) from None
+            raise _fail(f"run failed: {engine.failure_reason(err)}", 1) from None
         if cfg.baseline:
             progress.update(task, description="done")
     if as_json:
@@ -380,12 +380,22 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
         joining.add_column("local-only", justify="right")
         joining.add_column("federated", justify="right")
         joining.add_column("gain", justify="right")
+        sources = RunDir(path).read_config().get("client-sources", [])
         for pid in sorted(local, key=int):
+            name = _client_label(sources[int(pid)]) if int(pid) < len(sources) else pid
             joining.add_row(
-                pid, fmt(local[pid]["auc"]), fmt(federated_auc), fmt(gains[pid], signed=True)
-            )
+                escape(f"{pid} {name}" if name != pid else pid),
+                fmt(local[pid]["auc"]), fmt(federated_auc), fmt(gains[pid], signed=True),
+            )  # fmt: skip
         out.print(joining)
     out.print(f"wall time {summary['wall_seconds']:.1f} s; run directory: {path}")
+
+
+def _client_label(source: str) -> str:
+    """``data.csv (Geography=France)`` -> ``Geography=France``; a path -> its file name."""
+    if source.endswith(")") and " (" in source:
+        return source[source.rindex(" (") + 2 : -1]
+    return Path(source).name
 
 
 @app.command()

@@ -22,7 +22,7 @@ DEMO_DATA = "demo"
 # configs read naturally.
 _ALIASES = {"num-server-rounds": "rounds"}
 # What a run directory's config.json records beside the settings.
-_RECORDED = {"versions", "data-notes", "data-warnings"}
+_RECORDED = {"versions", "client-sources", "data-notes", "data-warnings"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class RunConfig:
     hidden_units : tuple[int, ...]
         Widths of the MLP's hidden layers.
     baseline : bool
-        Also train the centralized baseline on the pooled training rows.
+        Also train the centralized baseline (all training rows pooled) and
+        each institution's local-only baseline (its own rows alone).
     run_dir : str | None
         Where the run directory goes; ``None`` makes ``runs/<run-id>``.
 

@@ -59,6 +59,7 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     run_dir.write_config(
         {
             **resolved.to_dict(),
+            "client-sources": [c.source for c in loaded.clients],
             "data-notes": list(loaded.notes),
             "data-warnings": list(loaded.warnings),
             "versions": {"fedapp": __version__, "flwr": flwr.__version__},
@@ -111,7 +112,7 @@ def simulate(
         _set_final(run_dir, "stopped", cfg, f"stopped ({stop or 'SIGINT'})")
         raise
     except BaseException as err:
-        _set_final(run_dir, "failed", cfg, _reason(err))
+        _set_final(run_dir, "failed", cfg, failure_reason(err))
         raise
 
 
@@ -123,7 +124,7 @@ def _set_final(run_dir: RunDir, state: str, cfg: RunConfig, reason: str) -> None
     run_dir.set_status(state, current, cfg.rounds, error=reason)
 
 
-def _reason(err: BaseException) -> str:
+def failure_reason(err: BaseException) -> str:
     """The innermost message: Flower wraps the app's exception in its own."""
     while err.__cause__ is not None:
         err = err.__cause__
@@ -176,4 +177,4 @@ def _run_flower_simulation(
     )
 
 
-__all__ = ["UsageError", "check", "prepare_run", "simulate"]
+__all__ = ["UsageError", "check", "failure_reason", "prepare_run", "simulate"]

@@ -35,6 +35,11 @@ def test_run_directory_contract(tmp_path: Path) -> None:
     config = json.loads((run.path / "config.json").read_text())
     assert config["rounds"] == 2 and config["partition"] == "column:institution"
     assert set(config["versions"]) == {"fedapp", "flwr"}
+    assert config["client-sources"] == [
+        "demo data (institution=inst-0)",
+        "demo data (institution=inst-1)",
+    ]
+    assert config["data-warnings"] == []
     assert config["versions"]["flwr"].startswith("1.42")
     status = json.loads((run.path / "status.json").read_text())
     assert status == {"state": "finished", "round": 2, "rounds": 2, "error": None}
