@@ -13,7 +13,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -224,6 +223,8 @@ def inspect(
 
 
 def _schema_table(loaded: Any) -> Table:
+    import pandas as pd
+
     pooled = pd.concat([c.train for c in loaded.clients] + [c.test for c in loaded.clients])
     schema = loaded.schema
     positives = int(pooled[schema.target].sum())
@@ -258,10 +259,10 @@ def _clients_table(loaded: Any, cfg: RunConfig) -> Table:
         table.add_column(name, justify="right" if name not in ("source",) else "left")
     target = loaded.schema.target
     for pid, client in enumerate(loaded.clients):
-        rows = pd.concat([client.train, client.test])
+        rows = client.train[target].tolist() + client.test[target].tolist()
         table.add_row(
             str(pid), escape(client.source), str(len(rows)), str(len(client.train)),
-            str(len(client.test)), f"{rows[target].mean():.1%}",
+            str(len(client.test)), f"{sum(rows) / len(rows):.1%}",
         )  # fmt: skip
     return table
 
