@@ -12,8 +12,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from _common import emit, federated_preprocessor, fingerprint, parse_config
+from _common import emit, fingerprint, parse_config
 
+from fedapp import data
 from fedapp.baseline import centralized
 
 
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     """
     cfg = parse_config(argv, "Benchmark (b): centralized baseline on the pooled rows.")
-    prep = federated_preprocessor(cfg)
+    prep = data.federated_preprocessor(cfg)
     started = time.perf_counter()
     metrics = centralized(cfg, prep)
     emit(

@@ -12,9 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fedapp import data
 from fedapp.config import RunConfig
-from fedapp.data.stats import Preprocessor
 
 
 def parse_config(argv: Sequence[str] | None, description: str) -> RunConfig:
@@ -47,29 +45,6 @@ def parse_config(argv: Sequence[str] | None, description: str) -> RunConfig:
         demo_rows=args.demo_rows,
         seed=args.seed,
     )
-
-
-def federated_preprocessor(cfg: RunConfig) -> Preprocessor:
-    """Fit the preprocessing the way fedapp's server does: from clients' statistics.
-
-    Each client summarises its own training rows, in partition order (the
-    order in which the server merges them), and the merged sums fit the
-    preprocessor.
-
-    Parameters
-    ----------
-    cfg : RunConfig
-        The run's settings.
-
-    Returns
-    -------
-    Preprocessor
-        The same preprocessing a ``fedapp simulate`` run with ``cfg`` uses.
-
-    """
-    splits = data.client_splits(cfg)
-    stats = [data.local_statistics(c.train, c.schema, cfg.min_category_count) for c in splits]
-    return data.fit_preprocessor(stats, splits[0].schema, cfg)
 
 
 def fingerprint(text: str) -> str:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _common import emit, federated_preprocessor, fingerprint, parse_config
+from _common import emit, fingerprint, parse_config
 from _quickstart_task import make_client_app
 
 from fedapp import data
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     """
     cfg = parse_config(argv, "Benchmark (c): Flower quickstart-style simulation.")
-    prep = federated_preprocessor(cfg)
+    prep = data.federated_preprocessor(cfg)
 
     from flwr.common import NDArrays, Scalar, ndarrays_to_parameters
     from flwr.server import ServerApp, ServerAppComponents, ServerConfig

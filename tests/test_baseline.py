@@ -19,9 +19,7 @@ CFG = RunConfig(clients=3, rounds=2, demo_rows=900, seed=7)
 @pytest.fixture(scope="module")
 def prep() -> Preprocessor:
     """The federated preprocessing, fitted as the server fits it."""
-    splits = data.client_splits(CFG)
-    stats = [data.local_statistics(c.train, c.schema, CFG.min_category_count) for c in splits]
-    return data.fit_preprocessor(stats, splits[0].schema, CFG)
+    return data.federated_preprocessor(CFG)
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,7 @@ def client(small_cfg: RunConfig) -> ChurnClient:
 
 @pytest.fixture
 def round_config(small_cfg: RunConfig) -> dict:
-    splits = data.client_splits(small_cfg)
-    stats = [data.local_statistics(c.train, c.schema, 5) for c in splits]
-    prep = data.fit_preprocessor(stats, splits[0].schema, small_cfg)
+    prep = data.federated_preprocessor(small_cfg)
     return {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1, "n_features": prep.n_features}
 
 

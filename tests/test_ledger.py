@@ -90,11 +90,11 @@ def _row_values(cfg: RunConfig) -> tuple[list[str], np.ndarray]:
     return raw["customerID"].tolist(), raw["salary"].to_numpy()
 
 
-def _round_config(cfg: RunConfig) -> tuple[dict, int]:
-    clients = data.client_splits(cfg)
-    stats = [data.local_statistics(c.train, c.schema, cfg.min_category_count) for c in clients]
-    prep = data.fit_preprocessor(stats, clients[0].schema, cfg)
-    return {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}, prep.n_features
+def _round(cfg: RunConfig) -> tuple[dict, list[np.ndarray]]:
+    """A round's config and global weights, as the server sends them."""
+    prep = data.federated_preprocessor(cfg)
+    weights = build_model(prep.n_features, cfg.hidden_units, seed=0).get_weights()
+    return {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}, weights
 
 
 def _assert_no_row_leaves(cfg: RunConfig, strings: list[str], numbers: list[float]) -> None:
@@ -122,8 +122,7 @@ def test_statistics_reply_is_aggregates_only(cfg: RunConfig) -> None:
 
 
 def test_fit_reply_is_weights_count_and_metrics(cfg: RunConfig) -> None:
-    config, width = _round_config(cfg)
-    weights = build_model(width, cfg.hidden_units, seed=0).get_weights()
+    config, weights = _round(cfg)
     content = compat.fitins_to_recorddict(
         FitIns(ndarrays_to_parameters(weights), config), keep_input=True
     )
@@ -137,8 +136,7 @@ def test_fit_reply_is_weights_count_and_metrics(cfg: RunConfig) -> None:
 
 
 def test_evaluate_reply_is_count_and_metrics(cfg: RunConfig) -> None:
-    config, width = _round_config(cfg)
-    weights = build_model(width, cfg.hidden_units, seed=0).get_weights()
+    config, weights = _round(cfg)
     content = compat.evaluateins_to_recorddict(
         EvaluateIns(ndarrays_to_parameters(weights), config), keep_input=True
     )

@@ -38,6 +38,7 @@ __all__ = [
     "Schema",
     "client_data",
     "client_splits",
+    "federated_preprocessor",
     "federation",
     "fit_preprocessor",
     "global_test",
@@ -176,3 +177,14 @@ def pooled_train(cfg: RunConfig) -> pd.DataFrame:
 def fit_preprocessor(stats: list[dict], schema: Schema, cfg: RunConfig) -> Preprocessor:
     """Merge clients' statistics and fit the shared preprocessing from them."""
     return Preprocessor.fit(merge_statistics(stats), schema, cfg.min_category_count)
+
+
+def federated_preprocessor(cfg: RunConfig) -> Preprocessor:
+    """The preprocessing a run with ``cfg`` fits, computed in this one process.
+
+    Every client's statistics, in partition order as the server merges them;
+    for benchmarks and tests that need the run's preprocessing without a run.
+    """
+    clients = client_splits(cfg)
+    stats = [local_statistics(c.train, c.schema, cfg.min_category_count) for c in clients]
+    return fit_preprocessor(stats, clients[0].schema, cfg)
