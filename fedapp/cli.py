@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fedapp.config import RunConfig, read_toml
+from fedapp.config import RunConfig, read_settings
 from fedapp.errors import UsageError
-from fedapp.runs import RunDir, json_safe
+from fedapp.runs import RunDir, client_label, json_safe
 
 app = typer.Typer(
     help="Federated learning across institutions on Flower: each keeps its rows, "
@@ -61,7 +61,11 @@ def _strategy_args(args: list[str]) -> dict[str, str]:
 # Options shared by the commands that load data (declared once, used by each).
 ConfigFile = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML file with run settings; flags override it."),
+    typer.Option(
+        "--config",
+        help="TOML file with run settings, or a run's config.json to run it again; "
+        "flags override it.",
+    ),
 ]
 Clients = Annotated[
     int | None,
@@ -116,7 +120,7 @@ def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> Ru
         for name, value in options.items()
         if name in _FIELDS and value is not None and value != []
     }
-    base = read_toml(config) if config else {}
+    base = read_settings(config) if config else {}
     settings = {**base, **flags}
     extra = _strategy_args(args)
     if extra:
@@ -342,9 +346,7 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
     """Print the final metrics, the baselines' and each institution's local-only AUC."""
     import math
 
-    from fedapp.runs import METRIC_NAMES
-
-    labels = {"auc": "AUC", "pr_auc": "PR-AUC", "f1": "F1", "loss": "log-loss"}
+    from fedapp.runs import METRIC_LABELS, METRIC_NAMES
 
     def fmt(value: float | None, signed: bool = False) -> str:
         # AUCs are NaN when a test set holds one class; show a dash, not "nan".
@@ -360,7 +362,7 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
         table.add_column("centralized", justify="right")
         table.add_column("gap", justify="right")
     for name in METRIC_NAMES:
-        row = [labels.get(name, name), fmt(summary["federated"][name])]
+        row = [METRIC_LABELS[name], fmt(summary["federated"][name])]
         if has_central:
             row += [fmt(summary["centralized"][name]), fmt(summary["gap"][name], signed=True)]
         table.add_row(*row)
@@ -383,20 +385,13 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
         joining.add_column("gain", justify="right")
         sources = RunDir(path).read_config().get("client-sources", [])
         for pid in sorted(local, key=int):
-            name = _client_label(sources[int(pid)]) if int(pid) < len(sources) else pid
+            name = client_label(sources[int(pid)]) if int(pid) < len(sources) else pid
             joining.add_row(
                 escape(f"{pid} {name}" if name != pid else pid),
                 fmt(local[pid]["auc"]), fmt(federated_auc), fmt(gains[pid], signed=True),
             )  # fmt: skip
         out.print(joining)
     out.print(f"wall time {summary['wall_seconds']:.1f} s; run directory: {path}")
-
-
-def _client_label(source: str) -> str:
-    """``data.csv (Geography=France)`` -> ``Geography=France``; a path -> its file name."""
-    if source.endswith(")") and " (" in source:
-        return source[source.rindex(" (") + 2 : -1]
-    return Path(source).name
 
 
 @app.command()
@@ -441,6 +436,87 @@ def strategies(
         )
         table.add_row(p.name, p.summary, params or "-")
     Console().print(table)
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@app.command()
+def ui(
+    runs_dir: Annotated[
+        Path, typer.Option(help="Folder of run directories: where runs are read and written.")
+    ] = Path("runs"),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder whose CSV/Parquet files may be picked by path in the UI. "
+            "[default: the runs folder]"
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind. Anything but loopback lets others start runs."),
+    ] = "127.0.0.1",
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open the UI in a browser.")
+    ] = True,
+) -> None:
+    """Serve the web UI: launch simulations, watch them live, compare runs."""
+    import socket
+    import subprocess
+    import time
+    import webbrowser
+
+    import fedapp_ui
+
+    runs = runs_dir.resolve()
+    data = (data_dir or runs_dir).resolve()
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _fail(f"cannot create the runs folder {runs}: {err.strerror}") from None
+    if not data.is_dir():
+        raise _fail(f"--data-dir {data} is not a folder")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            message = f"cannot serve on {host}:{port}: {err.strerror}; try another --port"
+            raise _fail(message) from None
+    if host not in _LOOPBACK:
+        console.print(
+            f"[bold yellow]warning:[/] serving on {host}: anyone who can reach it can start "
+            "runs and read their results",
+            highlight=False,
+        )
+    script = Path(fedapp_ui.__file__).with_name("app.py")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal", "--theme.base", "light",
+        "--theme.primaryColor", "#2563eb",
+    ]  # fmt: skip
+    env = {**os.environ, "FEDAPP_UI_RUNS_DIR": str(runs), "FEDAPP_UI_DATA_DIR": str(data)}
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    console.print(
+        f"fedapp UI on [bold]{url}[/]; runs in {runs}, data files from {data}. Ctrl-C stops it.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        if browser:
+            time.sleep(2.0)  # let the server come up before the browser asks
+            if server.poll() is None:
+                webbrowser.open(url)
+        code = server.wait()
+    except KeyboardInterrupt:  # the server got the same Ctrl-C: let it finish
+        code = server.wait()
+    if code not in (0, -2, 130):
+        raise _fail(f"the UI server exited with code {code}", 1)
 
 
 def main() -> None:

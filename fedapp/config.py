@@ -8,6 +8,7 @@ written, resolved, into the run directory as ``config.json``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -235,18 +236,21 @@ class RunConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_toml(cls, path: Path) -> RunConfig:
-        """Read a TOML run file (the same keys as ``config.json``)."""
-        return cls.from_mapping(read_toml(path), source=str(path))
+    def from_file(cls, path: Path) -> RunConfig:
+        """Read a TOML or JSON run file (the same keys as ``config.json``)."""
+        return cls.from_mapping(read_settings(path), source=str(path))
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML run file's raw settings.
+def read_settings(path: Path) -> dict[str, Any]:
+    """Read a run file's raw settings: TOML, or JSON such as a run's ``config.json``.
+
+    A run's ``config.json`` names the run directory it was written for; that
+    key is dropped so that re-running it makes a new run directory.
 
     Raises
     ------
     UsageError
-        If the file cannot be read or is not valid TOML.
+        If the file cannot be read or is not valid TOML/JSON.
 
     """
     try:
@@ -255,6 +259,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {err.strerror}") from err
     except UnicodeDecodeError:
         raise UsageError(f"config file {path} is not UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        try:
+            settings = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{path}: malformed JSON: {err}") from err
+        if not isinstance(settings, dict):
+            raise UsageError(f"{path}: expected a JSON object of settings")
+        settings.pop("run-dir", None)
+        return settings
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -65,7 +65,7 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
             "versions": {"fedapp": __version__, "flwr": flwr.__version__},
         }
     )
-    run_dir.set_status("running", 0, cfg.rounds)
+    run_dir.mark_started(cfg.rounds)
     return run_dir
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import secrets
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,6 +28,37 @@ STATES = ("running", "finished", "failed", "stopped")
 # The scores of a model in `metrics.jsonl` and `summary.json`, in display order.
 # `loss` is the log-loss; the thresholded ones cut probabilities at 0.5.
 METRIC_NAMES = ("auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss")
+# How people read them, for tables and charts.
+METRIC_LABELS = {
+    "auc": "AUC",
+    "pr_auc": "PR-AUC",
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "precision": "precision",
+    "recall": "recall",
+    "loss": "log-loss",
+    "train-loss": "training loss",
+}
+
+
+# What `status.json` says about the process running the run.
+_PROCESS_FIELDS = ("pid", "host", "started")
+
+
+def new_run_id(name: str) -> str:
+    """A fresh run directory name: ``<date>-<time>-<name>-<4 hex digits>``."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{secrets.token_hex(2)}"
+
+
+def client_label(source: str) -> str:
+    """A client's short name from ``config.json``'s ``client-sources`` entry.
+
+    ``data.csv (Geography=France)`` gives ``Geography=France``, ``data.csv (#3)``
+    gives ``#3`` and a file path gives the file's name.
+    """
+    if source.endswith(")") and " (" in source:
+        return source[source.rindex(" (") + 2 : -1]
+    return Path(source).name
 
 
 def json_safe(value: Any) -> Any:
@@ -105,8 +137,7 @@ class RunDir:
 
         """
         if path is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = root / f"{stamp}-{name}-{secrets.token_hex(2)}"
+            path = root / new_run_id(name)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise UsageError(
                 f"run directory {path} already exists and is not empty; choose another --run-dir"
@@ -123,10 +154,28 @@ class RunDir:
     def set_status(
         self, state: str, round_: int, rounds: int, error: str | None = None, **extra: Any
     ) -> None:
-        """Rewrite ``status.json`` atomically."""
+        """Rewrite ``status.json`` atomically.
+
+        The process fields (``pid``, ``host``, ``started``) written by
+        :meth:`mark_started` are kept, so that a reader can tell a live run
+        from one whose process died, and stop it.
+        """
         assert state in STATES, state
+        kept: dict[str, Any] = {}
+        if self.status_file.exists():
+            try:
+                previous = self.read_status()
+                kept = {k: previous[k] for k in _PROCESS_FIELDS if k in previous}
+            except (OSError, ValueError):
+                pass
         status = {"state": state, "round": round_, "rounds": rounds, "error": error}
-        write_json_atomic(self.status_file, {**status, **extra})
+        write_json_atomic(self.status_file, {**status, **kept, **extra})
+
+    def mark_started(self, rounds: int) -> None:
+        """Record the run as ``running`` in this process, from now."""
+        self.set_status(
+            "running", 0, rounds, pid=os.getpid(), host=socket.gethostname(), started=time.time()
+        )
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """Append one event as a line of ``metrics.jsonl``."""

@@ -1,8 +1,9 @@
+import json
 from pathlib import Path
 
 import pytest
 
-from fedapp.config import RunConfig, read_toml
+from fedapp.config import RunConfig, read_settings
 from fedapp.errors import UsageError
 
 
@@ -76,7 +77,7 @@ def test_toml_file(tmp_path: Path) -> None:
         'rounds = 3\nstrategy = "fedprox"\n[strategy-params]\nproximal-mu = 0.2\n',
         encoding="utf-8",
     )
-    cfg = RunConfig.from_toml(path)
+    cfg = RunConfig.from_file(path)
     assert (cfg.rounds, cfg.strategy, cfg.strategy_params) == (3, "fedprox", {"proximal-mu": 0.2})
 
 
@@ -84,6 +85,22 @@ def test_malformed_and_missing_toml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("rounds = = 3\n", encoding="utf-8")
     with pytest.raises(UsageError, match="malformed TOML"):
-        read_toml(bad)
+        read_settings(bad)
     with pytest.raises(UsageError, match="cannot read config file"):
-        read_toml(tmp_path / "absent.toml")
+        read_settings(tmp_path / "absent.toml")
+
+
+def test_a_runs_config_json_runs_again(tmp_path: Path) -> None:
+    cfg = RunConfig(rounds=4, strategy="fedprox", strategy_params={"proximal-mu": 0.3}, seed=9)
+    recorded = {**cfg.replace(run_dir="runs/old").to_dict(), "versions": {"fedapp": "0"}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(recorded), encoding="utf-8")
+    again = RunConfig.from_file(path)
+    assert again == cfg.replace(partition="column:institution", target="churned")
+    assert again.run_dir is None  # a new run directory, never the old one
+    path.write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(UsageError, match="JSON object"):
+        read_settings(path)
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(UsageError, match="malformed JSON"):
+        read_settings(path)

@@ -42,6 +42,7 @@ __all__ = [
     "federation",
     "fit_preprocessor",
     "global_test",
+    "load_federation",
     "local_statistics",
     "merge_statistics",
     "pooled_train",
@@ -74,7 +75,7 @@ class Federation:
 
 @dataclass(frozen=True)
 class _DataKey:
-    """The settings that decide the data; the cache key of :func:`_federation`."""
+    """The settings that decide the data; the cache key of :func:`federation`."""
 
     data: str
     client_data: tuple[str, ...]
@@ -111,8 +112,7 @@ class _DataKey:
         return [prepare(read_table(Path(self.data)), self.spec, self.data)], [self.data]
 
 
-@functools.lru_cache(maxsize=4)
-def _federation(key: _DataKey) -> Federation:
+def _load(key: _DataKey) -> Federation:
     tables, sources = key.tables()
     target = key.spec.target
     if key.client_data:
@@ -146,9 +146,21 @@ def _federation(key: _DataKey) -> Federation:
     return Federation(tuple(clients), schema, notes, tuple(warnings))
 
 
+_cached = functools.lru_cache(maxsize=4)(_load)
+
+
 def federation(cfg: RunConfig) -> Federation:
     """Every client's data, computed once per process and settings."""
-    return _federation(_DataKey.of(cfg))
+    return _cached(_DataKey.of(cfg))
+
+
+def load_federation(cfg: RunConfig) -> Federation:
+    """Load and check every client's data afresh, caching nothing.
+
+    For a long-lived process (the UI) that checks settings before launching a
+    run: files may change between calls, and nothing is kept in memory.
+    """
+    return _load(_DataKey.of(cfg))
 
 
 def client_splits(cfg: RunConfig) -> tuple[ClientData, ...]:

@@ -1,0 +1,380 @@
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+
+from fedapp.runs import METRIC_LABELS
+from fedapp_ui.charts import (
+    clients_by_round,
+    compare_runs,
+    metric_by_round,
+    rounds_shown,
+    series,
+)
+
+
+def central(round_: int, **metrics: Any) -> dict[str, Any]:
+    return {"round": round_, "stage": "evaluate", "scope": "centralized", "metrics": metrics}
+
+
+def federated(round_: int, clients: dict[str, dict[str, Any]], **metrics: Any) -> dict[str, Any]:
+    return {
+        "round": round_,
+        "stage": "evaluate",
+        "scope": "federated",
+        "metrics": metrics,
+        "clients": clients,
+        "failures": 0,
+    }
+
+
+def fit(round_: int, clients: dict[str, dict[str, Any]], **metrics: Any) -> dict[str, Any]:
+    return {
+        "round": round_,
+        "stage": "fit",
+        "scope": "federated",
+        "metrics": metrics,
+        "clients": clients,
+        "failures": 0,
+    }
+
+
+def two_rounds() -> list[dict[str, Any]]:
+    """Rounds 0..2 of a two-client run, in the order the server writes them."""
+    return [
+        central(0, auc=0.5, loss=0.7),
+        fit(
+            1,
+            {"0": {"train-loss": 0.6, "examples": 10}, "1": {"train-loss": 0.8}},
+            **{"train-loss": 0.7},
+        ),
+        central(1, auc=0.6, loss=0.6),
+        federated(1, {"0": {"auc": 0.61}, "1": {"auc": 0.63}}, auc=0.62, loss=0.61),
+        fit(2, {"0": {"train-loss": 0.5}, "1": {"train-loss": 0.7}}, **{"train-loss": 0.6}),
+        central(2, auc=0.7, loss=0.5),
+        federated(2, {"0": {"auc": 0.71}, "1": {"auc": 0.73}}, auc=0.72, loss=0.51),
+    ]
+
+
+def names(figure: go.Figure) -> list[str]:
+    return [trace.name for trace in figure.data]
+
+
+def xy(figure: go.Figure, name: str) -> tuple[list[Any], list[Any]]:
+    (trace,) = [trace for trace in figure.data if trace.name == name]
+    return list(trace.x), list(trace.y)
+
+
+def test_series_reads_one_stage_scope_and_client() -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    centralized = series(events, "auc")
+    weighted = series(events, "auc", scope="federated")
+    client = series(events, "auc", scope="federated", client="1")
+    training = series(events, "train-loss", stage="fit", scope="federated", client="0")
+
+    # Assert
+    assert centralized == ([0, 1, 2], [0.5, 0.6, 0.7])
+    assert weighted == ([1, 2], [0.62, 0.72])
+    assert client == ([1, 2], [0.63, 0.73])
+    assert training == ([1, 2], [0.6, 0.5])
+
+
+def test_series_sorts_and_keeps_the_last_event_of_a_round() -> None:
+    # Prepare
+    events = [central(2, auc=0.7), central(0, auc=0.5), central(2, auc=0.75), central(1, auc=0.6)]
+
+    # Execute
+    rounds, values = series(events, "auc")
+
+    # Assert
+    assert rounds == [0, 1, 2]
+    assert values == [0.5, 0.6, 0.75]
+
+
+def test_series_turns_unplottable_values_into_gaps() -> None:
+    # Prepare
+    events = [
+        central(0, auc=None),
+        central(1, auc=float("nan")),
+        central(2, auc="0.8"),
+        central(3, auc=True),
+        central(4, auc=1),
+    ]
+
+    # Execute
+    rounds, values = series(events, "auc")
+
+    # Assert
+    assert rounds == [0, 1, 2, 3, 4]
+    assert values == [None, None, None, None, 1.0]
+
+
+def test_series_ignores_what_it_does_not_know() -> None:
+    # Prepare
+    events: list[Any] = [
+        central(0, auc=0.5),
+        {"round": 1, "stage": "evaluate", "scope": "somewhere", "metrics": {"auc": 0.9}},
+        {"round": 1, "stage": "distill", "scope": "centralized", "metrics": {"auc": 0.9}},
+        {"stage": "evaluate", "scope": "centralized", "metrics": {"auc": 0.9}},
+        {"round": "2", "stage": "evaluate", "scope": "centralized", "metrics": {"auc": 0.9}},
+        {"round": 3, "stage": "evaluate", "scope": "centralized", "metrics": None},
+        {**central(4, loss=0.4), "extra": {"anything": 1}},
+        None,
+        central(5, auc=0.8, brand_new_metric=3),
+    ]
+
+    # Execute
+    rounds, values = series(events, "auc")
+
+    # Assert
+    assert rounds == [0, 5]
+    assert values == [0.5, 0.8]
+
+
+def test_series_leaves_out_rounds_without_the_client() -> None:
+    # Prepare
+    events = [
+        federated(1, {"0": {"auc": 0.6}}),
+        federated(2, {"1": {"auc": 0.7}}),
+        federated(3, {"0": {"auc": 0.8}}),
+        {"round": 4, "stage": "evaluate", "scope": "federated", "metrics": {}},
+    ]
+
+    # Execute
+    rounds, values = series(events, "auc", scope="federated", client="0")
+
+    # Assert
+    assert rounds == [1, 3]
+    assert values == [0.6, 0.8]
+
+
+def test_metric_by_round_draws_global_and_clients_lines() -> None:
+    # Prepare
+    events = iter(two_rounds())  # a generator, as `RunDir.read_metrics` gives
+
+    # Execute
+    figure = metric_by_round(events, "auc")
+
+    # Assert
+    assert names(figure) == ["global test set", "clients' held-out data (weighted)"]
+    assert xy(figure, "global test set") == ([0, 1, 2], [0.5, 0.6, 0.7])
+    assert xy(figure, "clients' held-out data (weighted)") == ([1, 2], [0.62, 0.72])
+    assert figure.layout.title.text == f"{METRIC_LABELS['auc']} per round"
+    assert figure.layout.yaxis.title.text == METRIC_LABELS["auc"]
+    assert figure.layout.xaxis.title.text == "round"
+    assert not figure.layout.shapes
+
+
+def test_metric_by_round_uses_the_shared_look() -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    figure = metric_by_round(events, "loss")
+
+    # Assert
+    layout = figure.layout
+    assert layout.template.layout.paper_bgcolor == "white"  # plotly_white
+    assert layout.hovermode == "x unified"
+    assert layout.legend.orientation == "h" and layout.legend.y > 1
+    assert (layout.margin.l, layout.margin.r, layout.margin.t, layout.margin.b) == (10, 10, 50, 10)
+    assert layout.height == 360
+    assert layout.yaxis.hoverformat == ".4f"
+    assert layout.xaxis.dtick == 1 and layout.xaxis.tick0 == 0
+    colours = [trace.line.color for trace in figure.data]
+    assert len(set(colours)) == 2
+
+
+def test_metric_by_round_draws_the_baseline_with_its_value() -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    figure = metric_by_round(events, "auc", baseline=0.81234)
+
+    # Assert
+    (shape,) = figure.layout.shapes
+    assert shape.y0 == shape.y1 == 0.81234
+    assert shape.line.dash == "dash"
+    texts = [annotation.text for annotation in figure.layout.annotations]
+    assert texts == ["centralized baseline 0.8123"]
+    assert len(figure.data) == 2  # a reference line, not a series
+
+
+@pytest.mark.parametrize("baseline", [None, float("nan")])
+def test_metric_by_round_without_a_usable_baseline(baseline: float | None) -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    figure = metric_by_round(events, "auc", baseline=baseline)
+
+    # Assert
+    assert not figure.layout.shapes and not figure.layout.annotations
+
+
+def test_metric_by_round_shows_null_values_as_gaps() -> None:
+    # Prepare
+    events = [
+        central(0, auc=0.5),
+        central(1, auc=None),
+        central(2, auc=0.7),
+        federated(1, {}, auc=None),
+        federated(2, {}, auc=0.72),
+    ]
+
+    # Execute
+    figure = metric_by_round(events, "auc")
+
+    # Assert
+    assert xy(figure, "global test set") == ([0, 1, 2], [0.5, None, 0.7])
+    assert xy(figure, "clients' held-out data (weighted)") == ([1, 2], [None, 0.72])
+    assert all(trace.connectgaps is False for trace in figure.data)
+
+
+def test_metric_by_round_of_a_run_in_progress() -> None:
+    # Prepare
+    events = [central(0, auc=0.5)]
+
+    # Execute
+    figure = metric_by_round(events, "auc", baseline=0.8)
+
+    # Assert
+    assert names(figure) == ["global test set"]
+    assert rounds_shown(figure) == 0
+    assert figure.layout.xaxis.range[0] < 0 < figure.layout.xaxis.range[1]
+
+
+def test_metric_by_round_of_the_training_loss_reads_fit_events() -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    figure = metric_by_round(events, "train-loss")
+
+    # Assert
+    assert names(figure) == ["clients' training data (weighted)"]
+    assert xy(figure, "clients' training data (weighted)") == ([1, 2], [0.7, 0.6])
+    assert figure.layout.yaxis.title.text == METRIC_LABELS["train-loss"]
+
+
+@pytest.mark.parametrize(
+    "chart",
+    [
+        lambda events: metric_by_round(events, "auc", baseline=0.8),
+        lambda events: clients_by_round(events, "auc"),
+        lambda events: compare_runs({"a": events}, "auc", baselines={"a": 0.8}),
+    ],
+)
+def test_no_events_give_an_empty_chart_that_says_so(chart: Any) -> None:
+    # Prepare
+    events: list[dict[str, Any]] = []
+
+    # Execute
+    figure = chart(events)
+
+    # Assert
+    assert len(figure.data) == 0
+    assert [annotation.text for annotation in figure.layout.annotations] == ["No rounds yet"]
+    assert rounds_shown(figure) == 0
+
+
+def test_clients_by_round_orders_clients_by_number() -> None:
+    # Prepare
+    events = [
+        federated(1, {"10": {"auc": 0.1}, "2": {"auc": 0.2}, "0": {"auc": 0.3}}),
+        federated(2, {"10": {"auc": 0.4}, "2": {"auc": None}, "0": {"auc": 0.5}}),
+    ]
+
+    # Execute
+    figure = clients_by_round(events, "auc")
+
+    # Assert
+    assert names(figure) == ["client 0", "client 2", "client 10"]
+    assert xy(figure, "client 0") == ([1, 2], [0.3, 0.5])
+    assert xy(figure, "client 2") == ([1, 2], [0.2, None])
+    assert xy(figure, "client 10") == ([1, 2], [0.1, 0.4])
+    assert len({trace.line.color for trace in figure.data}) == 3
+    assert figure.layout.yaxis.title.text == "AUC"
+
+
+def test_clients_by_round_uses_the_given_labels() -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    figure = clients_by_round(events, "auc", labels={"0": "inst-0"})
+
+    # Assert
+    assert names(figure) == ["inst-0", "client 1"]
+    assert xy(figure, "inst-0") == ([1, 2], [0.61, 0.71])
+
+
+def test_clients_by_round_reads_the_training_loss_from_fit_events() -> None:
+    # Prepare
+    events = two_rounds()
+
+    # Execute
+    figure = clients_by_round(events, "train-loss", labels={"0": "inst-0", "1": "inst-1"})
+
+    # Assert
+    assert names(figure) == ["inst-0", "inst-1"]
+    assert xy(figure, "inst-0") == ([1, 2], [0.6, 0.5])
+    assert xy(figure, "inst-1") == ([1, 2], [0.8, 0.7])
+    assert figure.layout.yaxis.title.text == "training loss"
+
+
+def test_compare_runs_draws_one_line_per_run_and_its_baseline() -> None:
+    # Prepare
+    other = [central(0, auc=0.4), central(1, auc=0.55), central(2, auc=0.65), central(3, auc=0.7)]
+    runs = {"fedavg": two_rounds(), "fedprox": other, "stopped": [central(0, auc=0.45)]}
+
+    # Execute
+    figure = compare_runs(runs, "auc", baselines={"fedavg": 0.8, "fedprox": None})
+
+    # Assert
+    assert names(figure) == ["fedavg", "fedprox", "stopped", "fedavg (centralized baseline)"]
+    assert xy(figure, "fedavg") == ([0, 1, 2], [0.5, 0.6, 0.7])
+    assert xy(figure, "fedprox") == ([0, 1, 2, 3], [0.4, 0.55, 0.65, 0.7])
+    assert xy(figure, "stopped") == ([0], [0.45])
+    run, *_, baseline = figure.data
+    assert baseline.x == (0, 1, 2, 3) and set(baseline.y) == {0.8}
+    assert baseline.line.color == run.line.color and baseline.line.dash == "dot"
+    assert baseline.legendgroup == run.legendgroup == "fedavg"
+    assert baseline.showlegend is False
+    assert len({trace.line.color for trace in figure.data[:3]}) == 3
+    assert rounds_shown(figure) == 3
+
+
+def test_compare_runs_keeps_colours_when_a_run_has_no_rounds_yet() -> None:
+    # Prepare
+    runs = {"starting": [], "done": two_rounds()}
+
+    # Execute
+    alone = compare_runs({"done": two_rounds()}, "auc")
+    beside = compare_runs(runs, "auc")
+
+    # Assert
+    assert names(beside) == ["done"]
+    assert beside.data[0].line.color != alone.data[0].line.color
+
+
+def test_rounds_shown_is_the_largest_round_with_a_value() -> None:
+    # Prepare
+    figure = go.Figure(
+        [
+            go.Scatter(x=[0, 1, 2], y=[0.1, 0.2, 0.3]),
+            go.Scatter(x=[1, 4], y=[0.5, None]),
+            go.Scatter(x=[3], y=[0.5]),
+        ]
+    )
+
+    # Execute
+    shown = rounds_shown(figure)
+
+    # Assert
+    assert shown == 3
+    assert rounds_shown(go.Figure()) == 0

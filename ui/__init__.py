@@ -1,0 +1,1 @@
+"""fedapp's Streamlit UI: launch simulations, watch and compare their runs."""

@@ -1,0 +1,1 @@
+"""The UI's pages (scripts run by ``st.navigation``)."""

@@ -1,0 +1,143 @@
+"""Run: live progress, per-round charts, final metrics, stop and downloads."""
+
+import streamlit as st
+
+from fedapp.errors import UsageError
+from fedapp_ui import charts, launcher, report, store, widgets
+
+runs_root, _ = store.folders()
+runs = store.list_runs(runs_root)
+ids = [r.run_id for r in runs]
+wanted = st.query_params.get("run") or st.session_state.get("launched") or (ids[0] if ids else None)
+if wanted is None:
+    st.title("Run")
+    st.info("No runs yet.", icon=":material/info:")
+    st.page_link("app_pages/new_run.py", label="Start one", icon=":material/add_circle:")
+    st.stop()
+if wanted not in ids:
+    ids.insert(0, wanted)  # launched a moment ago: its directory may not exist yet
+run_id = st.sidebar.selectbox("Run", ids, index=ids.index(wanted), key="run_select")
+st.query_params["run"] = run_id
+
+
+def _live_state() -> str:
+    try:
+        return store.load_run(runs_root, run_id).state
+    except UsageError:
+        started = launcher.launch_of(runs_root, run_id)
+        return "starting" if started and started.alive else "missing"
+
+
+opened_as = _live_state()
+
+
+@st.fragment(run_every=2.0 if opened_as in ("running", "starting") else None)
+def show_run() -> None:
+    """The run as it is now; refreshes itself every 2 s while the run is live."""
+    state = _live_state()
+    if state != opened_as:
+        st.rerun()  # the run moved on (started, finished): redraw the whole page
+    if state in ("starting", "missing"):
+        _show_launch()
+        return
+    view = store.load_run(runs_root, run_id)
+    head, button = st.columns([5, 1], vertical_alignment="center")
+    with head:
+        st.title(view.run_id)
+        widgets.state_badge(view.state)
+    if view.state == "running" and button.button(
+        "Stop", key="stop", icon=":material/stop:", type="secondary"
+    ):
+        try:
+            launcher.stop(runs_root, run_id)
+            st.toast("Stopping: the run ends after the current step.", icon=":material/stop:")
+        except UsageError as err:
+            st.error(str(err))
+    st.caption(f"{view.strategy_label} · {view.data_label}")
+
+    events = view.events()
+    st.progress(
+        min(view.round / view.rounds, 1.0) if view.rounds else 0.0, text=report.progress_text(view)
+    )
+    cells = st.columns(4)
+    cells[0].metric("Round", f"{view.round} / {view.rounds}")
+    cells[1].metric("Elapsed", report.duration(view.elapsed))
+    latest = report.latest(events, "auc")
+    cells[2].metric("Global test AUC", report.fmt(latest))
+    gap = view.final("auc", "gap")
+    cells[3].metric(
+        "Gap to centralized", report.fmt(gap, signed=True) if gap is not None else "after the run"
+    )
+    if view.state == "failed":
+        st.error(f"The run failed: {view.error}", icon=":material/error:")
+    elif view.state == "stopped":
+        st.warning(f"The run was stopped at round {view.round}.", icon=":material/stop_circle:")
+    elif view.state == "interrupted":
+        st.warning(
+            "The run's process ended without finishing (killed, or the machine restarted).",
+            icon=":material/warning:",
+        )
+    for warning in view.config.get("data-warnings") or []:
+        st.warning(warning, icon=":material/warning:")
+
+    metric = st.segmented_control(
+        "Metric", report.CHART_METRICS, default="auc", key="metric",
+        format_func=report.label,
+    ) or "auc"  # fmt: skip
+    left, right = st.columns(2)
+    left.plotly_chart(
+        charts.metric_by_round(events, metric, baseline=view.final(metric, "centralized")),
+        key="chart_global",
+        theme=None,
+    )
+    right.plotly_chart(
+        charts.clients_by_round(events, metric, labels=view.client_labels()),
+        key="chart_clients",
+        theme=None,
+    )
+    if view.summary:
+        st.subheader("Final model on the global test set")
+        a, b = st.columns([3, 2])
+        a.dataframe(report.final_table(view), hide_index=True)
+        local = report.local_only_table(view)
+        if local is not None:
+            b.dataframe(local, hide_index=True)
+    with st.expander("Settings (config.json)"):
+        st.json(view.config, expanded=False)
+    _downloads(view)
+
+
+def _show_launch() -> None:
+    st.title(run_id)
+    started = launcher.launch_of(runs_root, run_id)
+    if started is None:
+        st.error(f"No run called {run_id!r} in {runs_root}.", icon=":material/error:")
+        return
+    if started.alive:
+        widgets.state_badge("starting")
+        st.progress(0.0, text="Checking the data and starting the run…")
+    else:
+        st.error(f"The run could not start: {started.error}", icon=":material/error:")
+    with st.expander("Process output"):
+        st.code(started.log or "(nothing yet)", language=None)
+
+
+def _downloads(view: store.RunView) -> None:
+    files = [
+        ("Model (model.keras)", view.run_dir.model_file, "application/octet-stream"),
+        ("Metrics (metrics.jsonl)", view.run_dir.metrics_file, "application/jsonl"),
+        ("Summary (summary.json)", view.run_dir.summary_file, "application/json"),
+        ("Settings (config.json)", view.run_dir.config_file, "application/json"),
+    ]
+    present = [(label, path, mime) for label, path, mime in files if path.exists()]
+    if not present:
+        return
+    cells = st.columns(len(present))
+    for cell, (label, path, mime) in zip(cells, present, strict=True):
+        cell.download_button(
+            label, path.read_bytes(), file_name=f"{view.run_id}-{path.name}", mime=mime,
+            key=f"download_{path.name}", icon=":material/download:",
+        )  # fmt: skip
+
+
+show_run()

@@ -1,0 +1,41 @@
+"""Runs: every run in the runs folder, with its state and result; delete."""
+
+import streamlit as st
+
+from fedapp.errors import UsageError
+from fedapp_ui import report, store, widgets
+
+runs_root, _ = store.folders()
+st.title("Runs")
+runs = store.list_runs(runs_root)
+if not runs:
+    st.info(f"No runs in {runs_root} yet.", icon=":material/info:")
+    st.page_link("app_pages/new_run.py", label="Start one", icon=":material/add_circle:")
+    st.stop()
+
+table = report.runs_table(runs)
+table.insert(0, "open", [f"run?run={r.run_id}" for r in runs])
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "open": st.column_config.LinkColumn("", display_text="open", width="small"),
+        "AUC": st.column_config.NumberColumn(format="%.4f"),
+        "gap": st.column_config.NumberColumn(format="%+.4f", help="AUC minus centralized AUC"),
+    },
+    key="runs_table",
+)
+
+with st.expander("Delete runs", icon=":material/delete:"):
+    idle = [r for r in runs if r.state != "running"]
+    doomed = widgets.pick_runs(idle, [], key="delete_runs")
+    confirmed = st.checkbox("Delete their folders for good", key="delete_confirm")
+    if st.button("Delete", key="delete", disabled=not (doomed and confirmed), type="primary"):
+        for r in doomed:
+            try:
+                store.delete_run(runs_root, r.run_id)
+            except UsageError as err:
+                st.error(str(err))
+        st.session_state.pop("delete_runs", None)
+        st.session_state.pop("delete_confirm", None)
+        st.rerun()

@@ -1,0 +1,396 @@
+"""Per-round charts of a run's metrics, built from the events of ``metrics.jsonl``.
+
+Every chart is a pure function of already-read events (see :mod:`fedapp.runs`)
+that returns a :class:`plotly.graph_objects.Figure`; nothing here reads files or
+knows about Streamlit, so the same charts serve the UI, notebooks and reports.
+
+The events are read defensively: a run in progress or one that was stopped has
+rounds missing, a metric may be ``null`` (AUC is undefined on a one-class test
+set), and stages, scopes or keys this module does not know are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from fedapp.runs import METRIC_LABELS
+
+__all__ = ["clients_by_round", "compare_runs", "metric_by_round", "rounds_shown", "series"]
+
+# D3's palette stays legible on white, unlike the pastel first colours of `Safe`.
+PALETTE: tuple[str, ...] = tuple(qualitative.D3)
+BASELINE_COLOR = "#555555"
+HEIGHT = 360
+EMPTY_MESSAGE = "No rounds yet"
+
+# The federated training loss only exists in the fit events; everything else is
+# an evaluation score.
+TRAIN_LOSS = "train-loss"
+# Lower is better for these, which decides where a baseline's label fits best.
+_LOWER_IS_BETTER = frozenset({"loss", TRAIN_LOSS})
+
+
+def series(
+    events: Iterable[Mapping[str, Any]],
+    metric: str,
+    *,
+    stage: str = "evaluate",
+    scope: str = "centralized",
+    client: str | None = None,
+) -> tuple[list[int], list[float | None]]:
+    """Rounds and values of one metric, sorted by round.
+
+    Parameters
+    ----------
+    events : Iterable[Mapping[str, Any]]
+        The events of ``metrics.jsonl``, in the order they were written.
+    metric : str
+        The metric key, e.g. ``"auc"`` or ``"train-loss"``.
+    stage : str
+        The events' ``stage`` to read (``"evaluate"`` or ``"fit"``).
+    scope : str
+        The events' ``scope`` to read (``"centralized"`` or ``"federated"``).
+    client : str | None
+        ``None`` reads the aggregate ``event["metrics"]``; a client id reads
+        ``event["clients"][client]``.
+
+    Returns
+    -------
+    tuple[list[int], list[float | None]]
+        The rounds, ascending, and the metric's value in each. A value that is
+        ``null``, not a number or not finite is ``None``, so that a line shows a
+        gap there. A round whose event lacks the metric (or the client, which
+        was not sampled that round) is left out. When a round appears more than
+        once, the last event wins.
+
+    """
+    by_round: dict[int, float | None] = {}
+    for event in events:
+        if not isinstance(event, Mapping):
+            continue
+        if event.get("stage") != stage or event.get("scope") != scope:
+            continue
+        round_ = event.get("round")
+        if not isinstance(round_, int) or isinstance(round_, bool):
+            continue
+        values = event.get("metrics")
+        if client is not None:
+            clients = event.get("clients")
+            values = clients.get(str(client)) if isinstance(clients, Mapping) else None
+        if not isinstance(values, Mapping) or metric not in values:
+            continue
+        by_round[round_] = _number(values[metric])
+    rounds = sorted(by_round)
+    return rounds, [by_round[r] for r in rounds]
+
+
+def metric_by_round(
+    events: Iterable[Mapping[str, Any]], metric: str, *, baseline: float | None = None
+) -> go.Figure:
+    """The global model's score per round, on the global test set and on the clients' data.
+
+    Parameters
+    ----------
+    events : Iterable[Mapping[str, Any]]
+        The events of ``metrics.jsonl``.
+    metric : str
+        The metric key. ``"train-loss"`` has no evaluation; it is drawn from the
+        fit events as a single line, ``"clients' training data (weighted)"``.
+    baseline : float | None
+        The centralized baseline's score, drawn as a dashed horizontal line
+        labelled with its value; ``None`` (or a non-finite value) draws none.
+
+    Returns
+    -------
+    go.Figure
+        A line ``"global test set"`` (the centralized evaluation, from round 0,
+        the initial weights) and a line ``"clients' held-out data (weighted)"``
+        (the federated evaluation); a line without any round is left out. With
+        no rounds at all, an empty chart that says so.
+
+    """
+    events = list(events)  # read twice, and callers may pass a generator
+    label = _label(metric)
+    if metric == TRAIN_LOSS:
+        fit = series(events, metric, stage="fit", scope="federated")
+        lines = [("clients' training data (weighted)", fit)]
+    else:
+        lines = [
+            ("global test set", series(events, metric, scope="centralized")),
+            ("clients' held-out data (weighted)", series(events, metric, scope="federated")),
+        ]
+    figure = _figure(f"{label} per round", label)
+    for index, (name, (rounds, values)) in enumerate(lines):
+        if rounds:
+            figure.add_trace(_line(name, rounds, values, PALETTE[index % len(PALETTE)]))
+    if not figure.data:
+        return _empty(figure)
+    finite = _number(baseline)
+    if finite is not None:
+        figure.add_hline(
+            y=finite,
+            line={"color": BASELINE_COLOR, "width": 1.5, "dash": "dash"},
+            annotation_text=f"centralized baseline {finite:.4f}",
+            # Round 0 starts worse than the baseline: below it for a score and
+            # above it for a loss, which leaves the other side free for text.
+            annotation_position="bottom left" if metric in _LOWER_IS_BETTER else "top left",
+            annotation_font={"color": BASELINE_COLOR, "size": 11},
+        )
+    return _finish(figure)
+
+
+def clients_by_round(
+    events: Iterable[Mapping[str, Any]],
+    metric: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """Each client's own value of a metric per round.
+
+    Parameters
+    ----------
+    events : Iterable[Mapping[str, Any]]
+        The events of ``metrics.jsonl``.
+    metric : str
+        The metric key. ``"train-loss"`` reads the fit events; any other the
+        clients' evaluation on their held-out data (federated evaluate events).
+    labels : Mapping[str, str] | None
+        Display names by client id (e.g. ``{"0": "inst-0"}``); a client
+        without one is shown as ``"client <id>"``.
+
+    Returns
+    -------
+    go.Figure
+        One line per client that reported the metric, ordered by client id
+        (numerically). With no rounds at all, an empty chart that says so.
+
+    """
+    events = list(events)
+    label = _label(metric)
+    stage = "fit" if metric == TRAIN_LOSS else "evaluate"
+    matching = [
+        event
+        for event in events
+        if isinstance(event, Mapping)
+        and event.get("stage") == stage
+        and event.get("scope") == "federated"
+    ]
+    ids: set[str] = set()
+    for event in matching:
+        clients = event.get("clients")
+        if isinstance(clients, Mapping):
+            ids.update(str(key) for key in clients)
+    labels = labels or {}
+    figure = _figure(f"{label} per client", label)
+    for index, client in enumerate(sorted(ids, key=_client_order)):
+        rounds, values = series(matching, metric, stage=stage, scope="federated", client=client)
+        if rounds:
+            name = labels.get(client, f"client {client}")
+            figure.add_trace(_line(name, rounds, values, PALETTE[index % len(PALETTE)]))
+    if not figure.data:
+        return _empty(figure)
+    return _finish(figure)
+
+
+def compare_runs(
+    runs: Mapping[str, Iterable[Mapping[str, Any]]],
+    metric: str,
+    *,
+    baselines: Mapping[str, float | None] | None = None,
+) -> go.Figure:
+    """Several runs' global models on the same chart.
+
+    Parameters
+    ----------
+    runs : Mapping[str, Iterable[Mapping[str, Any]]]
+        Each run's events, keyed by the label to show for the run.
+    metric : str
+        The metric key, read from the centralized evaluation (global test set).
+    baselines : Mapping[str, float | None] | None
+        Each run's centralized baseline by run label; a missing or ``None``
+        one is not drawn.
+
+    Returns
+    -------
+    go.Figure
+        One line per run with rounds, in the order of ``runs``, and for each
+        baseline a dotted horizontal line in its run's colour, grouped with the
+        run in the legend (clicking the run hides both) but without an entry
+        of its own. With no rounds at all, an empty chart that says so.
+
+    """
+    label = _label(metric)
+    baselines = baselines or {}
+    figure = _figure(f"{label} per round on the global test set", label)
+    # A run keeps its colour by position even when another one has no rounds yet,
+    # so that colours do not shift while runs are starting.
+    colours = {run: PALETTE[index % len(PALETTE)] for index, run in enumerate(runs)}
+    all_rounds: set[int] = set()
+    for run, events in runs.items():
+        rounds, values = series(events, metric, scope="centralized")
+        if rounds:
+            all_rounds.update(rounds)
+            trace = _line(run, rounds, values, colours[run])
+            trace.legendgroup = run
+            figure.add_trace(trace)
+    if not figure.data:
+        return _empty(figure)
+    # One point per plotted round, so that the unified hover lists the baseline
+    # next to the run at any round.
+    span = sorted(all_rounds)
+    for run in runs:
+        value = _number(baselines.get(run))
+        if value is None:
+            continue
+        # The baselines have no legend entries of their own; this says what they are.
+        figure.update_layout(
+            legend_title={
+                "text": "dotted: centralized baseline ",
+                "font": {"size": 11, "color": BASELINE_COLOR},
+            }
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=span,
+                y=[value] * len(span),
+                name=f"{run} (centralized baseline)",
+                mode="lines",
+                line={"color": colours[run], "width": 1.5, "dash": "dot"},
+                legendgroup=run,
+                showlegend=False,
+            )
+        )
+    return _finish(figure)
+
+
+def rounds_shown(figure: go.Figure) -> int:
+    """The largest round plotted by any trace of a figure.
+
+    Parameters
+    ----------
+    figure : go.Figure
+        A chart of this module.
+
+    Returns
+    -------
+    int
+        The largest ``x`` with a value (a gap is not plotted); 0 if there is none.
+
+    """
+    largest = 0
+    for trace in figure.data:
+        xs = getattr(trace, "x", None)
+        ys = getattr(trace, "y", None)
+        if xs is None or ys is None:
+            continue
+        for x, y in zip(xs, ys, strict=False):
+            if x is not None and y is not None:
+                largest = max(largest, int(x))
+    return largest
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or ``None`` for anything a chart cannot plot."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+def _client_order(client: str) -> tuple[int, int, str]:
+    """Numeric ids first, by value; anything else after them, by name."""
+    try:
+        return (0, int(client), client)
+    except ValueError:
+        return (1, 0, client)
+
+
+def _line(
+    name: str, rounds: Sequence[int], values: Sequence[float | None], colour: str
+) -> go.Scatter:
+    # Markers keep a round that sits between two gaps visible.
+    return go.Scatter(
+        x=list(rounds),
+        y=list(values),
+        name=name,
+        mode="lines+markers",
+        line={"color": colour, "width": 2},
+        marker={"color": colour, "size": 6},
+        connectgaps=False,
+    )
+
+
+def _figure(title: str, y_title: str) -> go.Figure:
+    """A figure with the layout shared by every chart here."""
+    figure = go.Figure()
+    figure.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},
+        height=HEIGHT,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "xanchor": "right",
+            "x": 1,
+            "title": {"text": ""},
+        },
+        hovermode="x unified",
+        # The template's zero line would read as a marker at round 0.
+        xaxis={
+            "title": {"text": "round"},
+            "unifiedhovertitle": {"text": "round %{x}"},
+            "zeroline": False,
+        },
+        yaxis={"title": {"text": y_title}, "hoverformat": ".4f"},
+    )
+    return figure
+
+
+def _finish(figure: go.Figure) -> go.Figure:
+    """Integer round ticks, a few of them however many rounds there are."""
+    xs = [int(x) for trace in figure.data for x in trace.x]
+    low, high = min(xs), max(xs)
+    step = 1
+    for factor in _nice_steps():
+        step = factor
+        if (high - low) / step <= 10:
+            break
+    # A fixed range: autorange around a single round would show ticks at -1 and 1.
+    pad = max(0.3, 0.02 * (high - low))
+    figure.update_xaxes(tickmode="linear", tick0=0, dtick=step, range=[low - pad, high + pad])
+    return figure
+
+
+def _nice_steps() -> Iterable[int]:
+    """1, 2, 5, 10, 20, 50, ... without end."""
+    scale = 1
+    while True:
+        for factor in (1, 2, 5):
+            yield factor * scale
+        scale *= 10
+
+
+def _empty(figure: go.Figure) -> go.Figure:
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.add_annotation(
+        text=EMPTY_MESSAGE,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": "#888888"},
+    )
+    return figure

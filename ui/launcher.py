@@ -1,0 +1,188 @@
+"""Start and stop runs as separate ``fedapp simulate`` processes.
+
+A run launched here is an ordinary CLI run: the UI writes the settings to a
+file, starts ``python -m fedapp simulate --config FILE --run-dir DIR`` in its
+own session (so it outlives a restart of the UI) and from then on only reads
+the run directory. Until that directory exists, the launch record and the
+process's log (both in the runs folder's ``.fedapp-ui/launches``) tell whether
+the run is still starting or could not start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedapp.config import RunConfig
+from fedapp.errors import UsageError
+from fedapp.runs import RunDir, new_run_id
+from fedapp_ui import store
+
+# How long a stopped run may take to mark itself `stopped` and exit before its
+# processes are killed.
+STOP_GRACE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A run the UI started whose directory may not exist yet.
+
+    Attributes
+    ----------
+    run_id : str
+        The run's name (its directory under the runs folder).
+    pid : int
+        The ``fedapp simulate`` process.
+    alive : bool
+        Whether that process still runs.
+    log : str
+        The last lines it printed (its notes, progress, or error).
+
+    """
+
+    run_id: str
+    pid: int
+    alive: bool
+    log: str
+
+    @property
+    def error(self) -> str | None:
+        """The ``error:`` line of a process that ended without making its run."""
+        if self.alive:
+            return None
+        lines = [line.strip() for line in self.log.splitlines() if line.strip()]
+        for line in reversed(lines):
+            if line.startswith("error:"):
+                return line.removeprefix("error:").strip()
+        return lines[-1] if lines else "the run's process ended before creating its directory"
+
+
+def launch(cfg: RunConfig, root: Path, name: str | None = None) -> str:
+    """Start ``cfg`` as a new run under ``root``; return the run's name at once.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The checked settings.
+    root : Path
+        The runs folder.
+    name : str | None
+        The run's name; ``None`` generates ``<time>-<strategy>-<hex>``.
+
+    Raises
+    ------
+    UsageError
+        For an unsafe name or one that is taken.
+
+    """
+    run_id = name or new_run_id(cfg.strategy)
+    path = store.run_path(root, run_id)
+    launches = store.ui_folder(root, "launches")
+    record = launches / f"{run_id}.json"
+    if path.exists() or record.exists():
+        raise UsageError(f"a run called {run_id!r} already exists; choose another name")
+    settings = launches / f"{run_id}.settings.json"
+    settings.write_text(json.dumps(cfg.replace(run_dir=None).to_dict(), indent=2), "utf-8")
+    command = [
+        sys.executable, "-m", "fedapp", "simulate",
+        "--config", str(settings), "--run-dir", str(path),
+    ]  # fmt: skip
+    log = launches / f"{run_id}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root.resolve(),
+            start_new_session=True,  # its own process group: stopped as one
+        )
+    record.write_text(
+        json.dumps({"pid": process.pid, "command": command, "started": time.time()}), "utf-8"
+    )
+    return run_id
+
+
+def launch_of(root: Path, run_id: str) -> Launch | None:
+    """The UI's record of launching ``run_id``, or ``None`` if it launched no such run."""
+    store.run_path(root, run_id)  # the name must be safe before it builds a path
+    launches = root.resolve() / store.UI_DIR / "launches"
+    try:
+        record = json.loads((launches / f"{run_id}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = int(record["pid"])
+    return Launch(run_id, pid, store.process_alive(pid), _tail(launches / f"{run_id}.log"))
+
+
+def stop(root: Path, run_id: str) -> None:
+    """Ask a running run to stop; it marks itself ``stopped`` and exits.
+
+    Sends SIGTERM, which ``fedapp simulate`` turns into a clean stop. A
+    watcher thread kills the process group if it is still alive after
+    :data:`STOP_GRACE_SECONDS` and then marks the run ``stopped`` itself.
+
+    Raises
+    ------
+    UsageError
+        If the run is not running here.
+
+    """
+    path = store.run_path(root, run_id)
+    pid: int | None = None
+    if (path / "status.json").exists():
+        view = store.load_run(root, run_id)
+        if view.state != "running":
+            raise UsageError(f"run {run_id} is not running (it is {view.state})")
+        pid = view.status.get("pid")
+    if pid is None:  # still starting: stop the process the UI launched
+        started = launch_of(root, run_id)
+        pid = started.pid if started and started.alive else None
+    if not isinstance(pid, int):
+        raise UsageError(f"run {run_id} is not running on this machine; it cannot be stopped here")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    watcher = threading.Thread(target=_kill_if_stuck, args=(pid, path), daemon=True)
+    watcher.start()
+
+
+def _kill_if_stuck(pid: int, path: Path, grace: float | None = None) -> None:
+    deadline = time.monotonic() + (STOP_GRACE_SECONDS if grace is None else grace)
+    while time.monotonic() < deadline:
+        if not store.process_alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        # Only a process the UI started leads its own group; never signal the
+        # group of a run started from someone's shell.
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    run = RunDir(path)
+    if run.status_file.exists():
+        status = run.read_status()
+        if status.get("state") == "running":
+            run.set_status(
+                "stopped", status.get("round", 0), status.get("rounds", 0),
+                error=f"stopped (killed: it did not stop within {grace or STOP_GRACE_SECONDS:g} s)",
+            )  # fmt: skip
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
