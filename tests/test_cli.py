@@ -95,3 +95,22 @@ def test_console_script_help_is_fast_and_names_strategy_flags() -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert probe.stdout.split() == ["False", "False"]
+
+
+def test_ui_refuses_a_busy_port_and_a_missing_data_dir(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(
+            app, ["ui", "--runs-dir", str(tmp_path / "r"), "--port", str(port), "--no-browser"]
+        )
+    assert result.exit_code == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in result.output and "--port" in result.output
+    result = runner.invoke(
+        app, ["ui", "--runs-dir", str(tmp_path / "r"), "--data-dir", str(tmp_path / "nope")]
+    )
+    assert result.exit_code == 2 and "is not a folder" in result.output
+    assert runner.invoke(app, ["ui", "--port", "0"]).exit_code == 2

@@ -179,9 +179,10 @@ def test_metric_by_round_uses_the_shared_look() -> None:
     layout = figure.layout
     assert layout.template.layout.paper_bgcolor == "white"  # plotly_white
     assert layout.hovermode == "x unified"
-    assert layout.legend.orientation == "h" and layout.legend.y > 1
+    # Below the plot, clear of Plotly's toolbar.
+    assert layout.legend.orientation == "h" and layout.legend.y < 0
     assert (layout.margin.l, layout.margin.r, layout.margin.t, layout.margin.b) == (10, 10, 50, 10)
-    assert layout.height == 360
+    assert layout.height == 400
     assert layout.yaxis.hoverformat == ".4f"
     assert layout.xaxis.dtick == 1 and layout.xaxis.tick0 == 0
     colours = [trace.line.color for trace in figure.data]

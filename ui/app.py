@@ -22,5 +22,5 @@ with st.sidebar:
     st.caption("Federated learning across institutions: each keeps its rows.")
 navigation = st.navigation(pages)
 with st.sidebar:
-    st.caption(f"Runs folder: `{runs_root}`")
+    st.caption(f"Runs folder: **{runs_root.name}**", help=str(runs_root))
 navigation.run()

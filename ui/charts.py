@@ -25,7 +25,7 @@ __all__ = ["clients_by_round", "compare_runs", "metric_by_round", "rounds_shown"
 # D3's palette stays legible on white, unlike the pastel first colours of `Safe`.
 PALETTE: tuple[str, ...] = tuple(qualitative.D3)
 BASELINE_COLOR = "#555555"
-HEIGHT = 360
+HEIGHT = 400
 EMPTY_MESSAGE = "No rounds yet"
 
 # The federated training loss only exists in the fit events; everything else is
@@ -337,12 +337,13 @@ def _figure(title: str, y_title: str) -> go.Figure:
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16}},
         height=HEIGHT,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        # Below the plot: above it, Plotly's toolbar would cover the legend.
         legend={
             "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.02,
-            "xanchor": "right",
-            "x": 1,
+            "yanchor": "top",
+            "y": -0.22,
+            "xanchor": "left",
+            "x": 0,
             "title": {"text": ""},
         },
         hovermode="x unified",

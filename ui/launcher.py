@@ -84,17 +84,17 @@ def launch(cfg: RunConfig, root: Path, name: str | None = None) -> str:
     """
     run_id = name or new_run_id(cfg.strategy)
     path = store.run_path(root, run_id)
-    launches = store.ui_folder(root, "launches")
-    record = launches / f"{run_id}.json"
-    if path.exists() or record.exists():
+    store.ui_folder(root, "launches")
+    previous = launch_of(root, run_id)
+    if path.exists() or (previous and previous.alive):
         raise UsageError(f"a run called {run_id!r} already exists; choose another name")
-    settings = launches / f"{run_id}.settings.json"
+    store.forget_launch(root, run_id)  # a launch of that name that never made its run
+    record, log, settings = store.launch_files(root, run_id)
     settings.write_text(json.dumps(cfg.replace(run_dir=None).to_dict(), indent=2), "utf-8")
     command = [
         sys.executable, "-m", "fedapp", "simulate",
         "--config", str(settings), "--run-dir", str(path),
     ]  # fmt: skip
-    log = launches / f"{run_id}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
@@ -113,13 +113,15 @@ def launch(cfg: RunConfig, root: Path, name: str | None = None) -> str:
 def launch_of(root: Path, run_id: str) -> Launch | None:
     """The UI's record of launching ``run_id``, or ``None`` if it launched no such run."""
     store.run_path(root, run_id)  # the name must be safe before it builds a path
-    launches = root.resolve() / store.UI_DIR / "launches"
+    record_file, log, _ = store.launch_files(root, run_id)
     try:
-        record = json.loads((launches / f"{run_id}.json").read_text("utf-8"))
+        record = json.loads(record_file.read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    pid = int(record["pid"])
-    return Launch(run_id, pid, store.process_alive(pid), _tail(launches / f"{run_id}.log"))
+    pid = record.get("pid") if isinstance(record, dict) else None
+    if not store.is_pid(pid):
+        return None
+    return Launch(run_id, pid, store.process_alive(pid), _tail(log))
 
 
 def stop(root: Path, run_id: str) -> None:
@@ -141,11 +143,14 @@ def stop(root: Path, run_id: str) -> None:
         view = store.load_run(root, run_id)
         if view.state != "running":
             raise UsageError(f"run {run_id} is not running (it is {view.state})")
-        pid = view.status.get("pid")
-    if pid is None:  # still starting: stop the process the UI launched
+        if not view.is_local:
+            host = view.status.get("host", "another machine")
+            raise UsageError(f"run {run_id} runs on {host}; stop it there")
+        pid = view.status["pid"]
+    else:  # still starting: stop the process the UI launched
         started = launch_of(root, run_id)
         pid = started.pid if started and started.alive else None
-    if not isinstance(pid, int):
+    if pid is None:
         raise UsageError(f"run {run_id} is not running on this machine; it cannot be stopped here")
     try:
         os.kill(pid, signal.SIGTERM)
@@ -156,7 +161,8 @@ def stop(root: Path, run_id: str) -> None:
 
 
 def _kill_if_stuck(pid: int, path: Path, grace: float | None = None) -> None:
-    deadline = time.monotonic() + (STOP_GRACE_SECONDS if grace is None else grace)
+    grace = STOP_GRACE_SECONDS if grace is None else grace
+    deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not store.process_alive(pid):
             return
@@ -176,7 +182,7 @@ def _kill_if_stuck(pid: int, path: Path, grace: float | None = None) -> None:
         if status.get("state") == "running":
             run.set_status(
                 "stopped", status.get("round", 0), status.get("rounds", 0),
-                error=f"stopped (killed: it did not stop within {grace or STOP_GRACE_SECONDS:g} s)",
+                error=f"stopped (killed: it did not stop within {grace:g} s)",
             )  # fmt: skip
 
 

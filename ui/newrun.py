@@ -120,7 +120,9 @@ def build_config(form: Mapping[str, Any]) -> RunConfig:
         For any setting the CLI would refuse, with the CLI's message.
 
     """
-    settings = {k: v for k, v in form.items() if v is not None and v != "" and v != []}
+    settings = _filled(form)
+    if isinstance(settings.get("strategy-params"), Mapping):
+        settings["strategy-params"] = _filled(settings["strategy-params"])
     cfg = RunConfig.from_mapping(settings, source="form")
     strategy_params(registry.get(cfg.strategy), cfg.strategy_params)
     return cfg
@@ -148,3 +150,8 @@ def user_message(err: UsageError, names: Mapping[Path, str]) -> str:
     for path, name in names.items():
         text = text.replace(str(path), name)
     return text
+
+
+def _filled(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop blank values (``None``, ``""``, empty lists) so that defaults apply."""
+    return {k: v for k, v in settings.items() if v is not None and v != "" and v != []}

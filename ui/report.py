@@ -52,6 +52,8 @@ def latest(events: Iterable[Mapping[str, Any]], metric: str) -> float | None:
 
 def progress_text(view: RunView) -> str:
     """What the run is doing, in words."""
+    if view.state == "starting":
+        return "Checking the data and starting the run…"
     if view.state == "running":
         if view.round == 0:
             return "Starting Flower's simulation engine and collecting federated statistics…"

@@ -25,6 +25,7 @@ from fedapp.runs import RunDir, client_label
 # folder, under a name no run can take (run names cannot start with a dot).
 UI_DIR = ".fedapp-ui"
 DATA_SUFFIXES = (".csv", ".parquet")
+LAUNCH_SUFFIXES = (".json", ".log", ".settings.json")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -72,10 +73,15 @@ def data_path(root: Path, typed: str) -> Path:
     if not text:
         raise UsageError("give the path of a CSV or Parquet file")
     base = root.resolve()
-    path = (base / text).resolve()  # an absolute `text` replaces `base` here
-    if not path.is_relative_to(base):
+    try:
+        path = (base / text).resolve()  # an absolute `text` replaces `base` here
+        inside = path.is_relative_to(base)
+        exists = inside and path.is_file()
+    except (OSError, ValueError) as err:  # a NUL byte, a name too long for the system
+        raise UsageError(f"{text!r}: not a usable path ({err})") from None
+    if not inside:
         raise UsageError(f"{text}: outside the data folder {base}; only files under it can be used")
-    if not path.is_file():
+    if not exists:
         raise UsageError(f"{text}: no such file in the data folder {base}")
     if path.suffix.lower() not in DATA_SUFFIXES:
         raise UsageError(f"{text}: not a .csv or .parquet file")
@@ -116,8 +122,15 @@ def ui_folder(root: Path, name: str) -> Path:
     return folder
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (reaping it if it is our finished child)."""
+def process_alive(pid: object) -> bool:
+    """Whether process ``pid`` runs on this machine (reaping it if it is our finished child).
+
+    Anything but a positive integer is no process: 0 and negative numbers
+    name process groups to ``kill``, never one run.
+    """
+    if not is_pid(pid):
+        return False
+    assert isinstance(pid, int)
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
@@ -131,6 +144,11 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def is_pid(value: object) -> bool:
+    """Whether ``value`` can be one process's id (a positive integer)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @dataclass(frozen=True)
@@ -176,10 +194,14 @@ class RunView:
     @property
     def is_live(self) -> bool:
         """Whether the run's process is alive (``True`` if it cannot be told)."""
-        pid = self.status.get("pid")
-        if not isinstance(pid, int) or self.status.get("host") != socket.gethostname():
+        if not self.is_local:
             return self.status.get("state") == "running"
-        return process_alive(pid)
+        return process_alive(self.status["pid"])
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the run's process, as recorded, is on this machine."""
+        return is_pid(self.status.get("pid")) and self.status.get("host") == socket.gethostname()
 
     @property
     def round(self) -> int:  # noqa: D102
@@ -245,10 +267,10 @@ class RunView:
         return list(self.run_dir.read_metrics())
 
     def client_labels(self) -> dict[str, str]:
-        """Client id -> a short name (``Geography=France``, a file name, or ``client 3``)."""
+        """Client id -> a short name: ``France`` (split by a column), a file name, ``client 3``."""
         labels = {}
         for pid, source in enumerate(self.config.get("client-sources") or []):
-            name = client_label(str(source))
+            name = client_label(str(source)).partition("=")[2] or client_label(str(source))
             labels[str(pid)] = name if name and not name.startswith("#") else f"client {pid}"
         return labels
 
@@ -301,9 +323,19 @@ def delete_run(root: Path, run_id: str) -> None:
     if view.state == "running":
         raise UsageError(f"run {run_id} is still running; stop it first")
     shutil.rmtree(view.path)
+    forget_launch(root, run_id)
+
+
+def launch_files(root: Path, run_id: str) -> tuple[Path, Path, Path]:
+    """The UI's record, log and settings file of launching ``run_id``."""
     launches = root.resolve() / UI_DIR / "launches"
-    for leftover in launches.glob(f"{run_id}.*"):
-        leftover.unlink(missing_ok=True)
+    return tuple(launches / f"{run_id}{suffix}" for suffix in LAUNCH_SUFFIXES)  # type: ignore[return-value]
+
+
+def forget_launch(root: Path, run_id: str) -> None:
+    """Remove the UI's files about launching ``run_id``."""
+    for path in launch_files(root, run_id):
+        path.unlink(missing_ok=True)
 
 
 def _read(reader: Any) -> dict[str, Any] | None:

@@ -12,6 +12,16 @@ from fedapp.registry import StrategyPlugin
 from fedapp_ui import newrun
 from fedapp_ui.store import RunView
 
+# Scores with four decimals, differences signed, in every table.
+_SCORE = st.column_config.NumberColumn(format="%.4f")
+_DIFF = st.column_config.NumberColumn(format="%+.4f")
+SCORES = {
+    "federated": _SCORE, "centralized": _SCORE, "gap": _DIFF, "AUC": _SCORE,
+    "AUC alone": _SCORE, "AUC federated": _SCORE, "gain": _DIFF, "PR-AUC": _SCORE,
+    "accuracy": _SCORE, "F1": _SCORE, "log-loss": _SCORE, "centralized AUC": _SCORE,
+    "gap AUC": _DIFF,
+}  # fmt: skip
+
 STATE_COLORS = {
     "running": "blue",
     "starting": "blue",

@@ -38,4 +38,4 @@ st.plotly_chart(
     theme=None,
 )
 st.subheader("Final metrics on the global test set")
-st.dataframe(report.compare_table(chosen), hide_index=True)
+st.dataframe(report.compare_table(chosen), hide_index=True, column_config=widgets.SCORES)

@@ -93,14 +93,20 @@ with st.container(border=True):
             index=others.index(guess) + 1 if guess in others else 0, key="id_column",
             help="Never a feature and never sent.",
         )  # fmt: skip
-        drop = st.multiselect(
-            "Columns that are not features", [n for n in others if n != id_column], key="drop"
-        )
+        features = [n for n in others if n != id_column]
+        left, right = st.columns(2)
+        drop = left.multiselect("Columns that are not features", features, key="drop")
+        categorical = right.multiselect(
+            "Categorical columns", [n for n in features if n not in drop], key="categorical",
+            help="Treat as categories even if they look numeric (codes, or a column with "
+            "typos the error above names); the CLI's --categorical.",
+        )  # fmt: skip
         form |= {
             "target": target,
             "positive-label": None if positive.startswith("infer") else positive,
             "id-column": None if id_column == "none" else id_column,
             "drop": drop,
+            "categorical": categorical,
         }
 
 # --- Institutions -----------------------------------------------------------
@@ -119,7 +125,7 @@ with st.container(border=True):
         }
         kind = st.radio(
             "Split", list(kinds), format_func=kinds.__getitem__, horizontal=True,
-            key="partition_kind", index=0 if is_demo else 1,
+            key="partition_kind",
         )  # fmt: skip
         if kind == "column":
             if is_demo:
@@ -210,10 +216,13 @@ with st.container(border=True):
     )  # fmt: skip
     if st.button("Start run", type="primary", key="start", icon=":material/play_arrow:"):
         try:
+            name = run_name.strip() or None
+            if name:
+                store.run_path(runs_root, name)  # refuse a bad name before any work
             cfg = newrun.build_config(form)
             with st.spinner("Checking the data…"):
                 newrun.check_data(cfg)
-            run_id = launcher.launch(cfg, runs_root, run_name.strip() or None)
+            run_id = launcher.launch(cfg, runs_root, name)
         except UsageError as err:
             st.error(newrun.user_message(err, uploaded_names), icon=":material/error:")
         else:

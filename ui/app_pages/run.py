@@ -14,6 +14,11 @@ if wanted is None:
     st.info("No runs yet.", icon=":material/info:")
     st.page_link("app_pages/new_run.py", label="Start one", icon=":material/add_circle:")
     st.stop()
+try:
+    store.run_path(runs_root, wanted)  # a link's ?run= is typed by someone
+except UsageError as err:
+    st.error(str(err), icon=":material/error:")
+    st.stop()
 if wanted not in ids:
     ids.insert(0, wanted)  # launched a moment ago: its directory may not exist yet
 run_id = st.sidebar.selectbox("Run", ids, index=ids.index(wanted), key="run_select")
@@ -96,12 +101,13 @@ def show_run() -> None:
         theme=None,
     )
     if view.summary:
-        st.subheader("Final model on the global test set")
         a, b = st.columns([3, 2])
-        a.dataframe(report.final_table(view), hide_index=True)
+        a.subheader("Final model on the global test set")
+        a.dataframe(report.final_table(view), hide_index=True, column_config=widgets.SCORES)
         local = report.local_only_table(view)
         if local is not None:
-            b.dataframe(local, hide_index=True)
+            b.subheader("Alone vs federated (AUC)")
+            b.dataframe(local, hide_index=True, column_config=widgets.SCORES)
     with st.expander("Settings (config.json)"):
         st.json(view.config, expanded=False)
     _downloads(view)

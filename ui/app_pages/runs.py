@@ -14,13 +14,13 @@ if not runs:
     st.stop()
 
 table = report.runs_table(runs)
-table.insert(0, "open", [f"run?run={r.run_id}" for r in runs])
+table["run"] = [f"run?run={r.run_id}" for r in runs]  # each name opens its Run page
 st.dataframe(
     table,
     hide_index=True,
     column_config={
-        "open": st.column_config.LinkColumn("", display_text="open", width="small"),
-        "AUC": st.column_config.NumberColumn(format="%.4f"),
+        "run": st.column_config.LinkColumn(display_text=r"\?run=(.+)$"),
+        **widgets.SCORES,
         "gap": st.column_config.NumberColumn(format="%+.4f", help="AUC minus centralized AUC"),
     },
     key="runs_table",

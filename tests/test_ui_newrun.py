@@ -1,0 +1,412 @@
+"""The New run page's logic: describing a table, guessing defaults, checking the form."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedapp import registry
+from fedapp.config import RunConfig
+from fedapp.errors import UsageError
+from fedapp_ui import newrun
+from fedapp_ui.newrun import Column
+
+
+def write_bank(path: Path, rows: int = 60) -> Path:
+    """A churn table: an id, a row number, a surname, a country, an age, a binary target."""
+    countries = ("France", "Spain", "Germany")
+    lines = ["RowNumber,CustomerId,Surname,Geography,Age,HasCard,Exited"]
+    for i in range(rows):
+        exited = 1 if i % 4 == 0 else 0
+        lines.append(
+            f"{i + 1},{15600000 + i},Name{i % 7},{countries[i % 3]},{20 + i % 40},{i % 2},{exited}"
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def col(name: str, distinct: int, unique: bool = False) -> Column:
+    return Column(name, distinct, (), unique)
+
+
+# describe_columns
+
+
+def test_describe_columns_counts_values_and_spots_unique_columns(tmp_path: Path) -> None:
+    # Prepare
+    csv = tmp_path / "small.csv"
+    csv.write_text(
+        "id,city,score,flag\n1,Paris,0.5,yes\n2,Lyon,,no\n3,Paris,0.7,yes\n4,,0.9,no\n",
+        encoding="utf-8",
+    )
+
+    # Execute
+    columns = newrun.describe_columns([csv])
+
+    # Assert
+    assert columns == [
+        Column("id", 4, ("1", "2", "3", "4"), True),
+        Column("city", 2, ("Lyon", "Paris"), False),  # blanks are not a value
+        Column("score", 3, ("0.5", "0.7", "0.9"), False),
+        Column("flag", 2, ("no", "yes"), False),
+    ]
+
+
+def test_describe_columns_lists_values_only_for_few_valued_columns(tmp_path: Path) -> None:
+    # Prepare
+    csv = write_bank(tmp_path / "bank.csv", rows=60)
+
+    # Execute
+    columns = {c.name: c for c in newrun.describe_columns([csv])}
+
+    # Assert
+    assert columns["CustomerId"].distinct == 60
+    assert columns["CustomerId"].values == ()  # more than 50 values: not listed
+    assert columns["CustomerId"].unique_per_row
+    assert columns["Age"].distinct == 40
+    assert len(columns["Age"].values) == 40
+    assert not columns["Age"].unique_per_row
+    assert columns["Geography"].values == ("France", "Germany", "Spain")
+    assert columns["Exited"].values == ("0", "1")
+
+
+def test_describe_columns_describes_the_first_of_several_files(tmp_path: Path) -> None:
+    # Prepare
+    first = write_bank(tmp_path / "fr.csv", rows=10)
+    second = write_bank(tmp_path / "de.csv", rows=30)
+
+    # Execute
+    columns = newrun.describe_columns([first, second])
+
+    # Assert
+    assert next(c for c in columns if c.name == "RowNumber").distinct == 10
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("name,y\ncafé,1\n".encode("latin-1"), "not UTF-8 text ("),
+        (b"", "the file is empty"),
+        (b"\n\n", "the file is empty"),
+        (b"a,y\n", "the file has no rows"),
+    ],
+    ids=["latin-1", "empty", "blank-lines", "header-only"],
+)
+def test_describe_columns_gives_the_clis_message_for_unreadable_uploads(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    # Prepare
+    csv = tmp_path / "upload.csv"
+    csv.write_bytes(content)
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.describe_columns([csv])
+
+    # Assert
+    assert str(caught.value).startswith(f"{csv}: {expected}")
+
+
+def test_describe_columns_checks_every_file(tmp_path: Path) -> None:
+    # Prepare
+    good = write_bank(tmp_path / "good.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.describe_columns([good, bad])
+
+    # Assert
+    assert str(caught.value) == f"{bad}: the file is empty"
+
+
+# guessing defaults
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ([col("HasCard", 2), col("Exited", 2), col("IsActive", 2)], 1),
+        ([col("churn", 2), col("x", 5)], 0),
+        ([col("a", 2), col("TARGET", 2), col("b", 2)], 1),
+        ([col("a", 2), col("b", 2), col("c", 9)], 1),  # no known name: last binary
+        ([col("target", 3), col("b", 2), col("c", 9)], 1),  # a known name must be binary
+        ([col("a", 3), col("b", 4)], 1),  # no binary column: the last one
+    ],
+)
+def test_guess_target(columns: list[Column], expected: int) -> None:
+    # Execute / Assert
+    assert newrun.guess_target(columns) == expected
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ([col("Surname", 90), col("CustomerId", 100, unique=True)], "CustomerId"),
+        ([col("RowNumber", 100, unique=True), col("x", 3)], "RowNumber"),
+        ([col("x", 3), col("id", 100, unique=True)], "id"),
+        ([col("customer_id", 100, unique=True)], "customer_id"),
+        ([col("CustomerId", 90), col("x", 100, unique=True)], None),  # repeats: not an id
+        ([col("Paid", 100, unique=True), col("Valid", 100, unique=True)], None),
+        ([], None),
+    ],
+)
+def test_guess_id_column(columns: list[Column], expected: str | None) -> None:
+    # Execute / Assert
+    assert newrun.guess_id_column(columns) == expected
+
+
+def test_partition_columns_keeps_two_to_fifty_values_not_excluded() -> None:
+    # Prepare
+    columns = [
+        col("Constant", 1),
+        col("Geography", 3),
+        col("Gender", 2),
+        col("Exited", 2),
+        col("Branch", 50),
+        col("Age", 51),
+        col("CustomerId", 100, unique=True),
+    ]
+
+    # Execute
+    found = newrun.partition_columns(columns, exclude=["Exited", "CustomerId"])
+
+    # Assert
+    assert [c.name for c in found] == ["Geography", "Gender", "Branch"]
+
+
+# build_config
+
+
+def test_build_config_leaves_blank_settings_to_the_defaults() -> None:
+    # Prepare
+    form = {
+        "rounds": 4,
+        "clients": 3,
+        "clients-per-round": None,
+        "positive-label": "",
+        "drop": [],
+        "partition": None,
+        "strategy": "fedprox",
+        "strategy-params": {"proximal-mu": 0.5},
+    }
+
+    # Execute
+    cfg = newrun.build_config(form)
+
+    # Assert
+    assert cfg == RunConfig(
+        rounds=4, clients=3, strategy="fedprox", strategy_params={"proximal-mu": 0.5}
+    )
+    assert cfg.clients_per_round is None
+    assert cfg.positive_label is None
+    assert cfg.resolved_partition == "column:institution"
+
+
+def test_build_config_of_a_file_run(tmp_path: Path) -> None:
+    # Prepare
+    form = {
+        "data": str(tmp_path / "bank.csv"),
+        "target": "Exited",
+        "id-column": "CustomerId",
+        "drop": ["RowNumber", "Surname"],
+        "partition": "column:Geography",
+        "clients": 3,
+        "clients-per-round": 2,
+        "strategy": "fedavg",
+        "strategy-params": {},
+    }
+
+    # Execute
+    cfg = newrun.build_config(form)
+
+    # Assert
+    assert cfg.data == str(tmp_path / "bank.csv")
+    assert cfg.drop == ("RowNumber", "Surname")
+    assert (cfg.clients, cfg.sample_size) == (3, 2)
+    assert cfg.to_dict()["partition"] == "column:Geography"
+
+
+def test_build_config_refuses_an_unknown_strategy_listing_the_installed_ones() -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.build_config({"strategy": "fedmagic"})
+
+    # Assert
+    installed = ", ".join(registry.installed())
+    assert str(caught.value) == f"unknown strategy 'fedmagic'; installed: {installed}"
+    assert {"fedavg", "fedprox", "weighted"} <= set(registry.installed())
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"proximal-mu": -1}, "--proximal-mu must be >= 0, got -1.0"),
+        ({"proximal-mu": "lots"}, "--proximal-mu expects float, got 'lots'"),
+        ({"mu": 0.1}, "strategy 'fedprox' has no parameter --mu (its parameters: --proximal-mu)"),
+    ],
+)
+def test_build_config_refuses_bad_strategy_parameters(
+    params: dict[str, object], expected: str
+) -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.build_config({"strategy": "fedprox", "strategy-params": params})
+
+    # Assert
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        (
+            {"clients": 3, "clients-per-round": 5},
+            "clients-per-round (5) must not exceed clients (3)",
+        ),
+        ({"rounds": 0}, "rounds must be > 0, got 0"),
+        ({"data": "x.csv"}, "--target is required with --data or --client-data"),
+        ({"rounds": "ten"}, "form: 'rounds' must be an integer, got 'ten'"),
+        ({"colour": "red"}, "form: unknown setting 'colour'"),
+    ],
+)
+def test_build_config_refuses_what_the_cli_refuses(form: dict[str, object], expected: str) -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.build_config(form)
+
+    # Assert
+    assert str(caught.value) == expected
+
+
+def test_build_config_leaves_a_blank_strategy_parameter_to_its_default() -> None:
+    # Prepare
+    form = {"strategy": "fedprox", "strategy-params": {"proximal-mu": None}}
+
+    # Execute
+    cfg = newrun.build_config(form)
+
+    # Assert: what the engine does with the settings before the run starts
+    assert registry.get("fedprox").resolve(cfg.strategy_params) == {"proximal-mu": 0.1}
+
+
+# check_data
+
+
+def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
+    # Prepare
+    csv = write_bank(tmp_path / "bank.csv")
+    cfg = RunConfig(
+        data=str(csv),
+        target="Exited",
+        id_column="CustomerId",
+        drop=("RowNumber",),
+        partition="column:Geography",
+        clients=3,
+    )
+
+    # Execute
+    notes, warnings = newrun.check_data(cfg)
+
+    # Assert
+    assert notes == (f"{csv}: positive class of 'Exited' is '1' (inferred)",)
+    assert warnings == ()
+
+
+def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
+    # Prepare
+    csv = tmp_path / "three.csv"
+    rows = "\n".join(f"{i},{i * 0.5},{'abc'[i % 3]}" for i in range(30))
+    csv.write_text(f"id,x,y\n{rows}\n", encoding="utf-8")
+    cfg = RunConfig(data=str(csv), target="y", clients=2)
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.check_data(cfg)
+
+    # Assert
+    assert str(caught.value) == (
+        f"{csv}: target 'y' has 3 classes (a, b, c); only binary targets are supported"
+    )
+
+
+def test_check_data_gives_the_message_the_cli_gives(tmp_path: Path) -> None:
+    # Prepare
+    csv = tmp_path / "three.csv"
+    rows = "\n".join(f"{i},{i * 0.5},{'abc'[i % 3]}" for i in range(30))
+    csv.write_text(f"id,x,y\n{rows}\n", encoding="utf-8")
+    cfg = RunConfig(data=str(csv), target="y", clients=2)
+    command = [sys.executable, "-m", "fedapp", "simulate", "--data", str(csv), "--target", "y"]
+    command += ["--clients", "2", "--run-dir", str(tmp_path / "run")]
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.check_data(cfg)
+    cli = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    # Assert
+    assert cli.returncode == 2
+    assert cli.stderr.strip().splitlines()[-1] == f"error: {caught.value}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_check_data_refuses_junk_in_a_numeric_column(tmp_path: Path) -> None:
+    # Prepare
+    csv = tmp_path / "junk.csv"
+    values = [str(20 + i) for i in range(40)]
+    values[7] = "n/a?"
+    rows = "\n".join(f"{v},{i % 2}" for i, v in enumerate(values))
+    csv.write_text(f"age,y\n{rows}\n", encoding="utf-8")
+    cfg = RunConfig(data=str(csv), target="y", clients=2)
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.check_data(cfg)
+
+    # Assert
+    assert str(caught.value) == (
+        f"{csv}: column 'age' is numeric but has 1 non-numeric values, e.g. 'n/a?'; "
+        "fix them or pass --categorical age"
+    )
+
+
+def test_check_data_rereads_a_file_that_changed(tmp_path: Path) -> None:
+    # Prepare
+    csv = write_bank(tmp_path / "bank.csv")
+    cfg = RunConfig(data=str(csv), target="Exited", id_column="CustomerId", clients=2)
+    newrun.check_data(cfg)
+    csv.write_text("CustomerId,Exited\n1,1\n2,1\n", encoding="utf-8")
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        newrun.check_data(cfg)
+
+    # Assert
+    assert "target 'Exited' has a single value (1)" in str(caught.value)
+
+
+# user_message
+
+
+def test_user_message_names_uploads_as_the_user_named_them(tmp_path: Path) -> None:
+    # Prepare
+    stored = tmp_path / ".fedapp-ui" / "uploads" / "0123456789abcdef01234567.csv"
+    other = tmp_path / ".fedapp-ui" / "uploads" / "fedcba9876543210fedcba98.csv"
+    err = UsageError(f"{stored}: column 'age' is missing (present in {other})")
+
+    # Execute
+    text = newrun.user_message(err, {stored: "bank_fr.csv", other: "bank_de.csv"})
+
+    # Assert
+    assert text == "bank_fr.csv: column 'age' is missing (present in bank_de.csv)"
+
+
+def test_user_message_without_uploads_is_the_error(tmp_path: Path) -> None:
+    # Execute / Assert
+    assert newrun.user_message(UsageError("rounds must be > 0, got 0"), {}) == (
+        "rounds must be > 0, got 0"
+    )

@@ -1,0 +1,354 @@
+"""Each UI page driven through Streamlit's AppTest, widgets found by key.
+
+Runs are written by hand into a temporary runs folder with ``RunDir`` (the
+contract the UI reads); launching and stopping are replaced by recorders, so
+no simulation starts here (the browser test launches a real one).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import fedapp_ui
+from fedapp.config import RunConfig
+from fedapp.runs import RunDir
+from fedapp_ui import launcher
+
+APP = Path(fedapp_ui.__file__).with_name("app.py")
+NEW, RUN, COMPARE, RUNS = (f"app_pages/{p}.py" for p in ("new_run", "run", "compare", "runs"))
+
+
+@pytest.fixture
+def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("FEDAPP_UI_RUNS_DIR", str(root))
+    monkeypatch.delenv("FEDAPP_UI_DATA_DIR", raising=False)
+    return root
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[RunConfig, str | None]]:
+    """Record launches instead of starting processes."""
+    calls: list[tuple[RunConfig, str | None]] = []
+
+    def fake_launch(cfg: RunConfig, root: Path, name: str | None = None) -> str:
+        calls.append((cfg, name))
+        return name or "launched-run"
+
+    monkeypatch.setattr(launcher, "launch", fake_launch)
+    return calls
+
+
+def write_run(
+    root: Path,
+    name: str,
+    *,
+    state: str = "finished",
+    done: int = 2,
+    rounds: int = 2,
+    strategy: str = "fedavg",
+    auc: float = 0.8,
+    pid: int | None = None,
+    error: str | None = None,
+) -> RunDir:
+    """A run directory as ``fedapp simulate`` leaves it after ``done`` rounds."""
+    run = RunDir.create(root / name, root, strategy)
+    cfg = RunConfig(clients=2, rounds=rounds, strategy=strategy, demo_rows=2000)
+    run.write_config(
+        {
+            **cfg.replace(run_dir=str(run.path)).to_dict(),
+            "client-sources": ["demo data (institution=inst-0)", "demo data (institution=inst-1)"],
+            "data-warnings": [],
+        }
+    )
+    for r in range(done + 1):
+        score = {"auc": auc - 0.1 * (done - r), "accuracy": 0.8, "loss": 0.5}
+        run.append_metrics(
+            {"round": r, "stage": "evaluate", "scope": "centralized", "metrics": score}
+        )
+        if r:
+            clients = {"0": {**score, "examples": 10}, "1": {**score, "examples": 12}}
+            run.append_metrics(
+                {"round": r, "stage": "evaluate", "scope": "federated", "metrics": score,
+                 "clients": clients}
+            )  # fmt: skip
+    run.set_status(
+        state, done, rounds, error=error,
+        pid=pid if pid is not None else 999_999_999, host=socket.gethostname(),
+        started=time.time() - 30,
+    )  # fmt: skip
+    if state == "finished":
+        final = {"auc": auc, "accuracy": 0.8, "loss": 0.5}
+        central = {"auc": auc + 0.01, "accuracy": 0.81, "loss": 0.49}
+        run.write_summary(
+            {
+                "federated": final, "centralized": central,
+                "gap": {k: final[k] - central[k] for k in final},
+                "local_only": {"0": {"auc": auc - 0.05}, "1": {"auc": auc - 0.02}},
+                "wall_seconds": 21.0, "rounds": rounds, "strategy": strategy,
+            }
+        )  # fmt: skip
+        run.model_file.write_bytes(b"model")
+    return run
+
+
+def app(page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def plotly_traces(at: AppTest) -> list[list[dict[str, Any]]]:
+    """The traces of every Plotly chart on the page, as the browser receives them."""
+    import json
+
+    charts = at.get("plotly_chart")
+    return [json.loads(c.proto.spec)["data"] for c in charts]
+
+
+# --- New run ---------------------------------------------------------------
+
+
+def test_new_run_launches_the_demo_with_the_forms_settings(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000)
+    at.number_input(key="clients").set_value(2)
+    at.number_input(key="rounds").set_value(2)
+    at.number_input(key="seed").set_value(5)
+    at.selectbox(key="strategy").set_value("fedprox").run()
+    at.number_input(key="param.fedprox.proximal-mu").set_value(0.3)
+    at.text_input(key="run_name").set_value("exp-1")
+    at.button(key="start").click().run()
+
+    [(cfg, name)] = launched
+    assert name == "exp-1"
+    assert at.title[0].value == "exp-1"  # on the Run page of the new run
+    assert (cfg.clients, cfg.rounds, cfg.seed, cfg.demo_rows) == (2, 2, 5, 2000)
+    assert (cfg.strategy, cfg.strategy_params) == ("fedprox", {"proximal-mu": 0.3})
+    assert cfg.resolved_partition == "column:institution" and cfg.is_demo
+
+
+def test_new_run_offers_a_third_party_plugin_and_its_parameters(
+    runs_root: Path, launched: list, install_plugin: Any, median_plugin: str
+) -> None:
+    install_plugin("median", "fedapp_median_ui", median_plugin)
+    at = app()
+    assert "median" in at.selectbox(key="strategy").options
+    at.selectbox(key="strategy").set_value("median").run()
+    at.text_input(key="param.median.tag").set_value("from-the-ui")
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert cfg.strategy_params == {"tag": "from-the-ui"}
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/cron.d/x", ".hidden", "a/b"])
+def test_new_run_refuses_run_names_that_leave_the_runs_folder(
+    runs_root: Path, launched: list, name: str
+) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(500)
+    at.text_input(key="run_name").set_value(name)
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert "not allowed" in at.error[0].value
+    assert launched == []
+    assert list(runs_root.iterdir()) == []
+
+
+def test_upload_a_table_pick_target_and_split_by_column(runs_root: Path, launched: list) -> None:
+    rows = ["CustomerId,Region,Age,Balance,Exited"] + [
+        f"{i},{['north', 'south', 'east'][i % 3]},{20 + i % 60},{i * 10.5},{int(i % 4 == 0)}"
+        for i in range(300)
+    ]
+    at = app()
+    at.segmented_control(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("bank.csv", "\n".join(rows).encode(), "text/csv"))
+    at.run()
+
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="target").value == "Exited"
+    assert at.selectbox(key="id_column").value == "CustomerId"
+    assert at.selectbox(key="partition_column").options == ["Region (3 values)"]
+    at.button(key="start").click().run()
+
+    [(cfg, _)] = launched
+    assert (cfg.target, cfg.id_column, cfg.partition, cfg.clients) == (
+        "Exited", "CustomerId", "column:Region", 3,
+    )  # fmt: skip
+    stored = Path(cfg.data)
+    assert stored.parent == runs_root / ".fedapp-ui" / "uploads" and stored.name != "bank.csv"
+
+
+def test_a_bad_upload_shows_the_clis_error_in_the_page(runs_root: Path, launched: list) -> None:
+    rows = [f"{i},{30 + i % 40},{'yes' if i % 3 else 'no'}" for i in range(60)]
+    rows[7] = "7,4O,no"  # one typo in a numeric column: the CLI refuses it
+    text = "id,age,churn\n" + "\n".join(rows)
+    at = app()
+    at.segmented_control(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("clients.csv", text.encode(), "text/csv")).run()
+    at.selectbox(key="target").set_value("churn").run()
+    at.radio(key="partition_kind").set_value("iid").run()
+    at.button(key="start").click().run()
+
+    assert not at.exception
+    [error] = at.error
+    assert "clients.csv" in error.value and "age" in error.value
+    assert ".fedapp-ui" not in error.value  # the stored name stays internal
+    assert launched == []
+
+    at.multiselect(key="categorical").set_value(["age"]).run()  # what the error advises
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert cfg.categorical == ("age",)
+
+
+def test_an_unreadable_upload_is_reported_without_a_traceback(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.segmented_control(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("latin1.csv", b"a,b\n\xe9t\xe9,1\n", "text/csv"))
+    at.run()
+    assert not at.exception
+    assert "latin1.csv" in at.error[0].value and "UTF-8" in at.error[0].value
+
+
+@pytest.mark.parametrize("typed", ["../secrets.csv", "/etc/passwd", "/tmp"])
+def test_server_paths_cannot_leave_the_data_folder(
+    runs_root: Path, launched: list, typed: str
+) -> None:
+    (runs_root.parent / "secrets.csv").write_text("a,b\n1,0\n", encoding="utf-8")
+    at = app()
+    at.segmented_control(key="source").set_value("File on the server").run()
+    at.text_input(key="server_path").set_value(typed).run()
+    assert not at.exception
+    assert "outside the data folder" in at.error[0].value
+    assert launched == []
+
+
+def test_a_server_path_inside_the_data_folder_is_read(
+    runs_root: Path, launched: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = runs_root.parent / "data"
+    data_dir.mkdir()
+    rows = ["plan,usage,churned"] + [f"{'ab'[i % 2]},{i},{int(i % 3 == 0)}" for i in range(60)]
+    (data_dir / "t.csv").write_text("\n".join(rows), encoding="utf-8")
+    monkeypatch.setenv("FEDAPP_UI_DATA_DIR", str(data_dir))
+    at = app()
+    at.segmented_control(key="source").set_value("File on the server").run()
+    at.text_input(key="server_path").set_value("t.csv").run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="target").value == "churned"
+
+
+# --- Run -------------------------------------------------------------------
+
+
+def test_run_page_shows_progress_charts_tables_and_downloads(runs_root: Path) -> None:
+    write_run(runs_root, "done-run", auc=0.83)
+    at = app(RUN, run="done-run")
+
+    assert at.title[0].value == "done-run"
+    assert [m.value for m in at.metric][:1] == ["2 / 2"]
+    global_chart, clients_chart = plotly_traces(at)
+    assert [t["x"] for t in global_chart] == [[0, 1, 2], [1, 2]]
+    assert len(clients_chart) == 2
+    final, local = at.dataframe
+    assert final.value.loc[0, "federated"] == pytest.approx(0.83)
+    assert list(local.value["institution"]) == ["inst-0", "inst-1"]
+    labels = [b.label for b in at.get("download_button")]
+    assert any("model.keras" in label for label in labels)
+    assert any("metrics.jsonl" in label for label in labels)
+
+
+def test_run_page_metric_switch_redraws_the_charts(runs_root: Path) -> None:
+    write_run(runs_root, "r1")
+    at = app(RUN, run="r1")
+    at.segmented_control(key="metric").set_value("loss").run()
+    global_chart, _ = plotly_traces(at)
+    assert global_chart[0]["y"] == [0.5, 0.5, 0.5]
+
+
+def test_a_failed_run_shows_its_error(runs_root: Path) -> None:
+    write_run(runs_root, "bad", state="failed", done=1, error="ValueError: boom")
+    at = app(RUN, run="bad")
+    assert any("ValueError: boom" in e.value for e in at.error)
+
+
+def test_a_running_run_can_be_stopped(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_run(runs_root, "live", state="running", done=1, rounds=5, pid=os.getpid())
+    stopped: list[str] = []
+    monkeypatch.setattr(launcher, "stop", lambda root, run_id: stopped.append(run_id))
+    at = app(RUN, run="live")
+    assert "Round 1 of 5" in at.get("progress")[0].proto.text
+    at.button(key="stop").click().run()
+    assert stopped == ["live"]
+
+
+def test_a_run_whose_process_died_is_marked_interrupted(runs_root: Path) -> None:
+    write_run(runs_root, "ghost", state="running", done=1, rounds=5)  # pid 999999999: gone
+    at = app(RUN, run="ghost")
+    assert "stop" not in [b.key for b in at.button]
+    assert any("ended without finishing" in w.value for w in at.warning)
+
+
+def test_a_run_that_could_not_start_shows_why(runs_root: Path) -> None:
+    launches = runs_root / ".fedapp-ui" / "launches"
+    launches.mkdir(parents=True)
+    (launches / "never.json").write_text('{"pid": 999999999}', encoding="utf-8")
+    (launches / "never.log").write_text(
+        "error: bank.csv: column 'Age' holds non-numbers\n", encoding="utf-8"
+    )
+    at = app(RUN, run="never")
+    assert "column 'Age' holds non-numbers" in at.error[0].value
+
+
+def test_run_page_refuses_unsafe_names_in_the_link(runs_root: Path) -> None:
+    at = app(RUN, run="../../etc")
+    assert not at.exception
+    assert at.error and "not allowed" in at.error[0].value
+
+
+# --- Compare and Runs ----------------------------------------------------------
+
+
+def test_compare_overlays_runs_and_tabulates_gaps(runs_root: Path) -> None:
+    write_run(runs_root, "a-fedavg", auc=0.80)
+    time.sleep(0.01)
+    write_run(runs_root, "b-fedprox", strategy="fedprox", auc=0.82)
+    at = app(COMPARE)
+
+    assert sorted(at.multiselect(key="compare_runs").value) == ["a-fedavg", "b-fedprox"]
+    [traces] = plotly_traces(at)
+    assert {t["name"] for t in traces} >= {"a-fedavg", "b-fedprox"}
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["b-fedprox", "AUC"] == pytest.approx(0.82)
+    assert table.loc["b-fedprox", "gap AUC"] == pytest.approx(-0.01)
+
+
+def test_runs_lists_and_deletes(runs_root: Path) -> None:
+    write_run(runs_root, "old", auc=0.7)
+    write_run(runs_root, "busy", state="running", done=1, pid=os.getpid())
+    at = app(RUNS)
+
+    listing = at.dataframe[0].value
+    assert set(listing["run"]) == {"run?run=old", "run?run=busy"}
+    assert at.multiselect(key="delete_runs").options == ["old · fedavg · finished"]
+    at.multiselect(key="delete_runs").set_value(["old"])
+    at.checkbox(key="delete_confirm").check().run()
+    at.button(key="delete").click().run()
+
+    assert not at.exception
+    assert sorted(p.name for p in runs_root.iterdir()) == ["busy"]

@@ -1,0 +1,378 @@
+"""Numbers, words and tables the pages show, from run directories alone."""
+
+from __future__ import annotations
+
+import math
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from fedapp_ui import report
+from fedapp_ui.store import RunView
+
+CREATED = 1_700_000_000.0
+
+METRICS = {
+    "auc": 0.712345,
+    "pr_auc": 0.39,
+    "accuracy": 0.7525,
+    "f1": 0.1239,
+    "precision": 0.4375,
+    "recall": 0.0722,
+    "loss": 0.50914,
+}
+CENTRAL = {**METRICS, "auc": 0.757655, "loss": 0.4906}
+GAP = {name: METRICS[name] - CENTRAL[name] for name in METRICS}
+
+RUNS_COLUMNS = ["run", "state", "strategy", "data", "rounds", "AUC", "gap", "started"]
+
+
+def view(
+    run_id: str = "r1",
+    state: str = "finished",
+    round_: int = 3,
+    rounds: int = 3,
+    config: dict[str, Any] | None = None,
+    summary: dict[str, Any] | None = None,
+    created: float = CREATED,
+    **process: Any,
+) -> RunView:
+    """A run as `store.load_run` reads it (no pid: a `running` one counts as live)."""
+    cfg = {
+        "rounds": rounds,
+        "strategy": "fedavg",
+        "strategy-params": {},
+        "data": "demo",
+        "partition": "column:institution",
+        "clients": 2,
+        "baseline": True,
+        **(config or {}),
+    }
+    status = {"state": state, "round": round_, "rounds": rounds, "error": None, **process}
+    return RunView(run_id, Path("/nonexistent") / run_id, cfg, status, summary, created)
+
+
+def finished_summary(**extra: Any) -> dict[str, Any]:
+    return {
+        "federated": METRICS,
+        "federated_evaluation": METRICS,
+        "centralized": CENTRAL,
+        "gap": GAP,
+        "wall_seconds": 185.2,
+        **extra,
+    }
+
+
+def central(round_: int, **metrics: Any) -> dict[str, Any]:
+    return {"round": round_, "stage": "evaluate", "scope": "centralized", "metrics": metrics}
+
+
+# fmt, duration, latest
+
+
+@pytest.mark.parametrize(
+    ("value", "signed", "expected"),
+    [
+        (None, False, "—"),
+        (float("nan"), False, "—"),
+        (float("inf"), True, "—"),
+        (0.712345, False, "0.7123"),
+        (1, False, "1.0000"),
+        (0.05, True, "+0.0500"),
+        (-0.04393, True, "-0.0439"),
+        (0.0, True, "+0.0000"),
+    ],
+)
+def test_fmt(value: float | None, signed: bool, expected: str) -> None:
+    # Execute / Assert
+    assert report.fmt(value, signed=signed) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (None, "—"),
+        (0, "0 s"),
+        (42, "42 s"),
+        (42.4, "42 s"),
+        (59.6, "1 min 00 s"),
+        (185, "3 min 05 s"),
+        (3599, "59 min 59 s"),
+        (3720, "1 h 02 min"),
+        (3725, "1 h 02 min"),
+        (90_000, "25 h 00 min"),
+    ],
+)
+def test_duration(seconds: float | None, expected: str) -> None:
+    # Execute / Assert
+    assert report.duration(seconds) == expected
+
+
+def test_latest_is_the_newest_global_test_value() -> None:
+    # Prepare
+    events = [
+        central(0, auc=0.5, loss=0.7),
+        {"round": 1, "stage": "fit", "scope": "federated", "metrics": {"auc": 0.99}},
+        central(1, auc=0.6, loss=None),
+        {"round": 1, "stage": "evaluate", "scope": "federated", "metrics": {"auc": 0.98}},
+        central(2, auc=0.7),
+    ]
+
+    # Execute / Assert
+    assert report.latest(events, "auc") == 0.7
+    assert report.latest(events, "loss") == 0.7  # a null later does not hide it
+    assert report.latest(events, "f1") is None
+    assert report.latest([], "auc") is None
+
+
+def test_label() -> None:
+    # Execute / Assert
+    assert [report.label(m) for m in ("auc", "pr_auc", "loss", "train-loss", "other")] == [
+        "AUC",
+        "PR-AUC",
+        "log-loss",
+        "training loss",
+        "other",
+    ]
+
+
+# progress_text
+
+
+@pytest.mark.parametrize(
+    ("state", "round_", "config", "expected"),
+    [
+        (
+            "running",
+            0,
+            {},
+            "Starting Flower's simulation engine and collecting federated statistics…",
+        ),
+        ("running", 2, {}, "Round 2 of 5"),
+        ("running", 5, {}, "Training the centralized and local-only baselines…"),
+        ("running", 5, {"baseline": False}, "Saving the model…"),
+        ("finished", 5, {}, "Finished after round 5 of 5"),
+        ("failed", 2, {}, "Failed after round 2 of 5"),
+        ("stopped", 3, {}, "Stopped after round 3 of 5"),
+    ],
+)
+def test_progress_text(state: str, round_: int, config: dict[str, Any], expected: str) -> None:
+    # Prepare
+    run = view(state=state, round_=round_, rounds=5, config=config)
+
+    # Execute / Assert
+    assert report.progress_text(run) == expected
+
+
+def test_progress_text_of_an_interrupted_run() -> None:
+    # Prepare: its status says running, but its process is gone
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    run = view(state="running", round_=2, rounds=5, pid=child.pid, host=socket.gethostname())
+
+    # Execute / Assert
+    assert report.progress_text(run) == "Interrupted after round 2 of 5"
+
+
+# final_table and local_only_table
+
+
+def test_final_table_with_the_centralized_baseline() -> None:
+    # Prepare
+    run = view(summary=finished_summary())
+
+    # Execute
+    table = report.final_table(run)
+
+    # Assert
+    assert list(table.columns) == ["metric", "federated", "centralized", "gap"]
+    assert list(table["metric"]) == [
+        "AUC",
+        "PR-AUC",
+        "accuracy",
+        "F1",
+        "precision",
+        "recall",
+        "log-loss",
+    ]
+    assert table.iloc[0].to_dict() == {
+        "metric": "AUC",
+        "federated": 0.7123,
+        "centralized": 0.7577,
+        "gap": -0.0453,
+    }
+    assert table.iloc[6]["federated"] == 0.5091
+
+
+def test_final_table_without_a_baseline() -> None:
+    # Prepare
+    summary = finished_summary()
+    del summary["centralized"], summary["gap"]
+    run = view(summary=summary)
+
+    # Execute
+    table = report.final_table(run)
+
+    # Assert
+    assert list(table.columns) == ["metric", "federated"]
+    assert list(table["federated"]) == [0.7123, 0.39, 0.7525, 0.1239, 0.4375, 0.0722, 0.5091]
+
+
+def test_final_table_of_an_unfinished_run_is_blank() -> None:
+    # Prepare
+    run = view(state="running", round_=1)
+
+    # Execute
+    table = report.final_table(run)
+
+    # Assert
+    assert list(table.columns) == ["metric", "federated"]
+    assert len(table) == 7
+    assert table["federated"].isna().all()
+
+
+def test_local_only_table_compares_each_institution_alone_with_the_federation() -> None:
+    # Prepare
+    local = {
+        "10": {"auc": 0.6},
+        "1": {"auc": 0.72},
+        "0": {"auc": 0.68466},
+        "2": {"auc": None},  # undefined (a single class), stored as null
+    }
+    sources = [f"demo data (institution=inst-{i})" for i in range(3)]
+    run = view(summary=finished_summary(local_only=local), config={"client-sources": sources})
+
+    # Execute
+    table = report.local_only_table(run)
+
+    # Assert
+    assert table is not None
+    assert list(table.columns) == ["institution", "AUC alone", "AUC federated", "gain"]
+    assert list(table["institution"]) == [
+        "inst-0",
+        "inst-1",
+        "inst-2",
+        "client 10",
+    ]
+    assert list(table["AUC alone"][[0, 1, 3]]) == [0.6847, 0.72, 0.6]
+    assert set(table["AUC federated"]) == {0.7123}
+    assert list(table["gain"][[0, 1, 3]]) == [0.0277, -0.0077, 0.1123]
+    assert math.isnan(table["AUC alone"][2])
+    assert math.isnan(table["gain"][2])
+
+
+@pytest.mark.parametrize("summary", [None, finished_summary(), finished_summary(local_only={})])
+def test_local_only_table_is_none_without_local_baselines(summary: dict[str, Any] | None) -> None:
+    # Execute / Assert
+    assert report.local_only_table(view(summary=summary)) is None
+
+
+# runs_table and compare_table
+
+
+def two_runs() -> list[RunView]:
+    done = view(
+        "20250101-fedprox",
+        config={"strategy": "fedprox", "strategy-params": {"proximal-mu": 0.1}},
+        summary=finished_summary(),
+    )
+    busy = view(
+        "20250102-fedavg",
+        state="running",
+        round_=1,
+        rounds=4,
+        config={"data": "/data/bank.csv", "partition": "iid", "clients": 5},
+        created=CREATED + 3600,
+    )
+    return [busy, done]
+
+
+def test_runs_table() -> None:
+    # Prepare
+    runs = two_runs()
+
+    # Execute
+    table = report.runs_table(runs)
+
+    # Assert
+    assert list(table.columns) == RUNS_COLUMNS
+    busy, done = table.to_dict("records")
+    assert {k: v for k, v in busy.items() if k not in ("AUC", "gap")} == {
+        "run": "20250102-fedavg",
+        "state": "running",
+        "strategy": "fedavg",
+        "data": "bank.csv, iid, 5 clients",
+        "rounds": "1/4",
+        "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(CREATED + 3600)),
+    }
+    assert math.isnan(busy["AUC"])
+    assert math.isnan(busy["gap"])
+    assert done == {
+        "run": "20250101-fedprox",
+        "state": "finished",
+        "strategy": "fedprox (proximal-mu 0.1)",
+        "data": "demo, column:institution, 2 clients",
+        "rounds": "3/3",
+        "AUC": 0.7123,
+        "gap": -0.0453,
+        "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(CREATED)),
+    }
+
+
+def test_runs_table_of_no_runs_has_its_columns() -> None:
+    # Execute
+    table = report.runs_table([])
+
+    # Assert
+    assert table.empty
+    assert list(table.columns) == RUNS_COLUMNS
+
+
+def test_compare_table() -> None:
+    # Prepare
+    busy, done = two_runs()
+
+    # Execute
+    table = report.compare_table([done, busy])
+
+    # Assert
+    assert list(table.columns) == [
+        "run",
+        "strategy",
+        "data",
+        "AUC",
+        "PR-AUC",
+        "accuracy",
+        "F1",
+        "log-loss",
+        "centralized AUC",
+        "gap AUC",
+        "wall time",
+    ]
+    assert table.iloc[0].to_dict() == {
+        "run": "20250101-fedprox",
+        "strategy": "fedprox (proximal-mu 0.1)",
+        "data": "demo, column:institution, 2 clients",
+        "AUC": 0.7123,
+        "PR-AUC": 0.39,
+        "accuracy": 0.7525,
+        "F1": 0.1239,
+        "log-loss": 0.5091,
+        "centralized AUC": 0.7577,
+        "gap AUC": -0.0453,
+        "wall time": "3 min 05 s",
+    }
+    unfinished = table.iloc[1]
+    assert unfinished["run"] == "20250102-fedavg"
+    assert pd.isna(unfinished[["AUC", "centralized AUC", "gap AUC"]]).all()
+    assert unfinished["wall time"] == "—"  # no start time recorded
