@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,7 +44,11 @@ def test_run_directory_contract(tmp_path: Path) -> None:
     assert config["data-warnings"] == []
     assert config["versions"]["flwr"].startswith("1.42")
     status = json.loads((run.path / "status.json").read_text())
-    assert status == {"state": "finished", "round": 2, "rounds": 2, "error": None}
+    assert {k: status[k] for k in ("state", "round", "rounds", "error")} == {
+        "state": "finished", "round": 2, "rounds": 2, "error": None,
+    }  # fmt: skip
+    # Who runs it, so that a UI can tell a live run from one whose process is gone.
+    assert status["pid"] == os.getpid() and status["host"] == socket.gethostname()
 
     events = _metrics(run.path)
     assert events == [{k: v for k, v in e.items() if k != "time"} for e in events_seen]
