@@ -522,7 +522,11 @@ def test_client_labels(tmp_path: Path, sources: list[str], expected: dict[str, s
         (
             {
                 "strategy": "weighted",
-                "strategy-params": {"server-learning-rate": 0.5, "policy": "uniform"},
+                "strategy-params": {
+                    "server-learning-rate": 0.5,
+                    "policy": "uniform",
+                    "client-weights": "",
+                },
             },
             "demo, column:institution, 2 clients",
             "weighted (server-learning-rate 0.5, policy uniform)",

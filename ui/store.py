@@ -242,7 +242,8 @@ class RunView:
     def strategy_label(self) -> str:
         """The strategy and its parameters: ``fedprox (proximal-mu 0.1)``."""
         params = self.config.get("strategy-params") or {}
-        shown = ", ".join(f"{k} {v}" for k, v in params.items())
+        # An unset optional parameter (e.g. weighted's client-weights) says nothing.
+        shown = ", ".join(f"{k} {v}" for k, v in params.items() if v not in ("", None))
         return f"{self.strategy} ({shown})" if shown else self.strategy
 
     @property
