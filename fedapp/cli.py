@@ -184,6 +184,74 @@ def simulate(
             help="Also train the centralized and per-institution local-only baselines.",
         ),
     ] = None,
+    malicious: Annotated[
+        int | None,
+        typer.Option(help="Simulated attackers, drawn from the seed (with --attack). [default: 0]"),
+    ] = None,
+    attack: Annotated[
+        str | None,
+        typer.Option(help="What attackers send: sign-flip:F, scale:F, gaussian:SIGMA, label-flip."),
+    ] = None,
+    anomaly_threshold: Annotated[
+        float | None,
+        typer.Option(help="Robust z-score beyond which an update is flagged. [default: 3.5]"),
+    ] = None,
+    secure_aggregation: Annotated[
+        bool | None,
+        typer.Option(
+            "--secure-aggregation/--no-secure-aggregation",
+            help="Aggregate with SecAgg+: the server sees only the masked sum of the "
+            "clients' weights.",
+        ),
+    ] = None,
+    secagg_shares: Annotated[
+        int | None,
+        typer.Option(help="SecAgg+ shares per client secret. [default: clients per round]"),
+    ] = None,
+    secagg_threshold: Annotated[
+        int | None,
+        typer.Option(help="SecAgg+ shares needed to unmask. [default: 2/3 of the shares]"),
+    ] = None,
+    secagg_clipping_range: Annotated[
+        float | None,
+        typer.Option(help="SecAgg+ clips weights to [-range, range]. [default: 8.0]"),
+    ] = None,
+    secagg_quantization_bits: Annotated[
+        int | None,
+        typer.Option(help="SecAgg+ quantises each weight to this many bits. [default: 22]"),
+    ] = None,
+    dp: Annotated[
+        str | None,
+        typer.Option(
+            help="Differential privacy: none; central (client-level: clip each update, "
+            "noise the aggregate); record (DP-SGD in each client). [default: none]"
+        ),
+    ] = None,
+    noise_multiplier: Annotated[
+        float | None,
+        typer.Option(help="DP noise standard deviation / clip norm, >= 0. [default: 1.0]"),
+    ] = None,
+    clip_norm: Annotated[
+        float | None,
+        typer.Option(
+            help="DP L2 bound of a client's update (central) or of one example's "
+            "gradient (record), > 0. [default: 1.0]"
+        ),
+    ] = None,
+    dp_clipping: Annotated[
+        str | None,
+        typer.Option(help="Where central DP clips updates: server or client. [default: server]"),
+    ] = None,
+    target_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Privacy budget ε > 0: central DP ends the run before the round that "
+            "would exceed it; under record DP each client stops training at its own."
+        ),
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option(help="The δ of (ε, δ)-DP, in (0, 1). [default: 1e-05]")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     verbose: Annotated[bool, typer.Option(help="Show Flower's and Ray's logs.")] = False,
 ) -> None:
@@ -391,6 +459,14 @@ def _print_summary(path: Path, summary: dict[str, Any]) -> None:
                 fmt(local[pid]["auc"]), fmt(federated_auc), fmt(gains[pid], signed=True),
             )  # fmt: skip
         out.print(joining)
+    private = summary.get("privacy")
+    if private:
+        reason = summary.get("reason")
+        stopped = f"; stopped after round {summary['rounds']}: {reason}" if reason else ""
+        out.print(
+            f"differential privacy ({private['mode']}): ε = {fmt(private['epsilon'])} "
+            f"at δ = {private['delta']:g}{stopped}"
+        )
     out.print(f"wall time {summary['wall_seconds']:.1f} s; run directory: {path}")
 
 
@@ -517,6 +593,79 @@ def ui(
         code = server.wait()
     if code not in (0, -2, 130):
         raise _fail(f"the UI server exited with code {code}", 1)
+
+
+@app.command()
+def certs(
+    out: Annotated[Path, typer.Option(help="Folder for the certificates and keys.")],
+    superlink_host: Annotated[
+        list[str],
+        typer.Option(
+            help="DNS name or IP address the SuperLink is reached at (repeatable; "
+            "each becomes a subject alternative name)."
+        ),
+    ],
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SuperNode name, one key pair each (repeatable).  [default: bank, telco, clinic]"
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Validity of the certificates.")] = 365,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Make a CA, the SuperLink's TLS certificate and one key pair per SuperNode."""
+    from fedapp.certs import generate
+
+    try:
+        paths = generate(out, superlink_host, node or ["bank", "telco", "clinic"], days, overwrite)
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    console.print(f"CA and SuperLink certificate in {out}; private keys are mode 0600.")
+    for name, (_, public) in paths.node_keys.items():
+        console.print(f"  {name}: register with `flwr supernode register {public}`")
+
+
+_LAUNCH = {
+    "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True},
+    "add_help_option": False,
+}
+
+
+@app.command(**_LAUNCH)
+def superlink(ctx: typer.Context) -> None:
+    """Check certificates, then run flower-superlink with the same arguments."""
+    _launch("superlink", ctx.args)
+
+
+@app.command(**_LAUNCH)
+def superexec(ctx: typer.Context) -> None:
+    """Wait for the SuperLink, then run flower-superexec with the same arguments."""
+    _launch("superexec", ctx.args)
+
+
+@app.command(**_LAUNCH)
+def supernode(ctx: typer.Context) -> None:
+    """Check keys, data file and SuperLink, then run flower-supernode with the same arguments."""
+    _launch("supernode", ctx.args)
+
+
+def _launch(role: str, args: list[str]) -> None:
+    from fedapp import deploy
+
+    try:
+        wait = float(os.environ.get("FEDAPP_SUPERLINK_WAIT", deploy.DEFAULT_WAIT))
+    except ValueError:
+        raise _fail("FEDAPP_SUPERLINK_WAIT must be a number of seconds") from None
+    # Flower's own --help (and --version) answer without anything to check.
+    if not {"-h", "--help", "-V", "--version"} & set(args):
+        try:
+            deploy.preflight(role, args, wait)
+        except UsageError as err:
+            raise _fail(f"{role}: {err}") from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    deploy.exec_flower(role, args)
 
 
 def main() -> None:

@@ -18,15 +18,18 @@ from typing import Any
 
 import numpy as np
 from flwr.client import Client, ClientApp, NumPyClient
-from flwr.common import Context, NDArrays, Scalar
+from flwr.common import Context, NDArrays, RecordDict, Scalar
 
-from fedapp import data
-from fedapp.config import RunConfig
+from fedapp import attacks, data, privacy
+from fedapp.config import NODE_DATA, RunConfig
+from fedapp.errors import UsageError
 
 STATISTICS_QUERY = "fedapp-statistics"
 PREPROCESSING_KEY = "fedapp-preprocessing"
 ROUND_KEY = "fedapp-round"
 PARTITION_KEY = "partition-id"
+# Node config of a deployed SuperNode: the file holding its institution's rows.
+DATA_PATH_KEY = "data-path"
 
 
 @dataclass(frozen=True)
@@ -65,19 +68,38 @@ class ChurnClient(NumPyClient):
         The run's settings (local epochs, batch size, ...).
     partition_id : int
         Which institution this is (Flower's ``partition-id`` node config).
+    rows : RunConfig | None
+        Where the rows come from when not from ``cfg``'s own split: a deployed
+        SuperNode's one-file federation (:func:`node_rows`), where it is the
+        only client.
+    state : RecordDict | None
+        The node's persistent Flower state (``Context.state``): where
+        record-level DP keeps the rounds this client has spent.
 
     """
 
-    def __init__(self, cfg: RunConfig, partition_id: int) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        partition_id: int,
+        rows: RunConfig | None = None,
+        state: RecordDict | None = None,
+    ) -> None:
         self.cfg = cfg
         self.partition_id = partition_id
-        self._cfg_json = json.dumps(cfg.to_dict(), sort_keys=True)
+        self.state = RecordDict() if state is None else state
+        self._rows, self._rows_index = (cfg, partition_id) if rows is None else (rows, 0)
+        self._cfg_json = json.dumps(self._rows.to_dict(), sort_keys=True)
+        # A simulated attacker knows it is one; nothing it sends says so.
+        self.attack = attacks.client_attack(
+            cfg.clients, cfg.malicious, cfg.attack, cfg.seed, partition_id
+        )
 
     def get_properties(self, config: dict[str, Scalar]) -> dict[str, Scalar]:
         """Answer the server's statistics query with aggregates of the training rows."""
         if not config.get(STATISTICS_QUERY):
             return {PARTITION_KEY: self.partition_id}
-        rows = data.client_data(self.cfg, self.partition_id)
+        rows = data.client_data(self._rows, self._rows_index)
         stats = data.local_statistics(rows.train, rows.schema, self.cfg.min_category_count)
         return {
             PARTITION_KEY: self.partition_id,
@@ -91,22 +113,49 @@ class ChurnClient(NumPyClient):
         """Train the global weights on local rows for ``local_epochs``.
 
         With FedProx the round's config carries ``proximal_mu`` and the loss
-        gains ``(mu / 2) * ||w - w_global||^2``.
+        gains ``(mu / 2) * ||w - w_global||^2``. A simulated attacker
+        (``malicious``/``attack``) trains on flipped labels or sends a
+        poisoned update instead (:mod:`fedapp.attacks`). Under record-level DP
+        the steps are DP-SGD's and the client keeps its own budget
+        (:class:`fedapp.privacy.RecordBudget`): once spent, it returns the
+        global weights with 0 examples and its ε.
         """
         from fedapp.model import train
 
         arrays, model = self._prepare(parameters, config)
+        budget = (
+            privacy.RecordBudget(self.cfg, len(arrays.y_train), self.state)
+            if self.cfg.dp == "record"
+            else None
+        )
+        if budget is not None and not budget.can_train():
+            # Spent: it sends no update, and 0 examples keep it out of the average.
+            return parameters, 0, {PARTITION_KEY: self.partition_id, **budget.metrics()}
+        attack = self.attack
         loss = train(
             model,
             arrays.x_train,
-            arrays.y_train,
+            attacks.flip_labels(arrays.y_train)
+            if attack and attack.flips_labels
+            else arrays.y_train,
             epochs=self.cfg.local_epochs,
             batch_size=self.cfg.batch_size,
             seed=[self.cfg.seed, int(config.get(ROUND_KEY, 0)), self.partition_id],
             proximal_mu=float(config.get("proximal_mu", 0.0)),
+            clip_norm=self.cfg.clip_norm if budget is not None else None,
+            noise_multiplier=self.cfg.noise_multiplier,
         )
         metrics: dict[str, Scalar] = {PARTITION_KEY: self.partition_id, "train-loss": loss}
-        return model.get_weights(), len(arrays.y_train), metrics
+        if budget is not None:
+            budget.spend_round()
+            metrics.update(budget.metrics())
+        weights = model.get_weights()
+        if attack is not None:
+            # Its own stream: the noise must not replay the training shuffle's draws.
+            stream = [self.cfg.seed, int(config.get(ROUND_KEY, 0)), self.partition_id, 1]
+            noise = np.random.default_rng(stream)
+            weights = attacks.poison_update(attack, parameters, weights, noise)
+        return weights, len(arrays.y_train), metrics
 
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
@@ -119,26 +168,67 @@ class ChurnClient(NumPyClient):
         return metrics["loss"], len(arrays.y_test), {PARTITION_KEY: self.partition_id, **metrics}
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
-        arrays = _arrays(self._cfg_json, self.partition_id, str(config[PREPROCESSING_KEY]))
+        arrays = _arrays(self._cfg_json, self._rows_index, str(config[PREPROCESSING_KEY]))
         model = _model(arrays.x_train.shape[1], self.cfg.hidden_units, self.cfg.learning_rate)
         model.set_weights(parameters)
         return arrays, model
 
 
+def node_rows(cfg: RunConfig, path: str) -> RunConfig:
+    """The one-file federation of a SuperNode's ``data-path``, read as ``cfg`` says.
+
+    Only the settings that decide how a table is read and split carry over;
+    the file is this node's whole share, with ``test-fraction`` held out.
+    """
+    return RunConfig(
+        clients=1,
+        client_data=(path,),
+        target=cfg.resolved_target,
+        positive_label=cfg.positive_label,
+        id_column=cfg.id_column,
+        drop=cfg.drop,
+        categorical=cfg.categorical,
+        test_fraction=cfg.test_fraction,
+        min_category_count=cfg.min_category_count,
+        seed=cfg.seed,
+    )
+
+
 def client_fn(context: Context, cfg: RunConfig | None = None) -> Client:
-    """Build the client for one message, with ``cfg`` or Flower's run config."""
+    """Build the client for one message, with ``cfg`` or Flower's run config.
+
+    A SuperNode whose node config names a ``data-path`` trains on that file;
+    otherwise its ``partition-id`` picks its share of the run's data.
+    """
     if cfg is None:
         cfg = RunConfig.from_mapping(dict(context.run_config), source="run config")
-    return ChurnClient(cfg, int(context.node_config[PARTITION_KEY])).to_client()
+    node = context.node_config
+    if PARTITION_KEY not in node:
+        raise UsageError(f"this SuperNode's node config has no '{PARTITION_KEY}'")
+    partition_id = int(node[PARTITION_KEY])
+    if DATA_PATH_KEY in node:
+        rows = node_rows(cfg, str(node[DATA_PATH_KEY]))
+        return ChurnClient(cfg, partition_id, rows, context.state).to_client()
+    if cfg.data == NODE_DATA:
+        raise UsageError(
+            f"the run reads each SuperNode's own data, but this one's node config has no "
+            f"'{DATA_PATH_KEY}'"
+        )
+    return ChurnClient(cfg, partition_id, state=context.state).to_client()
 
 
 def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
     """A ClientApp for ``cfg``; without it, settings come from Flower's run config."""
+    from fedapp.secagg import secure_aggregation_mod
 
     def for_context(context: Context) -> Client:
         return client_fn(context, cfg)
 
-    return ClientApp(client_fn=for_context)
+    # SecAgg+ first: it must see the weights after every other mod (clipping).
+    # Central DP's client-side clipping comes last, nearest the client: it clips
+    # the plain update before SecAgg+ quantises and masks it.
+    mods = [secure_aggregation_mod(cfg), *privacy.client_mods(cfg)]
+    return ClientApp(client_fn=for_context, mods=mods)
 
 
 # The Flower App component (`flwr run`): settings from `[tool.flwr.app.config]`.

@@ -18,12 +18,15 @@ from typing import Any
 from fedapp.errors import UsageError
 
 DEMO_DATA = "demo"
+# A deployed federation: each SuperNode reads the file named by its own
+# `data-path` node config, and the server never sees a row.
+NODE_DATA = "node"
 
 # Flower's own name for the number of rounds, accepted so that `flwr run`
 # configs read naturally.
 _ALIASES = {"num-server-rounds": "rounds"}
 # What a run directory's config.json records beside the settings.
-_RECORDED = {"versions", "client-sources", "data-notes", "data-warnings"}
+_RECORDED = {"versions", "client-sources", "data-notes", "data-warnings", "malicious-clients"}
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ class RunConfig:
     strategy_params : dict
         Values for the strategy's declared parameters (kebab-case names).
     data : str
-        ``"demo"`` for the built-in synthetic churn table, or a CSV/Parquet
-        file split into clients by ``partition``.
+        ``"demo"`` for the built-in synthetic churn table, a CSV/Parquet
+        file split into clients by ``partition``, or ``"node"`` when deployed:
+        each SuperNode reads its own ``data-path`` node config.
     client_data : tuple[str, ...]
         One CSV/Parquet file per institution (instead of ``data``).
     demo_rows : int
@@ -75,6 +79,20 @@ class RunConfig:
         Share of each client's rows held out for evaluation.
     min_category_count : int
         Categories seen fewer times fold into "other" (and are never reported).
+    secure_aggregation : bool
+        Aggregate with Flower's SecAgg+ protocol: the server sees only the
+        masked sum of the clients' weights, never one client's.
+    secagg_shares : int | None
+        Shares each client's secret is split into (its SecAgg+ neighbours,
+        itself included); ``None`` means every sampled client.
+    secagg_threshold : int | None
+        Shares needed to reconstruct a secret (tolerates
+        ``secagg_shares - secagg_threshold`` dropouts per neighbourhood);
+        ``None`` means two thirds of the shares, at least 2.
+    secagg_clipping_range : float
+        Weights are clipped to ``[-range, range]`` before quantisation.
+    secagg_quantization_bits : int
+        Each clipped weight is quantised to an integer in ``[0, 2**bits]``.
     hidden_units : tuple[int, ...]
         Widths of the MLP's hidden layers.
     baseline : bool
@@ -82,6 +100,32 @@ class RunConfig:
         each institution's local-only baseline (its own rows alone).
     run_dir : str | None
         Where the run directory goes; ``None`` makes ``runs/<run-id>``.
+    malicious : int
+        Simulated attackers among the clients, drawn from the seed
+        (:func:`fedapp.attacks.choose_malicious`).
+    attack : str | None
+        What they do: ``sign-flip:F``, ``scale:F``, ``gaussian:SIGMA`` or
+        ``label-flip`` (:mod:`fedapp.attacks`).
+    anomaly_threshold : float
+        Robust z-score beyond which a client's update is flagged in
+        ``metrics.jsonl`` (:mod:`fedapp.anomaly`).
+    dp : str
+        Differential privacy: ``none``, ``central`` (client-level: Flower's DP
+        wrappers clip each update and noise the aggregate) or ``record``
+        (record-level: DP-SGD in each client) (:mod:`fedapp.privacy`).
+    noise_multiplier : float
+        Gaussian noise standard deviation over the clip norm (``z``).
+    clip_norm : float
+        L2 bound of a client's update (central) or of one example's gradient
+        (record).
+    dp_clipping : str
+        Where central DP clips: ``server`` or ``client`` (Flower's
+        ``fixedclipping_mod``).
+    target_epsilon : float | None
+        Privacy budget: central DP ends the run before the round that would
+        exceed it; under record DP each client stops training at its own.
+    delta : float
+        The δ of (ε, δ)-DP.
 
     """
 
@@ -105,9 +149,23 @@ class RunConfig:
     partition: str | None = None
     test_fraction: float = 0.2
     min_category_count: int = 5
+    secure_aggregation: bool = False
+    secagg_shares: int | None = None
+    secagg_threshold: int | None = None
+    secagg_clipping_range: float = 8.0
+    secagg_quantization_bits: int = 22
     hidden_units: tuple[int, ...] = (64, 32)
     baseline: bool = True
     run_dir: str | None = None
+    malicious: int = 0
+    attack: str | None = None
+    anomaly_threshold: float = 3.5
+    dp: str = "none"
+    noise_multiplier: float = 1.0
+    clip_norm: float = 1.0
+    dp_clipping: str = "server"
+    target_epsilon: float | None = None
+    delta: float = 1e-5
 
     def __post_init__(self) -> None:
         _check_positive("clients", self.clients)
@@ -129,6 +187,7 @@ class RunConfig:
             raise UsageError(f"test-fraction must be in (0, 1), got {self.test_fraction}")
         if not self.hidden_units or any(u <= 0 for u in self.hidden_units):
             raise UsageError(f"hidden-units must be positive widths, got {self.hidden_units}")
+        self._check_attack()
         if self.client_data:
             if self.data != DEMO_DATA:
                 raise UsageError("give either --data or --client-data, not both")
@@ -142,8 +201,29 @@ class RunConfig:
                     f"clients ({self.clients}) must equal the number of --client-data "
                     f"files ({len(self.client_data)})"
                 )
+        if self.data == NODE_DATA and self.partition not in (None, "nodes"):
+            raise UsageError("with data = 'node' each SuperNode's own file is one client")
         if not self.is_demo and self.target is None:
             raise UsageError("--target is required with --data or --client-data")
+        _check_secure_aggregation(self)
+        _check_privacy(self)
+
+    def _check_attack(self) -> None:
+        from fedapp.attacks import parse_attack
+
+        if not 0 <= self.malicious <= self.clients:
+            raise UsageError(
+                f"malicious must be in [0, {self.clients}] (at most the number of clients), "
+                f"got {self.malicious}"
+            )
+        if self.attack is not None:
+            parse_attack(self.attack)
+        if self.malicious and self.attack is None:
+            raise UsageError("--malicious needs --attack (what the malicious clients do)")
+        if self.attack is not None and not self.malicious:
+            raise UsageError("--attack needs --malicious K with K >= 1 clients to carry it out")
+        if not self.anomaly_threshold > 0:
+            raise UsageError(f"anomaly-threshold must be > 0, got {self.anomaly_threshold}")
 
     @property
     def is_demo(self) -> bool:
@@ -160,12 +240,24 @@ class RunConfig:
         """The partition spec: the built-in table's natural split, ``iid`` for a file."""
         if self.client_data:
             return "files"
+        if self.data == NODE_DATA:
+            return "nodes"
         return self.partition or ("column:institution" if self.is_demo else "iid")
 
     @property
     def sample_size(self) -> int:
         """Clients taking part in each round."""
         return self.clients_per_round or self.clients
+
+    @property
+    def resolved_secagg_shares(self) -> int:
+        """SecAgg+ shares per secret: every sampled client unless set."""
+        return self.secagg_shares or self.sample_size
+
+    @property
+    def resolved_secagg_threshold(self) -> int:
+        """SecAgg+ reconstruction threshold: two thirds of the shares unless set."""
+        return self.secagg_threshold or max(2, -(-2 * self.resolved_secagg_shares // 3))
 
     def replace(self, **changes: Any) -> RunConfig:
         """Return a copy with ``changes`` applied (and validated)."""
@@ -183,6 +275,9 @@ class RunConfig:
             out[f.name.replace("_", "-")] = value
         out["partition"] = None if self.client_data else self.resolved_partition
         out["target"] = self.resolved_target
+        if self.secure_aggregation:
+            out["secagg-shares"] = self.resolved_secagg_shares
+            out["secagg-threshold"] = self.resolved_secagg_threshold
         return out
 
     def to_flwr(self) -> dict[str, bool | int | float | str]:
@@ -279,15 +374,107 @@ def _check_positive(name: str, value: int) -> None:
         raise UsageError(f"{name} must be > 0, got {value}")
 
 
+# SecAgg+ sums quantised weights modulo 2**32 (Flower's modulus range).
+SECAGG_MODULUS_BITS = 32
+
+
+def secagg_max_bits(sampled: int) -> int:
+    """The most quantisation bits whose sum over ``sampled`` clients cannot wrap.
+
+    Each client adds integers up to ``2**bits``; the sum must stay below the
+    modulus ``2**32`` or the unmasked aggregate is garbage.
+    """
+    bits = SECAGG_MODULUS_BITS - 1
+    while bits > 0 and sampled * 2**bits >= 2**SECAGG_MODULUS_BITS:
+        bits -= 1
+    return bits
+
+
+def _check_secure_aggregation(cfg: RunConfig) -> None:
+    """Exit-2 checks of the SecAgg+ settings, each naming its allowed range."""
+    if not cfg.secure_aggregation:
+        for name in ("secagg_shares", "secagg_threshold"):
+            if getattr(cfg, name) is not None:
+                raise UsageError(f"{name.replace('_', '-')} needs secure-aggregation")
+        return
+    if cfg.dp == "central" and cfg.dp_clipping != "client":
+        raise UsageError(
+            "secure-aggregation with --dp central needs dp-clipping client (the server "
+            f"cannot clip updates it only sees summed), got dp-clipping {cfg.dp_clipping}"
+        )
+    sampled = cfg.sample_size
+    if sampled < 3:
+        # With two clients each one reads the other's update off the sum.
+        raise UsageError(
+            f"secure-aggregation needs clients-per-round >= 3 (all {cfg.clients} clients "
+            f"when unset; with 2, each learns the other's update), got {sampled}"
+        )
+    shares = cfg.resolved_secagg_shares
+    if not 3 <= shares <= sampled or (shares < sampled and shares % 2 == 0):
+        raise UsageError(
+            f"secagg-shares must be an odd number in [3, {sampled}] or {sampled} "
+            f"(the clients sampled per round), got {shares}"
+        )
+    threshold = cfg.resolved_secagg_threshold
+    if not 2 <= threshold < shares:
+        raise UsageError(
+            f"secagg-threshold must be in [2, {shares - 1}] (below secagg-shares = {shares}, "
+            f"with {sampled} clients sampled per round), got {threshold}"
+        )
+    if not cfg.secagg_clipping_range > 0:
+        raise UsageError(f"secagg-clipping-range must be > 0, got {cfg.secagg_clipping_range}")
+    max_bits = secagg_max_bits(sampled)
+    if not 1 <= cfg.secagg_quantization_bits <= max_bits:
+        raise UsageError(
+            f"secagg-quantization-bits must be in [1, {max_bits}] with {sampled} clients "
+            f"sampled per round (their sum must fit in 2**{SECAGG_MODULUS_BITS}), "
+            f"got {cfg.secagg_quantization_bits}"
+        )
+
+
+def _check_privacy(cfg: RunConfig) -> None:
+    """Exit-2 checks of the differential-privacy settings, each naming its allowed range."""
+    from fedapp.privacy import CLIPPING, MODES
+
+    if cfg.dp not in MODES:
+        raise UsageError(f"dp must be one of {', '.join(MODES)}, got {cfg.dp!r}")
+    if cfg.dp_clipping not in CLIPPING:
+        raise UsageError(
+            f"dp-clipping must be one of {', '.join(CLIPPING)}, got {cfg.dp_clipping!r}"
+        )
+    if not cfg.noise_multiplier >= 0:
+        raise UsageError(f"noise-multiplier must be >= 0, got {cfg.noise_multiplier:g}")
+    if not cfg.clip_norm > 0:
+        raise UsageError(f"clip-norm must be > 0, got {cfg.clip_norm:g}")
+    if not 0 < cfg.delta < 1:
+        raise UsageError(f"delta must be in (0, 1), got {cfg.delta:g}")
+    if cfg.target_epsilon is not None:
+        if not cfg.target_epsilon > 0:
+            raise UsageError(f"target-epsilon must be > 0, got {cfg.target_epsilon:g}")
+        if cfg.dp == "none":
+            raise UsageError("target-epsilon needs --dp central or --dp record")
+    if cfg.dp_clipping == "client" and cfg.dp != "central":
+        raise UsageError("dp-clipping client needs --dp central")
+
+
 _INT_FIELDS = {
+    "secagg_shares", "secagg_threshold", "secagg_quantization_bits",
     "clients", "clients_per_round", "rounds", "local_epochs", "batch_size",
-    "seed", "demo_rows", "min_category_count",
+    "seed", "demo_rows", "min_category_count", "malicious",
 }  # fmt: skip
-_FLOAT_FIELDS = {"learning_rate", "test_fraction"}
+_FLOAT_FIELDS = {"secagg_clipping_range", "anomaly_threshold", "learning_rate", "test_fraction"}
+_FLOAT_FIELDS |= {"noise_multiplier", "clip_norm", "target_epsilon", "delta"}
 _OPTIONAL_FIELDS = {
+    "secagg_shares", "secagg_threshold",
     "clients_per_round", "partition", "run_dir", "target", "positive_label", "id_column",
+    "attack",
+    "target_epsilon",
 }  # fmt: skip
-_STR_FIELDS = {"strategy", "data", "target", "partition", "run_dir", "positive_label", "id_column"}
+_STR_FIELDS = {
+    "strategy", "data", "target", "partition", "run_dir", "positive_label", "id_column",
+    "attack",
+}  # fmt: skip
+_STR_FIELDS |= {"dp", "dp_clipping"}
 _LIST_FIELDS = {"client_data", "drop", "categorical"}
 
 
@@ -308,9 +495,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise UsageError(f"{source}: '{key}' must be a string, got {value!r}")
         return value
-    if name == "baseline":
+    if name in ("baseline", "secure_aggregation"):
         if not isinstance(value, bool):
-            raise UsageError(f"{source}: 'baseline' must be true or false")
+            raise UsageError(f"{source}: '{key}' must be true or false")
         return value
     if name in _LIST_FIELDS:
         items = [v for v in value.split(",") if v] if isinstance(value, str) else value

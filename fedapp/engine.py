@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fedapp import __version__, data, registry
-from fedapp.config import RunConfig
+from fedapp import __version__, attacks, data, privacy, registry
+from fedapp.config import NODE_DATA, RunConfig
 from fedapp.errors import UsageError
 from fedapp.runs import RunDir
 
@@ -43,14 +43,32 @@ def check(cfg: RunConfig) -> data.Federation:
     from fedapp.server import check_strategy
 
     check_strategy(cfg)
-    return data.federation(cfg)
+    if cfg.data == NODE_DATA:
+        raise UsageError(
+            "data = 'node' is for a deployed federation, where each SuperNode reads its "
+            "own data-path; here, give --data or --client-data"
+        )
+    loaded = data.federation(cfg)
+    privacy.check_budget(cfg, [len(c.train) for c in loaded.clients])
+    return loaded
 
 
 def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     """Check ``cfg``, create the run directory and write the resolved config."""
     import flwr
 
-    loaded = check(cfg)
+    if cfg.data == NODE_DATA:
+        # Deployed: the rows never leave the SuperNodes, which read their own files.
+        from fedapp.server import check_strategy
+
+        check_strategy(cfg)
+        sources: list[str] = []
+        notes: list[str] = []
+        warnings: list[str] = []
+    else:
+        loaded = check(cfg)
+        sources = [c.source for c in loaded.clients]
+        notes, warnings = list(loaded.notes), list(loaded.warnings)
     run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
     plugin = registry.get(cfg.strategy)
     resolved = cfg.replace(
@@ -59,9 +77,12 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     run_dir.write_config(
         {
             **resolved.to_dict(),
-            "client-sources": [c.source for c in loaded.clients],
-            "data-notes": list(loaded.notes),
-            "data-warnings": list(loaded.warnings),
+            "client-sources": sources,
+            "data-notes": notes,
+            "data-warnings": warnings,
+            "malicious-clients": list(
+                attacks.choose_malicious(cfg.clients, cfg.malicious, cfg.seed)
+            ),
             "versions": {"fedapp": __version__, "flwr": flwr.__version__},
         }
     )
@@ -106,7 +127,7 @@ def simulate(
             summary["local_only"] = local_only(cfg, prep, trainer)
         summary["wall_seconds"] = round(time.monotonic() - started, 3)
         run_dir.write_summary(summary)
-        run_dir.set_status("finished", cfg.rounds, cfg.rounds)
+        strategy.mark_finished()
         return run_dir, summary
     except KeyboardInterrupt as stop:
         _set_final(run_dir, "stopped", cfg, f"stopped ({stop or 'SIGINT'})")
@@ -162,14 +183,15 @@ def _run_flower_simulation(
             logging_level=logging.INFO if verbose else logging.ERROR,
         )
         _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
-    from flwr.server import ServerApp
     from flwr.simulation import run_simulation
+
+    from fedapp.server import build_server_app
 
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.ERROR)
     backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     run_simulation(
-        server_app=ServerApp(server_fn=lambda _context: components),
+        server_app=build_server_app(lambda _context: components),
         client_app=client_app,
         num_supernodes=num_clients,
         backend_config=backend_config,

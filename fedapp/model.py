@@ -58,6 +58,96 @@ class ProximalTerm:
         for anchor, value in zip(self.anchors, weights, strict=True):
             anchor.assign(value)
 
+    def penalty(self, variables: Sequence[keras.Variable]) -> tf.Tensor:
+        """``(mu / 2) * ||w - w_global||^2`` over ``variables``."""
+        squared = tf.add_n(
+            [tf.reduce_sum(tf.square(w - a)) for w, a in zip(variables, self.anchors, strict=True)]
+        )
+        return 0.5 * self.mu * squared
+
+
+class NoisyClipping:
+    """DP-SGD's clip norm and noise multiplier, and its noise source.
+
+    Variables, so that a new round's settings do not retrace the train step;
+    kept outside Keras' attribute tracking like :class:`ProximalTerm`.
+    """
+
+    def __init__(self) -> None:
+        self.clip_norm = tf.Variable(1.0, trainable=False, dtype=tf.float32)
+        self.noise_multiplier = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+        # From OS entropy, never from the run's seed: whoever knows the seed
+        # (the server does) could regenerate the noise and subtract it.
+        self.generator = tf.random.Generator.from_non_deterministic_state()
+
+    def set(self, clip_norm: float, noise_multiplier: float) -> None:
+        """Use these settings from the next step on (no retrace)."""
+        self.clip_norm.assign(clip_norm)
+        self.noise_multiplier.assign(noise_multiplier)
+
+
+def clip_and_noise(
+    per_example: Sequence[tf.Tensor],
+    clip_norm: tf.Tensor | float,
+    noise_multiplier: tf.Tensor | float,
+    generator: tf.random.Generator,
+) -> list[tf.Tensor]:
+    """Sum per-example gradients, each clipped to L2 norm ``C``, plus Gaussian noise.
+
+    Parameters
+    ----------
+    per_example : Sequence[tf.Tensor]
+        One tensor per variable, shaped ``(batch, *variable.shape)``.
+    clip_norm : tf.Tensor | float
+        ``C``: each example's gradient, over all variables together, is
+        scaled to norm at most ``C``.
+    noise_multiplier : tf.Tensor | float
+        ``z``: the noise added to the sum has standard deviation ``z * C``.
+    generator : tf.random.Generator
+        Source of the noise.
+
+    Returns
+    -------
+    list[tf.Tensor]
+        ``sum_i g_i * min(1, C / ||g_i||) + N(0, (z C)^2 I)``, shaped like the variables.
+
+    """
+    rows = tf.shape(per_example[0])[0]
+    squares = tf.add_n(
+        [tf.reduce_sum(tf.reshape(tf.square(g), [rows, -1]), axis=1) for g in per_example]
+    )
+    scale = tf.minimum(1.0, clip_norm / tf.maximum(tf.sqrt(squares), 1e-12))
+    stddev = noise_multiplier * clip_norm
+    return [
+        tf.tensordot(scale, g, axes=1) + stddev * generator.normal(tf.shape(g)[1:])
+        for g in per_example
+    ]
+
+
+def dp_gradients(model: FedModel, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """DP-SGD's gradient of one batch, and the batch's loss.
+
+    The task loss's per-example gradients are clipped and noised
+    (:func:`clip_and_noise`) and averaged over the batch; FedProx's proximal
+    gradient, which reads no row, is added unchanged.
+    """
+    assert model.proximal is not None and model.dp_sgd is not None
+    variables = model.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        predicted = model(x, training=True)
+        losses = keras.losses.binary_crossentropy(tf.expand_dims(y, -1), predicted)
+        penalty = model.proximal.penalty(variables)
+    # pfor vectorises the backward pass over the batch: per-example gradients
+    # for about the cost of one batched gradient.
+    per_example = tape.jacobian(losses, variables, experimental_use_pfor=True)
+    proximal = tape.gradient(penalty, variables)
+    del tape
+    dp = model.dp_sgd
+    noisy = clip_and_noise(per_example, dp.clip_norm, dp.noise_multiplier, dp.generator)
+    rows = tf.cast(tf.shape(x)[0], tf.float32)
+    gradients = [g / rows + p for g, p in zip(noisy, proximal, strict=True)]
+    return gradients, tf.reduce_mean(losses) + penalty
+
 
 @keras.saving.register_keras_serializable(package="fedapp")
 class FedModel(keras.Model):
@@ -68,6 +158,7 @@ class FedModel(keras.Model):
     """
 
     proximal: ProximalTerm | None = None
+    dp_sgd: NoisyClipping | None = None
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):  # noqa: D102
         loss = super().compute_loss(
@@ -76,13 +167,7 @@ class FedModel(keras.Model):
         term = self.proximal
         if term is None or not training:
             return loss
-        squared = tf.add_n(
-            [
-                tf.reduce_sum(tf.square(w - a))
-                for w, a in zip(self.trainable_variables, term.anchors, strict=True)
-            ]
-        )
-        return loss + 0.5 * term.mu * squared
+        return loss + term.penalty(self.trainable_variables)
 
 
 def build_model(
@@ -135,14 +220,16 @@ def reset_optimizer(model: FedModel) -> None:
         variable.assign(value)
 
 
-def _epoch_function(model: FedModel):
-    """One compiled pass over shuffled rows, traced once per model.
+def _epoch_function(model: FedModel, private: bool = False):
+    """One compiled pass over shuffled rows, traced once per model (and DP-SGD or not).
 
     ``model.fit`` costs tens of milliseconds per call in set-up alone, which
     dominates a federated round of a few dozen steps; a single ``tf.function``
     looping over ``model.train_step`` runs the same step for a fraction of it.
+    With ``private`` each step is DP-SGD's (:func:`dp_gradients`) instead.
     """
-    epoch = getattr(model, "_fedapp_epoch", None)
+    cache = "_fedapp_dp_epoch" if private else "_fedapp_epoch"
+    epoch = getattr(model, cache, None)
     if epoch is not None:
         return epoch
     width = model.inputs[0].shape[-1]
@@ -157,12 +244,22 @@ def _epoch_function(model: FedModel):
     def epoch(x: tf.Tensor, y: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:
         rows = tf.shape(x)[0]
         loss = tf.constant(0.0)
+        total = tf.constant(0.0)
         for start in tf.range(0, rows, batch_size):
-            logs = model.train_step((x[start : start + batch_size], y[start : start + batch_size]))
-            loss = tf.cast(logs["loss"], tf.float32)
+            x_batch, y_batch = x[start : start + batch_size], y[start : start + batch_size]
+            if private:
+                gradients, batch_loss = dp_gradients(model, x_batch, y_batch)
+                model.optimizer.apply_gradients(
+                    zip(gradients, model.trainable_variables, strict=True)
+                )
+                # The running mean over the epoch, as Keras' loss tracker reports it.
+                total += batch_loss * tf.cast(tf.shape(y_batch)[0], tf.float32)
+                loss = total / tf.cast(start + tf.shape(y_batch)[0], tf.float32)
+            else:
+                loss = tf.cast(model.train_step((x_batch, y_batch))["loss"], tf.float32)
         return loss
 
-    model._fedapp_epoch = epoch
+    setattr(model, cache, epoch)
     return epoch
 
 
@@ -175,17 +272,26 @@ def train(
     batch_size: int,
     seed: int | Sequence[int],
     proximal_mu: float = 0.0,
+    clip_norm: float | None = None,
+    noise_multiplier: float = 0.0,
 ) -> float:
     """Train from the model's current weights; return the last epoch's mean loss.
 
     Each epoch visits the rows in an order drawn from a generator seeded by
     ``seed``, so a run is reproducible whichever process executes it. The
     optimizer starts fresh and the proximal anchor is the starting weights.
+    With ``clip_norm`` the steps are DP-SGD's: per-example gradients clipped
+    to ``clip_norm`` and noise of ``noise_multiplier * clip_norm`` added to
+    each batch's sum (its noise is not reproducible from ``seed``).
     """
     reset_optimizer(model)
     assert model.proximal is not None
     model.proximal.set(proximal_mu, model.get_weights())
-    epoch = _epoch_function(model)
+    if clip_norm is not None:
+        if model.dp_sgd is None:
+            model.dp_sgd = NoisyClipping()
+        model.dp_sgd.set(clip_norm, noise_multiplier)
+    epoch = _epoch_function(model, private=clip_norm is not None)
     rng = np.random.default_rng(seed)
     loss = float("nan")
     for _ in range(epochs):

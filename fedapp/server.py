@@ -9,6 +9,9 @@ plugin's strategy and adds what every run needs whatever the plugin:
 * central evaluation of the global model on the server-held test set;
 * per-client and aggregated metrics appended to ``metrics.jsonl``, and the
   run's ``status.json`` kept current.
+
+:func:`build_server_app` runs it on Flower's legacy server loop, or, with
+secure aggregation, on Flower's SecAgg+ workflow (:mod:`fedapp.secagg`).
 """
 
 from __future__ import annotations
@@ -36,15 +39,16 @@ from flwr.common import (
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
-from flwr.server import ServerApp, ServerAppComponents, ServerConfig, SimpleClientManager
+from flwr.server import Grid, ServerApp, ServerAppComponents, ServerConfig, SimpleClientManager
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
+from flwr.server.compat import start_grid
 from flwr.server.criterion import Criterion
 from flwr.server.strategy import Strategy
 
-from fedapp import data, registry
+from fedapp import anomaly, data, privacy, registry
 from fedapp.client import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY
-from fedapp.config import RunConfig
+from fedapp.config import NODE_DATA, RunConfig
 from fedapp.runs import METRIC_NAMES, RunDir
 
 Event = dict[str, Any]
@@ -110,7 +114,11 @@ def common_kwargs(cfg: RunConfig, initial: Parameters | None = None) -> dict[str
 def check_strategy(cfg: RunConfig) -> None:
     """Build the plugin's strategy once, so bad parameters fail before the run."""
     plugin = registry.get(cfg.strategy)
-    plugin.build(common_kwargs(cfg), plugin.resolve(cfg.strategy_params))
+    strategy = plugin.build(common_kwargs(cfg), plugin.resolve(cfg.strategy_params))
+    if cfg.secure_aggregation:
+        from fedapp.secagg import check_strategy as check_secure
+
+        check_secure(cfg, strategy)
 
 
 class FederatedRun(Strategy):
@@ -154,6 +162,12 @@ class FederatedRun(Strategy):
         self._test: tuple[np.ndarray, np.ndarray] | None = None
         self._started = time.monotonic()
         self.final: dict[str, Any] = {}
+        # The last round: fewer than asked when a privacy budget ends the run.
+        self.rounds, self.stop_reason = privacy.planned_rounds(cfg)
+        self.privacy = privacy.PrivacyLedger(cfg)
+        # Training rows of the largest client, from the statistics query.
+        self.largest_client = 0
+        self._round_start: list[np.ndarray] | None = None
 
     def __repr__(self) -> str:
         return f"FederatedRun({self.cfg.strategy})"
@@ -162,6 +176,7 @@ class FederatedRun(Strategy):
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
         """Gather statistics, fit preprocessing, build the plugin's strategy."""
         stats = self._collect_statistics(client_manager)
+        self.largest_client = max(int(json.loads(s["statistics"])["rows"]) for s in stats)
         schema = data.Schema(
             *map(tuple, json.loads(stats[0]["schema"])), target=self.cfg.resolved_target
         )
@@ -174,9 +189,12 @@ class FederatedRun(Strategy):
         self._model = build_model(
             prep.n_features, self.cfg.hidden_units, self.cfg.learning_rate, self.cfg.seed
         )
-        self._test = prep.transform(data.global_test(self.cfg))
+        if self.cfg.data != NODE_DATA:  # deployed, the server holds no rows to test on
+            self._test = prep.transform(data.global_test(self.cfg))
         initial = ndarrays_to_parameters(self._model.get_weights())
-        self.inner = self.plugin.build(common_kwargs(self.cfg, initial), self.params)
+        self.inner = privacy.wrap_strategy(
+            self.plugin.build(common_kwargs(self.cfg, initial), self.params), self.cfg
+        )
         return initial
 
     def _collect_statistics(self, client_manager: ClientManager) -> list[dict[str, Scalar]]:
@@ -218,6 +236,10 @@ class FederatedRun(Strategy):
     ) -> list[tuple[ClientProxy, FitIns]]:
         """Let the plugin choose clients and config; add the shared preprocessing."""
         assert self.inner is not None
+        if server_round > self.rounds:  # ended early: Flower's loop runs on, idle
+            return []
+        # The reference of the round's updates, whatever the plugin keeps itself.
+        self._round_start = parameters_to_ndarrays(parameters)
         return self._with_config(
             self.inner.configure_fit(server_round, parameters, client_manager), server_round
         )
@@ -228,36 +250,81 @@ class FederatedRun(Strategy):
         results: list[tuple[ClientProxy, FitRes]],
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
-        """Aggregate in partition order (reproducible sums) and record train loss."""
+        """Aggregate in partition order (reproducible sums); record train loss and anomalies.
+
+        Each client's entry also gets its update norm and the cosine of its
+        update with the aggregate update, and the event lists the ``flagged``
+        partitions (:mod:`fedapp.anomaly`).
+        """
         assert self.inner is not None
         if not results:
             raise RuntimeError(
                 f"round {server_round}: no client finished fitting ({_describe(failures)})"
             )
         results = sorted(results, key=lambda r: int(r[1].metrics[PARTITION_KEY]))
+        # Record-level DP: a client whose budget is spent sends no update.
+        results = self.privacy.admit(results, PARTITION_KEY)
+        if not results:
+            self._account(server_round)
+            return None, {}
+        # Read before the plugin aggregates: a wrapper may clip the results in place.
+        sent = [parameters_to_ndarrays(r.parameters) for _, r in results]
+        aggregated, fit_metrics = self.inner.aggregate_fit(server_round, results, failures)
+        pids = [int(r.metrics[PARTITION_KEY]) for _, r in results]
+        records: list[dict[str, float]] = [{} for _ in results]
+        flagged: list[int] = []
+        # Under SecAgg+ every result carries the same unmasked mean: there is no
+        # client's own update to score.
+        secure = self.cfg.secure_aggregation
+        if self._round_start is not None and not secure:
+            signals = anomaly.round_signals(
+                self._round_start,
+                sent,
+                None if aggregated is None else parameters_to_ndarrays(aggregated),
+                self.cfg.anomaly_threshold,
+            )
+            records = anomaly.client_records(signals)
+            flagged = [pids[i] for i in signals.flagged]
         self._emit(
             server_round, "fit", "federated",
             {"train-loss": _mean([float(r.metrics["train-loss"]) for _, r in results])},
             clients={
-                str(r.metrics[PARTITION_KEY]): {"train-loss": r.metrics["train-loss"],
-                                                "examples": r.num_examples}
-                for _, r in results
+                str(pid): {"train-loss": r.metrics["train-loss"], "examples": r.num_examples}
+                | record | privacy.client_fields(r.metrics)
+                for pid, (_, r), record in zip(pids, results, records, strict=True)
             },
             failures=len(failures),
+            # Under SecAgg+ no update was scored, so none is said to be unflagged.
+            **({"secure-aggregation": True} if secure else {"flagged": flagged}),
         )  # fmt: skip
-        return self.inner.aggregate_fit(server_round, results, failures)
+        self._account(server_round)
+        return aggregated, fit_metrics
+
+    def _account(self, server_round: int) -> None:
+        """Record ε after this round; end the run here once every client's budget is spent."""
+        if not self.privacy.active:
+            return
+        self._emit(server_round, "privacy", "federated", **self.privacy.round_event(server_round))
+        if self.privacy.all_spent and server_round < self.rounds:
+            self.rounds, self.stop_reason = server_round, privacy.BUDGET_REACHED
 
     def evaluate(
         self, server_round: int, parameters: Parameters
     ) -> tuple[float, dict[str, Scalar]] | None:
-        """Score the global model on the server-held test set."""
+        """Score the global model on the server-held test set, if there is one."""
         from fedapp.model import evaluate
 
-        assert self._model is not None and self._test is not None
+        assert self._model is not None
+        if server_round > self.rounds:
+            return None
         self._model.set_weights(parameters_to_ndarrays(parameters))
+        if self._test is None:
+            if server_round == self.rounds:
+                self._model.save(self.run_dir.model_file)
+            return None
         metrics = evaluate(self._model, *self._test)
         self._emit(server_round, "evaluate", "centralized", metrics)
-        if server_round == self.cfg.rounds:
+        if server_round == self.rounds:
             self.final["federated"] = metrics
             self._model.save(self.run_dir.model_file)
         return metrics["loss"], dict(metrics)
@@ -267,6 +334,8 @@ class FederatedRun(Strategy):
     ) -> list[tuple[ClientProxy, EvaluateIns]]:
         """Let the plugin choose clients; add the shared preprocessing."""
         assert self.inner is not None
+        if server_round > self.rounds:
+            return []
         return self._with_config(
             self.inner.configure_evaluate(server_round, parameters, client_manager),
             server_round,
@@ -292,22 +361,32 @@ class FederatedRun(Strategy):
             failures=len(failures),
         )  # fmt: skip
         self.run_dir.set_status("running", server_round, self.cfg.rounds)
-        if server_round == self.cfg.rounds:
+        if server_round == self.rounds:
             self.final["federated_evaluation"] = metrics
             if self.finalize:
                 self.run_dir.write_summary(self.summary())
-                self.run_dir.set_status("finished", server_round, self.cfg.rounds)
+                self.mark_finished()
         return metrics.get("loss"), dict(metrics)
+
+    def mark_finished(self) -> None:
+        """Set the run ``finished`` at its last round, with why it ended early if it did."""
+        reason = {"reason": self.stop_reason} if self.stop_reason else {}
+        self.run_dir.set_status("finished", self.rounds, self.cfg.rounds, **reason)
 
     def summary(self) -> dict[str, Any]:
         """Final metrics of the federated model and the wall time so far."""
-        return {
+        out = {
             "federated": self.final.get("federated"),
             "federated_evaluation": self.final.get("federated_evaluation"),
             "wall_seconds": round(time.monotonic() - self._started, 3),
-            "rounds": self.cfg.rounds,
+            "rounds": self.rounds,
             "strategy": self.cfg.strategy,
         }
+        if self.stop_reason:
+            out["reason"] = self.stop_reason
+        if self.privacy.active:
+            out["privacy"] = self.privacy.summary()
+        return out
 
     def _emit(self, server_round: int, stage: str, scope: str, metrics: dict, **extra: Any) -> None:
         event = {
@@ -346,9 +425,41 @@ def server_components(
     manager = SeededClientManager(cfg.seed)
     strategy = FederatedRun(cfg, run_dir, manager, on_event, finalize)
     components = ServerAppComponents(
-        strategy=strategy, config=ServerConfig(num_rounds=cfg.rounds), client_manager=manager
+        strategy=strategy, config=ServerConfig(num_rounds=strategy.rounds), client_manager=manager
     )
     return components, strategy
+
+
+def build_server_app(components_fn: Callable[[Context], ServerAppComponents]) -> ServerApp:
+    """A ServerApp running the :class:`FederatedRun` that ``components_fn`` builds.
+
+    Without secure aggregation it runs Flower's legacy server loop, exactly what
+    ``ServerApp(server_fn=components_fn)`` runs. With it, Flower's default
+    workflow with the SecAgg+ fit workflow (:mod:`fedapp.secagg`), which only a
+    ``main`` function can run; the statistics query, evaluation and records
+    stay the same.
+    """
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        components = components_fn(context)
+        strategy = components.strategy
+        assert isinstance(strategy, FederatedRun)
+        if strategy.cfg.secure_aggregation:
+            from fedapp import secagg
+
+            secagg.run(grid, context, components, strategy.cfg, lambda: strategy.largest_client)
+        else:
+            start_grid(
+                grid=grid,
+                server=components.server,
+                config=components.config,
+                strategy=strategy,
+                client_manager=components.client_manager,
+            )
+
+    return app
 
 
 def _server_fn(context: Context) -> ServerAppComponents:
@@ -363,4 +474,4 @@ def _server_fn(context: Context) -> ServerAppComponents:
 
 
 # The Flower App component (`flwr run`).
-app = ServerApp(server_fn=_server_fn)
+app = build_server_app(_server_fn)

@@ -27,7 +27,11 @@ def test_strategies_lists_plugins_and_parameters() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--strategy", "nope"], "unknown strategy 'nope'; installed: fedavg, fedprox, weighted"),
+        (
+            ["--strategy", "nope"],
+            "unknown strategy 'nope'; installed: bulyan, fedadagrad, fedadam, fedavg, fedavgm, "
+            "fedmedian, fedprox, fedtrimmedavg, fedyogi, krum, multikrum, weighted",
+        ),
         (["--rounds", "0"], "rounds must be > 0"),
         (["--clients", "0"], "clients must be > 0"),
         (["--clients", "-2"], "clients must be > 0"),
@@ -53,6 +57,18 @@ def test_strategies_lists_plugins_and_parameters() -> None:
         ),
         (["--learning-rate", "0"], "learning-rate must be > 0"),
         (["--roundz", "3"], "has no parameter --roundz"),
+        (["--dp", "central", "--noise-multiplier", "-0.5"], "noise-multiplier must be >= 0"),
+        (["--dp", "record", "--clip-norm", "0"], "clip-norm must be > 0"),
+        (["--dp", "central", "--delta", "1"], "delta must be in (0, 1)"),
+        (["--dp", "central", "--delta", "0"], "delta must be in (0, 1)"),
+        (["--dp", "central", "--target-epsilon", "-1"], "target-epsilon must be > 0"),
+        (["--dp", "laplace"], "dp must be one of none, central, record"),
+        (["--dp", "central", "--dp-clipping", "both"], "dp-clipping must be one of server, client"),
+        (["--target-epsilon", "3"], "target-epsilon needs --dp central or --dp record"),
+        (
+            ["--dp", "central", "--target-epsilon", "0.5", "--demo-rows", "600"],
+            "target-epsilon must be >= 4.729 (the ε of one round",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -12,7 +12,9 @@ def test_builtins_come_through_entry_points() -> None:
 
 
 def test_unknown_strategy_lists_the_installed_ones() -> None:
-    with pytest.raises(UsageError, match="unknown strategy 'fedsgd'; installed: fedavg, fedprox"):
+    with pytest.raises(
+        UsageError, match="unknown strategy 'fedsgd'; installed: bulyan, fedadagrad"
+    ):
         registry.get("fedsgd")
 
 

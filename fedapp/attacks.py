@@ -1,0 +1,156 @@
+"""Simulated hostile clients: which ones, and what they send instead of an honest update.
+
+A run with ``malicious = K`` and an ``attack`` spec turns K clients, drawn
+reproducibly from the seed, into attackers. Each still receives the global
+weights w and trains on its rows like any client; with Δ = w_local - w its
+honest update, it then sends:
+
+* ``sign-flip:F`` — w - F·Δ (the update reversed and amplified);
+* ``scale:F`` — w + F·Δ (the update amplified);
+* ``gaussian:SIGMA`` — w + ε with ε ~ N(0, SIGMA²) per weight (noise instead
+  of an update);
+* ``label-flip`` — an honest update, trained on labels y ↦ 1 - y.
+
+Everything here is a pure function of its arguments, so the server, the
+clients and the run directory agree on who attacks without talking about it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedapp.errors import UsageError
+
+NDArrays = list[np.ndarray]
+
+# Attacks that take a number after the colon, and what the number means.
+_STRENGTHS = {"sign-flip": "F", "scale": "F", "gaussian": "SIGMA"}
+ATTACKS = (*_STRENGTHS, "label-flip")
+SPEC_HELP = "sign-flip:F, scale:F, gaussian:SIGMA or label-flip"
+# Separates the draw of attackers from every other use of the run's seed.
+_STREAM = 0x6D616C
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A parsed attack spec.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`ATTACKS`.
+    strength : float
+        F for ``sign-flip`` and ``scale``, SIGMA for ``gaussian``; unused
+        (0) for ``label-flip``.
+
+    """
+
+    kind: str
+    strength: float = 0.0
+
+    @property
+    def flips_labels(self) -> bool:
+        """Whether the attacker trains on flipped labels (rather than altering weights)."""
+        return self.kind == "label-flip"
+
+
+def parse_attack(spec: str) -> Attack:
+    """Read ``sign-flip:F``, ``scale:F``, ``gaussian:SIGMA`` or ``label-flip``.
+
+    Raises
+    ------
+    UsageError
+        Naming ``attack`` and the accepted forms, for an unknown kind, a
+        missing or extra value, or a value that is not a positive finite number.
+
+    """
+    kind, colon, raw = spec.strip().partition(":")
+    if kind not in ATTACKS:
+        raise UsageError(f"attack must be one of {SPEC_HELP}; got {spec!r}")
+    if kind == "label-flip":
+        if colon:
+            raise UsageError(f"attack label-flip takes no value; got {spec!r}")
+        return Attack(kind)
+    try:
+        strength = float(raw)
+    except ValueError:
+        raise UsageError(
+            f"attack {kind} needs a number, as in {kind}:{_STRENGTHS[kind]}; got {spec!r}"
+        ) from None
+    if not (math.isfinite(strength) and strength > 0):
+        raise UsageError(f"attack {kind}: {_STRENGTHS[kind]} must be > 0, got {raw}")
+    return Attack(kind, strength)
+
+
+def choose_malicious(clients: int, malicious: int, seed: int) -> tuple[int, ...]:
+    """The partition ids of the ``malicious`` attackers among ``clients``, sorted.
+
+    The same seed always picks the same clients, and a larger ``malicious``
+    never leaves out a client a smaller one picked (the draw is one seeded
+    permutation, cut after ``malicious`` entries).
+    """
+    if not 0 <= malicious <= clients:
+        raise ValueError(f"malicious must be in [0, {clients}], got {malicious}")
+    order = np.random.default_rng([seed, _STREAM]).permutation(clients)
+    return tuple(sorted(int(p) for p in order[:malicious]))
+
+
+def poison_update(
+    attack: Attack,
+    global_weights: Sequence[np.ndarray],
+    trained: Sequence[np.ndarray],
+    rng: np.random.Generator,
+) -> NDArrays:
+    """What an attacker sends in place of ``trained``, layer by layer.
+
+    Parameters
+    ----------
+    attack : Attack
+        The attack; ``label-flip`` sends ``trained`` unchanged (its harm is
+        in the labels it trained on).
+    global_weights : Sequence[np.ndarray]
+        The round's global model w, as received.
+    trained : Sequence[np.ndarray]
+        The attacker's locally trained model w + Δ.
+    rng : np.random.Generator
+        Source of the ``gaussian`` noise.
+
+    Returns
+    -------
+    NDArrays
+        w - F·Δ, w + F·Δ, w + ε, or ``trained``; each layer keeps its dtype.
+
+    """
+    out: NDArrays = []
+    for w, local in zip(global_weights, trained, strict=True):
+        delta = local.astype(np.float64) - w
+        if attack.kind == "sign-flip":
+            sent = w - attack.strength * delta
+        elif attack.kind == "scale":
+            sent = w + attack.strength * delta
+        elif attack.kind == "gaussian":
+            sent = w + rng.normal(0.0, attack.strength, size=w.shape)
+        else:
+            sent = local
+        out.append(np.asarray(sent, dtype=local.dtype))
+    return out
+
+
+def flip_labels(y: np.ndarray) -> np.ndarray:
+    """Binary labels y ↦ 1 - y, in ``y``'s dtype."""
+    return (1 - y).astype(y.dtype, copy=False)
+
+
+def client_attack(
+    clients: int, malicious: int, spec: str | None, seed: int, partition_id: int
+) -> Attack | None:
+    """The attack partition ``partition_id`` carries out, or ``None`` if it is honest."""
+    if not malicious or spec is None:
+        return None
+    if partition_id not in choose_malicious(clients, malicious, seed):
+        return None
+    return parse_attack(spec)

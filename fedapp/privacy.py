@@ -1,0 +1,419 @@
+"""Differential privacy: accountants, Flower's DP wrappers and per-client budgets.
+
+Two guarantees, chosen with ``--dp``:
+
+* ``central`` (client-level): every sampled client's update ``Δ_i`` is clipped
+  to L2 norm ``C`` (by the server, or with ``--dp-clipping client`` by the
+  client's ``fixedclipping_mod``), the ``m`` clipped updates are averaged with
+  equal weights and the server adds Gaussian noise of standard deviation
+  ``z·C/m`` to the average (Flower's ``DifferentialPrivacy*FixedClipping``
+  wrappers). One round is then a Gaussian mechanism with noise multiplier ``z``
+  on the clients sampled at rate ``q = m/n``; ε protects a whole institution.
+* ``record`` (record-level, DP-SGD): each client clips every example's gradient
+  to ``C`` and adds noise ``N(0, (z·C)²)`` to each batch's sum
+  (:func:`fedapp.model.dp_gradients`). One local step is a Gaussian mechanism
+  with noise multiplier ``z`` on rows sampled at rate ``q = batch/rows``; each
+  client accounts for its own steps and stops when its budget is spent.
+
+ε comes from ``dp-accounting``'s RDP accountant, each round (central) or step
+(record) being a Poisson-subsampled Gaussian event: the usual accounting for
+fixed-size client samples and shuffled fixed-size batches, which it
+approximates.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fedapp.errors import UsageError
+
+if TYPE_CHECKING:
+    from flwr.common import Context, FitRes, Message, RecordDict, Scalar
+    from flwr.server.client_proxy import ClientProxy
+    from flwr.server.strategy import Strategy
+
+    from fedapp.config import RunConfig
+
+MODES = ("none", "central", "record")
+CLIPPING = ("server", "client")
+BUDGET_REACHED = "privacy budget reached"
+# What a record-level DP client adds to its fit metrics.
+EPSILON_KEY = "dp-epsilon"
+SPENT_KEY = "dp-spent"
+# Where a client keeps the number of rounds it has trained, in its Flower node state.
+_STATE_KEY = "fedapp-dp-sgd"
+
+
+class _OrderNotConverged(logging.Filter):
+    """Silence dp-accounting's note that it skipped one fractional RDP order.
+
+    The accountant drops an order whose series does not converge and takes ε
+    over the others; the warning says nothing a user can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to converge" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_OrderNotConverged())
+
+
+@functools.lru_cache(maxsize=4096)
+def epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+    """ε of ``steps`` Poisson-subsampled Gaussian mechanisms, by RDP accounting.
+
+    Parameters
+    ----------
+    noise_multiplier : float
+        Noise standard deviation over the L2 sensitivity (``z``).
+    sampling_rate : float
+        Probability that one unit (a client, or a row) takes part in a step.
+    steps : int
+        How many times the mechanism ran.
+    delta : float
+        The δ of (ε, δ)-DP.
+
+    Returns
+    -------
+    float
+        ε; ``0`` for no step and ``inf`` without noise.
+
+    """
+    if steps <= 0:
+        return 0.0
+    if noise_multiplier <= 0:
+        return math.inf
+    import dp_accounting
+    from dp_accounting import rdp
+
+    event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(noise_multiplier)
+    if sampling_rate < 1:
+        event = dp_accounting.PoissonSampledDpEvent(sampling_rate, event)
+    accountant = rdp.RdpAccountant()
+    accountant.compose(dp_accounting.SelfComposedDpEvent(event, steps))
+    return float(accountant.get_epsilon(delta))
+
+
+@dataclass(frozen=True)
+class RoundAccountant:
+    """The privacy cost of rounds that each run a subsampled Gaussian mechanism.
+
+    Attributes
+    ----------
+    noise_multiplier : float
+        ``z``.
+    sampling_rate : float
+        ``q``: clients per round / clients (central), batch / rows (record).
+    steps_per_round : int
+        Mechanism runs per round: 1 (central), local steps (record).
+    delta : float
+        The δ of (ε, δ)-DP.
+
+    """
+
+    noise_multiplier: float
+    sampling_rate: float
+    steps_per_round: int
+    delta: float
+
+    def epsilon(self, rounds: int) -> float:
+        """ε after ``rounds`` rounds."""
+        return epsilon(
+            self.noise_multiplier, self.sampling_rate, rounds * self.steps_per_round, self.delta
+        )
+
+    def affordable_rounds(self, target: float, limit: int) -> int:
+        """The most rounds, at most ``limit``, whose ε stays within ``target``."""
+        return last_within(self.epsilon, target, limit)
+
+
+def last_within(cost: Callable[[int], float], target: float, limit: int) -> int:
+    """Largest ``r`` in ``[0, limit]`` with ``cost(r) <= target``, for a non-decreasing cost.
+
+    Binary search: each ``cost`` is an accountant call, and budgets often allow
+    thousands of rounds.
+    """
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if cost(middle) <= target:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def central_accountant(cfg: RunConfig) -> RoundAccountant:
+    """Client-level accounting: one Gaussian release per round, clients sampled at m/n."""
+    return RoundAccountant(cfg.noise_multiplier, cfg.sample_size / cfg.clients, 1, cfg.delta)
+
+
+def record_accountant(cfg: RunConfig, rows: int) -> RoundAccountant:
+    """Record-level accounting for a client with ``rows`` training rows (DP-SGD steps)."""
+    batch = min(cfg.batch_size, rows)
+    steps = cfg.local_epochs * math.ceil(rows / batch)
+    return RoundAccountant(cfg.noise_multiplier, batch / rows, steps, cfg.delta)
+
+
+def planned_rounds(cfg: RunConfig) -> tuple[int, str | None]:
+    """Rounds the server will run and, when fewer than asked, why.
+
+    With ``--dp central --target-epsilon`` the accountant knows before round 1
+    how many rounds the budget pays for; the run is planned to end there.
+    """
+    if cfg.dp == "central" and cfg.target_epsilon is not None:
+        affordable = central_accountant(cfg).affordable_rounds(cfg.target_epsilon, cfg.rounds)
+        if affordable < cfg.rounds:
+            return affordable, BUDGET_REACHED
+    return cfg.rounds, None
+
+
+def check_budget(cfg: RunConfig, train_rows: Sequence[int]) -> None:
+    """Refuse a target ε that does not pay for a single round.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    train_rows : Sequence[int]
+        Each client's number of training rows (record-level DP's sampling rates).
+
+    Raises
+    ------
+    UsageError
+        Naming ``target-epsilon`` and the smallest value that allows one round.
+
+    """
+    if cfg.dp == "none" or cfg.target_epsilon is None:
+        return
+    if cfg.dp == "central":
+        first = central_accountant(cfg).epsilon(1)
+    else:
+        first = min(record_accountant(cfg, rows).epsilon(1) for rows in train_rows if rows)
+    if first > cfg.target_epsilon:
+        raise UsageError(
+            f"target-epsilon must be >= {first:.4g} (the ε of one round with "
+            f"noise-multiplier {cfg.noise_multiplier:g}), got {cfg.target_epsilon:g}"
+        )
+
+
+# -- client-level DP (Flower's wrappers) -----------------------------------
+def wrap_strategy(strategy: Strategy, cfg: RunConfig) -> Strategy:
+    """Wrap a plugin's strategy in Flower's client-level DP wrapper for ``cfg``.
+
+    The wrapper clips (server-side) or has clients clip, lets the strategy
+    aggregate with equal client weights, and noises the aggregate.
+    """
+    if cfg.dp != "central":
+        return strategy
+    from flwr.server.strategy import (
+        DifferentialPrivacyClientSideFixedClipping,
+        DifferentialPrivacyServerSideFixedClipping,
+    )
+
+    wrapper = (
+        DifferentialPrivacyClientSideFixedClipping
+        if cfg.dp_clipping == "client"
+        else DifferentialPrivacyServerSideFixedClipping
+    )
+    return wrapper(
+        _EqualWeights(strategy),
+        noise_multiplier=cfg.noise_multiplier,
+        clipping_norm=cfg.clip_norm,
+        num_sampled_clients=cfg.sample_size,
+    )
+
+
+def _equal_weights(results: list[tuple[ClientProxy, FitRes]]) -> list[tuple[ClientProxy, FitRes]]:
+    import dataclasses
+
+    return [(proxy, dataclasses.replace(res, num_examples=1)) for proxy, res in results]
+
+
+class _EqualWeights:
+    """A strategy whose clients all weigh the same in ``aggregate_fit``.
+
+    The noise ``z·C/m`` is calibrated for one client moving the average by at
+    most ``C/m``; an example-weighted average lets a large client move it by
+    more, so under client-level DP each update counts once.
+    """
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.strategy, name)
+
+    def __repr__(self) -> str:
+        return f"EqualWeights({self.strategy!r})"
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list,
+    ) -> tuple[Any, dict[str, Scalar]]:
+        """Aggregate as the wrapped strategy does, every client weighing 1."""
+        return self.strategy.aggregate_fit(server_round, _equal_weights(results), failures)
+
+
+def client_mods(cfg: RunConfig | None) -> list[Callable[..., Message]]:
+    """The ClientApp mods client-level DP needs: Flower's ``fixedclipping_mod``.
+
+    With ``cfg`` the choice is made now; without it (a Flower App, settings in
+    the run config) each message's run config decides.
+    """
+    if cfg is None:
+        return [_clipping_by_run_config]
+    if cfg.dp == "central" and cfg.dp_clipping == "client":
+        from flwr.client.mod import fixedclipping_mod
+
+        return [fixedclipping_mod]
+    return []
+
+
+def _clipping_by_run_config(
+    msg: Message, ctxt: Context, call_next: Callable[[Message, Context], Message]
+) -> Message:
+    run_config = ctxt.run_config
+    if run_config.get("dp") == "central" and run_config.get("dp-clipping") == "client":
+        from flwr.client.mod import fixedclipping_mod
+
+        return fixedclipping_mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
+# -- record-level DP: a client's own budget ---------------------------------
+class RecordBudget:
+    """One client's DP-SGD ledger: rounds trained so far, ε, and whether it may train.
+
+    The count lives in the client's Flower node state (``Context.state``), so
+    it survives between rounds whichever process runs the client, and it is
+    the client's own: the server's word is not needed to spend or stop.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings (noise multiplier, batch size, epochs, δ, target ε).
+    rows : int
+        The client's training rows.
+    state : RecordDict
+        The node's persistent Flower state.
+
+    """
+
+    def __init__(self, cfg: RunConfig, rows: int, state: RecordDict) -> None:
+        self.accountant = record_accountant(cfg, rows)
+        self.target = cfg.target_epsilon
+        self.state = state
+
+    @property
+    def rounds(self) -> int:
+        """Rounds this client has trained with DP-SGD in this run."""
+        if _STATE_KEY not in self.state:
+            return 0
+        return int(self.state[_STATE_KEY]["rounds"])  # type: ignore[index]
+
+    def can_train(self) -> bool:
+        """Whether one more round keeps ε within the target."""
+        return self.target is None or self.accountant.epsilon(self.rounds + 1) <= self.target
+
+    def spend_round(self) -> None:
+        """Record one more round of DP-SGD."""
+        from flwr.common import ConfigRecord
+
+        self.state[_STATE_KEY] = ConfigRecord({"rounds": self.rounds + 1})
+
+    def metrics(self) -> dict[str, Scalar]:
+        """ε so far and whether the budget is spent, for the fit metrics."""
+        return {EPSILON_KEY: self.accountant.epsilon(self.rounds), SPENT_KEY: not self.can_train()}
+
+
+# -- the server's view -------------------------------------------------------
+def client_fields(metrics: dict[str, Scalar]) -> dict[str, Scalar]:
+    """A record-level DP client's ε, for its entry in the fit event."""
+    return {"epsilon": metrics[EPSILON_KEY]} if EPSILON_KEY in metrics else {}
+
+
+class PrivacyLedger:
+    """The server's record of ε: per round in ``metrics.jsonl``, final in ``summary.json``.
+
+    Under record-level DP it also keeps clients that declined to train (their
+    budget is spent: no update, 0 examples) out of aggregation, and knows when
+    every client is spent.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+
+    """
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.client_epsilon: dict[str, float] = {}
+        self.spent: set[str] = set()
+        self.rounds = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the run is differentially private at all."""
+        return self.cfg.dp != "none"
+
+    def admit(
+        self, results: list[tuple[ClientProxy, FitRes]], partition_key: str
+    ) -> list[tuple[ClientProxy, FitRes]]:
+        """Note each client's ε; return the results that carry a trained update."""
+        if self.cfg.dp != "record":
+            return results
+        for _, res in results:
+            pid = str(res.metrics[partition_key])
+            self.client_epsilon[pid] = float(res.metrics[EPSILON_KEY])
+            if res.metrics[SPENT_KEY]:
+                self.spent.add(pid)
+        return [(proxy, res) for proxy, res in results if res.num_examples > 0]
+
+    @property
+    def all_spent(self) -> bool:
+        """Under record-level DP with a target ε: every client's budget is spent."""
+        return self.cfg.dp == "record" and len(self.spent) == self.cfg.clients
+
+    def round_event(self, server_round: int) -> dict[str, Any]:
+        """The fields of round ``server_round``'s ``privacy`` event."""
+        self.rounds = server_round
+        event: dict[str, Any] = {"metrics": {"epsilon": self.epsilon, "delta": self.cfg.delta}}
+        if self.cfg.dp == "record":
+            event["clients"] = {
+                pid: {"epsilon": eps, "spent": pid in self.spent}
+                for pid, eps in sorted(self.client_epsilon.items(), key=lambda kv: int(kv[0]))
+            }
+        return event
+
+    @property
+    def epsilon(self) -> float:
+        """ε so far: the federation's (central) or the largest client's (record)."""
+        if self.cfg.dp == "central":
+            return central_accountant(self.cfg).epsilon(self.rounds)
+        return max(self.client_epsilon.values(), default=0.0)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``summary.json`` says about privacy."""
+        out: dict[str, Any] = {
+            "mode": self.cfg.dp,
+            "epsilon": self.epsilon,
+            "delta": self.cfg.delta,
+            "noise_multiplier": self.cfg.noise_multiplier,
+            "clip_norm": self.cfg.clip_norm,
+            "target_epsilon": self.cfg.target_epsilon,
+        }
+        if self.cfg.dp == "central":
+            out["clipping"] = self.cfg.dp_clipping
+            out["sampling_rate"] = self.cfg.sample_size / self.cfg.clients
+        else:
+            out["clients"] = dict(sorted(self.client_epsilon.items(), key=lambda kv: int(kv[0])))
+        return out
