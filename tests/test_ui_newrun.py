@@ -410,3 +410,17 @@ def test_user_message_without_uploads_is_the_error(tmp_path: Path) -> None:
     assert newrun.user_message(UsageError("rounds must be > 0, got 0"), {}) == (
         "rounds must be > 0, got 0"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "strength", "spec"),
+    [("sign-flip", 10.0, "sign-flip:10"), ("gaussian", 0.5, "gaussian:0.5"),
+     ("label-flip", 10.0, "label-flip")],
+)  # fmt: skip
+def test_attack_spec_is_the_clis_attack_value(kind: str, strength: float, spec: str) -> None:
+    # Execute
+    result = newrun.attack_spec(kind, strength)
+
+    # Assert
+    assert result == spec
+    assert RunConfig(clients=3, malicious=1, attack=result).attack == spec

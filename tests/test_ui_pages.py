@@ -140,6 +140,40 @@ def test_new_run_launches_the_demo_with_the_forms_settings(runs_root: Path, laun
     assert cfg.resolved_partition == "column:institution" and cfg.is_demo
 
 
+def test_new_run_sets_privacy_secure_aggregation_and_attackers(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.number_input(key="clients").set_value(4)
+    at.radio(key="dp").set_value("central").run()
+    at.number_input(key="noise_multiplier").set_value(0.8)
+    at.number_input(key="clip_norm").set_value(0.5)
+    at.number_input(key="target_epsilon").set_value(3.0)
+    at.radio(key="dp_clipping").set_value("client")
+    at.toggle(key="secure_aggregation").set_value(True)
+    at.number_input(key="malicious").set_value(1).run()
+    at.selectbox(key="attack_kind").set_value("scale")
+    at.number_input(key="attack_strength").set_value(4.0)
+    at.button(key="start").click().run()
+
+    [(cfg, _)] = launched
+    assert (cfg.dp, cfg.noise_multiplier, cfg.clip_norm) == ("central", 0.8, 0.5)
+    assert (cfg.target_epsilon, cfg.dp_clipping, cfg.secure_aggregation) == (3.0, "client", True)
+    assert (cfg.malicious, cfg.attack) == (1, "scale:4")
+
+
+def test_new_run_shows_the_clis_error_for_impossible_attackers(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.number_input(key="clients").set_value(2)
+    at.number_input(key="malicious").set_value(3).run()
+    at.button(key="start").click().run()
+
+    assert launched == []
+    assert "malicious" in at.error[0].value
+
+
 def test_new_run_offers_a_third_party_plugin_and_its_parameters(
     runs_root: Path, launched: list, install_plugin: Any, median_plugin: str
 ) -> None:

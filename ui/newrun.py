@@ -108,6 +108,11 @@ def strategy_params(plugin: registry.StrategyPlugin, values: Mapping[str, Any]) 
     return plugin.resolve({k: v for k, v in values.items() if v is not None})
 
 
+def attack_spec(kind: str, strength: float) -> str:
+    """The CLI's ``--attack`` value: ``sign-flip:10``, or ``label-flip`` (which takes none)."""
+    return kind if kind == "label-flip" else f"{kind}:{strength:g}"
+
+
 def build_config(form: Mapping[str, Any]) -> RunConfig:
     """The form's settings (kebab-case keys, as in ``config.json``) as a checked config.
 

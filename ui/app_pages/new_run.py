@@ -6,6 +6,7 @@ from typing import Any
 import streamlit as st
 
 from fedapp import registry
+from fedapp.attacks import ATTACKS
 from fedapp.config import RunConfig
 from fedapp.errors import UsageError
 from fedapp_ui import launcher, newrun, store, widgets
@@ -202,6 +203,59 @@ with st.container(border=True):
     st.caption(plugin.summary)
     form["strategy"] = name
     form["strategy-params"] = widgets.param_inputs(plugin)
+
+# --- Privacy and hostile clients -------------------------------------------
+with st.expander("Privacy and hostile clients", icon=":material/shield:"):
+    dp_kinds = {
+        "none": "Off",
+        "central": "Client-level (noise on the aggregate)",
+        "record": "Record-level (DP-SGD in each client)",
+    }
+    form["dp"] = st.radio(
+        "Differential privacy", list(dp_kinds), format_func=dp_kinds.__getitem__,
+        horizontal=True, key="dp",
+    )  # fmt: skip
+    if form["dp"] != "none":
+        c1, c2, c3, c4 = st.columns(4)
+        form["noise-multiplier"] = c1.number_input(
+            "Noise multiplier", min_value=0.0, value=defaults.noise_multiplier, step=0.1,
+            key="noise_multiplier", help="Gaussian noise's standard deviation / clip norm.",
+        )  # fmt: skip
+        form["clip-norm"] = c2.number_input(
+            "Clip norm", min_value=1e-6, value=defaults.clip_norm, step=0.1, key="clip_norm",
+            help="Largest L2 norm of a client's update (client-level) or of one example's "
+            "gradient (record-level).",
+        )  # fmt: skip
+        target = c3.number_input(
+            "Target ε", min_value=0.0, value=0.0, step=0.5, key="target_epsilon",
+            help="Stop before the privacy budget is exceeded; 0 means no budget.",
+        )  # fmt: skip
+        form["target-epsilon"] = target or None
+        form["delta"] = c4.number_input(
+            "δ", min_value=1e-12, max_value=0.5, value=defaults.delta, format="%.0e",
+            key="delta",
+        )  # fmt: skip
+        if form["dp"] == "central":
+            form["dp-clipping"] = st.radio(
+                "Clipping", ["server", "client"], horizontal=True, key="dp_clipping",
+                help="Client-side clipping composes with secure aggregation.",
+            )  # fmt: skip
+    form["secure-aggregation"] = st.toggle(
+        "Secure aggregation (SecAgg+)", key="secure_aggregation",
+        help="The server sees only the masked sum of the clients' updates.",
+    )  # fmt: skip
+    c1, c2, c3 = st.columns(3)
+    form["malicious"] = c1.number_input(
+        "Malicious clients", min_value=0, max_value=1000, value=0, key="malicious",
+        help="Simulated attackers among the institutions, drawn from the seed.",
+    )  # fmt: skip
+    if form["malicious"]:
+        kind = c2.selectbox("Attack", ATTACKS, key="attack_kind")
+        strength = c3.number_input(
+            "Strength (F or SIGMA)", min_value=0.0, value=10.0, key="attack_strength",
+            disabled=kind == "label-flip",
+        )  # fmt: skip
+        form["attack"] = newrun.attack_spec(kind, strength)
 
 # --- Launch -----------------------------------------------------------------
 with st.container(border=True):
