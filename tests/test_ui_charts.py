@@ -7,9 +7,11 @@ from fedapp.runs import METRIC_LABELS
 from fedapp_ui.charts import (
     clients_by_round,
     compare_runs,
+    epsilon_by_round,
     metric_by_round,
     rounds_shown,
     series,
+    update_norms,
 )
 
 
@@ -268,6 +270,8 @@ def test_metric_by_round_of_the_training_loss_reads_fit_events() -> None:
         lambda events: metric_by_round(events, "auc", baseline=0.8),
         lambda events: clients_by_round(events, "auc"),
         lambda events: compare_runs({"a": events}, "auc", baselines={"a": 0.8}),
+        lambda events: epsilon_by_round(events, target=3.0),
+        lambda events: update_norms(events, malicious=["0"]),
     ],
 )
 def test_no_events_give_an_empty_chart_that_says_so(chart: Any) -> None:
@@ -379,3 +383,78 @@ def test_rounds_shown_is_the_largest_round_with_a_value() -> None:
     # Assert
     assert shown == 3
     assert rounds_shown(go.Figure()) == 0
+
+
+def privacy(round_: int, epsilon: float, clients: dict[str, float] | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "round": round_, "stage": "privacy", "scope": "federated",
+        "metrics": {"epsilon": epsilon, "delta": 1e-5},
+    }  # fmt: skip
+    if clients is not None:
+        event["clients"] = {c: {"epsilon": e, "spent": False} for c, e in clients.items()}
+    return event
+
+
+def test_epsilon_by_round_draws_the_run_each_client_and_the_budget() -> None:
+    # Prepare
+    events = [
+        *two_rounds(),
+        privacy(1, 1.5, {"0": 1.5, "1": 0.9}),
+        privacy(2, 2.4, {"0": 2.4, "1": 1.6}),
+    ]
+
+    # Execute
+    figure = epsilon_by_round(events, target=3.0, labels={"0": "bank"})
+
+    # Assert
+    assert names(figure) == ["run", "bank", "client 1"]
+    assert [list(t.y) for t in figure.data] == [[1.5, 2.4], [1.5, 2.4], [0.9, 1.6]]
+    assert list(figure.data[0].x) == [1, 2]
+    [budget] = figure.layout.shapes
+    assert (budget.y0, budget.y1, budget.line.dash) == (3.0, 3.0, "dash")
+    assert figure.layout.annotations[0].text == "budget ε = 3"
+
+
+def test_epsilon_by_round_of_client_level_dp_has_one_line_and_no_budget() -> None:
+    # Execute
+    figure = epsilon_by_round([privacy(1, 4.7), privacy(2, 6.1)])
+
+    # Assert
+    assert names(figure) == ["run"]
+    assert list(figure.data[0].y) == [4.7, 6.1]
+    assert not figure.layout.shapes
+
+
+def test_update_norms_dashes_attackers_and_marks_flagged_rounds() -> None:
+    # Prepare
+    def norms(round_: int, values: dict[str, float], flagged: list[int]) -> dict[str, Any]:
+        event = fit(round_, {c: {"update-norm": v, "cosine": 0.9} for c, v in values.items()})
+        event["flagged"] = flagged
+        return event
+
+    events = [
+        norms(1, {"0": 0.2, "1": 2.5, "2": 0.3}, [1]),
+        norms(2, {"0": 0.1, "1": 2.0, "2": 0.2}, [1, 2]),
+    ]
+
+    # Execute
+    figure = update_norms(events, labels={"0": "bank"}, malicious=["1"])
+
+    # Assert
+    assert names(figure) == ["bank", "client 1 (attacker)", "client 2", "flagged"]
+    assert [t.line.dash for t in figure.data[:3]] == [None, "dash", None]
+    flagged = figure.data[3]
+    assert list(zip(flagged.x, flagged.y, strict=True)) == [(1, 2.5), (2, 2.0), (2, 0.2)]
+    assert flagged.mode == "markers" and flagged.marker.symbol == "x"
+
+
+def test_update_norms_under_secure_aggregation_is_empty() -> None:
+    # Prepare: per-client fit entries without any individual update signal
+    events = [fit(1, {"0": {"train-loss": 0.5}, "1": {"train-loss": 0.6}})]
+
+    # Execute
+    figure = update_norms(events)
+
+    # Assert
+    assert len(figure.data) == 0
+    assert [a.text for a in figure.layout.annotations] == ["No rounds yet"]

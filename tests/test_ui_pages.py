@@ -7,6 +7,7 @@ no simulation starts here (the browser test launches a real one).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -305,6 +306,47 @@ def test_run_page_shows_progress_charts_tables_and_downloads(runs_root: Path) ->
     labels = [b.label for b in at.get("download_button")]
     assert any("model.keras" in label for label in labels)
     assert any("metrics.jsonl" in label for label in labels)
+
+
+def test_run_page_shows_privacy_spent_attackers_and_flags(runs_root: Path) -> None:
+    run = write_run(runs_root, "dp")
+    config = json.loads(run.config_file.read_text())
+    config |= {
+        "dp": "record", "noise-multiplier": 1.5, "clip-norm": 2.0, "target-epsilon": 3.0,
+        "malicious-clients": [1], "attack": "sign-flip:10",
+    }  # fmt: skip
+    run.config_file.write_text(json.dumps(config))
+    for r, flagged in ((1, [1]), (2, [])):
+        norms = {"0": {"update-norm": 0.2, "cosine": 0.9}, "1": {"update-norm": 3.0, "cosine": -1}}
+        run.append_metrics(
+            {"round": r, "stage": "fit", "scope": "federated", "metrics": {},
+             "clients": norms, "flagged": flagged}
+        )  # fmt: skip
+        run.append_metrics(
+            {"round": r, "stage": "privacy", "scope": "federated",
+             "metrics": {"epsilon": 1.2 * r, "delta": 1e-5},
+             "clients": {"0": {"epsilon": 1.2 * r, "spent": False},
+                         "1": {"epsilon": 0.8 * r, "spent": False}}}
+        )  # fmt: skip
+    run.set_status("finished", 2, 4, reason="privacy budget reached")
+
+    at = app(RUN, run="dp")
+
+    assert any("record-level DP (z 1.5, C 2, budget ε 3)" in c.value for c in at.caption)
+    assert any("1 attacker, sign-flip:10 (clients 1)" in c.value for c in at.caption)
+    assert any("privacy budget reached" in i.value for i in at.info)
+    *_, epsilon, norms = plotly_traces(at)
+    assert [t["name"] for t in epsilon] == ["run", "inst-0", "inst-1"]
+    assert epsilon[0]["y"] == [1.2, 2.4]
+    assert [t["name"] for t in norms] == ["inst-0", "inst-1 (attacker)", "flagged"]
+    assert (norms[2]["x"], norms[2]["y"]) == ([1], [3.0])
+
+
+def test_run_page_without_privacy_or_norms_has_just_the_two_charts(runs_root: Path) -> None:
+    write_run(runs_root, "plain")
+    at = app(RUN, run="plain")
+    assert len(plotly_traces(at)) == 2
+    assert not any(":material/shield:" in c.value for c in at.caption)
 
 
 def test_run_page_metric_switch_redraws_the_charts(runs_root: Path) -> None:

@@ -376,3 +376,39 @@ def test_compare_table() -> None:
     assert unfinished["run"] == "20250102-fedavg"
     assert pd.isna(unfinished[["AUC", "centralized AUC", "gap AUC"]]).all()
     assert unfinished["wall time"] == "—"  # no start time recorded
+
+
+@pytest.mark.parametrize(
+    ("config", "text"),
+    [
+        ({"dp": "none"}, None),
+        (
+            {"dp": "central", "noise-multiplier": 1.0, "clip-norm": 0.5, "dp-clipping": "client",
+             "secure-aggregation": True},
+            "client-level DP (z 1, C 0.5, client clipping) · SecAgg+",
+        ),
+        (
+            {"dp": "record", "noise-multiplier": 1.1, "clip-norm": 1.0, "target-epsilon": 3.0,
+             "malicious-clients": [3, 7], "attack": "label-flip"},
+            "record-level DP (z 1.1, C 1, budget ε 3) · 2 attackers, label-flip (clients 3, 7)",
+        ),
+    ],
+)  # fmt: skip
+def test_protection_text_says_dp_secagg_and_attackers(config: dict, text: str | None) -> None:
+    # Execute
+    result = report.protection_text(config)
+
+    # Assert
+    assert result == text
+
+
+def test_has_client_signal_looks_at_one_stage_and_key() -> None:
+    # Prepare
+    events = [
+        {"stage": "fit", "clients": {"0": {"train-loss": 0.5}}},
+        {"stage": "evaluate", "clients": {"0": {"update-norm": 1.0}}},
+    ]
+
+    # Execute / Assert
+    assert not report.has_client_signal(events, "fit", "update-norm")
+    assert report.has_client_signal(events, "evaluate", "update-norm")

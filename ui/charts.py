@@ -20,7 +20,15 @@ from plotly.colors import qualitative
 
 from fedapp.runs import METRIC_LABELS
 
-__all__ = ["clients_by_round", "compare_runs", "metric_by_round", "rounds_shown", "series"]
+__all__ = [
+    "clients_by_round",
+    "compare_runs",
+    "epsilon_by_round",
+    "metric_by_round",
+    "rounds_shown",
+    "series",
+    "update_norms",
+]
 
 # D3's palette stays legible on white, unlike the pastel first colours of `Safe`.
 PALETTE: tuple[str, ...] = tuple(qualitative.D3)
@@ -180,14 +188,9 @@ def clients_by_round(
         and event.get("stage") == stage
         and event.get("scope") == "federated"
     ]
-    ids: set[str] = set()
-    for event in matching:
-        clients = event.get("clients")
-        if isinstance(clients, Mapping):
-            ids.update(str(key) for key in clients)
     labels = labels or {}
     figure = _figure(f"{label} per client", label)
-    for index, client in enumerate(sorted(ids, key=_client_order)):
+    for index, client in enumerate(_client_ids(matching)):
         rounds, values = series(matching, metric, stage=stage, scope="federated", client=client)
         if rounds:
             name = labels.get(client, f"client {client}")
@@ -268,6 +271,127 @@ def compare_runs(
     return _finish(figure)
 
 
+def epsilon_by_round(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    target: float | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """The privacy spent (ε) after each round, from the ``privacy`` events.
+
+    Parameters
+    ----------
+    events : Iterable[Mapping[str, Any]]
+        The events of ``metrics.jsonl``.
+    target : float | None
+        The run's ε budget, drawn as a dashed horizontal line; ``None`` draws none.
+    labels : Mapping[str, str] | None
+        Display names by client id, for the per-client lines of record-level DP.
+
+    Returns
+    -------
+    go.Figure
+        A line ``"run"`` (the run's ε: the federation's under client-level DP,
+        the largest client's under record-level DP) and, when the events carry
+        them, a thinner line per client. With no privacy events, an empty chart
+        that says so.
+
+    """
+    events = [e for e in events if isinstance(e, Mapping) and e.get("stage") == "privacy"]
+    figure = _figure("Privacy spent (ε) per round", "ε")
+    rounds, values = series(events, "epsilon", stage="privacy", scope="federated")
+    if rounds:
+        figure.add_trace(_line("run", rounds, values, PALETTE[0]))
+    labels = labels or {}
+    for index, client in enumerate(_client_ids(events), start=1):
+        rounds, values = series(
+            events, "epsilon", stage="privacy", scope="federated", client=client
+        )
+        if rounds:
+            trace = _line(labels.get(client, f"client {client}"), rounds, values,
+                          PALETTE[index % len(PALETTE)])  # fmt: skip
+            trace.line.width = 1
+            figure.add_trace(trace)
+    if not figure.data:
+        return _empty(figure)
+    budget = _number(target)
+    if budget is not None:
+        figure.add_hline(
+            y=budget,
+            line={"color": BASELINE_COLOR, "width": 1.5, "dash": "dash"},
+            annotation_text=f"budget ε = {budget:g}",
+            annotation_position="bottom right",
+            annotation_font={"color": BASELINE_COLOR, "size": 11},
+        )
+    return _finish(figure)
+
+
+def update_norms(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    malicious: Iterable[str] = (),
+) -> go.Figure:
+    """Each client's update norm ‖w_i - w_global‖ per round, with the flagged ones marked.
+
+    Parameters
+    ----------
+    events : Iterable[Mapping[str, Any]]
+        The events of ``metrics.jsonl``; the fit events carry ``update-norm``
+        per client and the ``flagged`` client ids.
+    labels : Mapping[str, str] | None
+        Display names by client id.
+    malicious : Iterable[str]
+        Ids of the simulated attackers: their lines are dashed and named so.
+
+    Returns
+    -------
+    go.Figure
+        One line per client, and a trace ``"flagged"`` of red crosses at each
+        flagged client's norm in the round it was flagged. With no update
+        norms (e.g. under secure aggregation), an empty chart that says so.
+
+    """
+    fits = [
+        e for e in events
+        if isinstance(e, Mapping) and e.get("stage") == "fit" and e.get("scope") == "federated"
+    ]  # fmt: skip
+    labels = labels or {}
+    attackers = {str(m) for m in malicious}
+    figure = _figure("Update norm per client", "‖w_i - w_global‖")
+    norms: dict[tuple[int, str], float | None] = {}
+    for index, client in enumerate(_client_ids(fits)):
+        rounds, values = series(fits, "update-norm", stage="fit", scope="federated", client=client)
+        if not rounds:
+            continue
+        norms.update(((r, client), v) for r, v in zip(rounds, values, strict=True))
+        name = labels.get(client, f"client {client}")
+        trace = _line(f"{name} (attacker)" if client in attackers else name, rounds, values,
+                      PALETTE[index % len(PALETTE)])  # fmt: skip
+        if client in attackers:
+            trace.line.dash = "dash"
+        figure.add_trace(trace)
+    if not figure.data:
+        return _empty(figure)
+    marks = [
+        (event["round"], norms[(event["round"], str(c))])
+        for event in fits
+        for c in event.get("flagged") or []
+        if norms.get((event.get("round"), str(c))) is not None
+    ]
+    if marks:
+        figure.add_trace(
+            go.Scatter(
+                x=[r for r, _ in marks],
+                y=[v for _, v in marks],
+                name="flagged",
+                mode="markers",
+                marker={"symbol": "x", "size": 11, "color": "#d62728", "line": {"width": 1}},
+            )
+        )
+    return _finish(figure)
+
+
 def rounds_shown(figure: go.Figure) -> int:
     """The largest round plotted by any trace of a figure.
 
@@ -304,6 +428,16 @@ def _number(value: Any) -> float | None:
 
 def _label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
+
+
+def _client_ids(events: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The client ids the events report on, in :func:`_client_order`."""
+    ids: set[str] = set()
+    for event in events:
+        clients = event.get("clients")
+        if isinstance(clients, Mapping):
+            ids.update(str(key) for key in clients)
+    return sorted(ids, key=_client_order)
 
 
 def _client_order(client: str) -> tuple[int, int, str]:

@@ -67,6 +67,43 @@ def progress_text(view: RunView) -> str:
     return f"{view.state.capitalize()} after round {view.round} of {view.rounds}"
 
 
+def protection_text(config: Mapping[str, Any]) -> str | None:
+    """The run's privacy and attack settings in a few words, or ``None`` if it has none.
+
+    E.g. ``client-level DP (z 1, C 0.5, client clipping, budget ε 3) · SecAgg+ ·
+    2 attackers, sign-flip:10 (clients 3, 7)``.
+    """
+    parts = []
+    dp = config.get("dp", "none")
+    if dp in ("central", "record"):
+        settings = [f"z {config.get('noise-multiplier'):g}", f"C {config.get('clip-norm'):g}"]
+        if dp == "central":
+            settings.append(f"{config.get('dp-clipping', 'server')} clipping")
+        if config.get("target-epsilon") is not None:
+            settings.append(f"budget ε {config['target-epsilon']:g}")
+        kind = "client-level" if dp == "central" else "record-level"
+        parts.append(f"{kind} DP ({', '.join(settings)})")
+    if config.get("secure-aggregation"):
+        parts.append("SecAgg+")
+    attackers = config.get("malicious-clients") or []
+    if attackers:
+        ids = ", ".join(str(a) for a in attackers)
+        noun = "attacker" if len(attackers) == 1 else "attackers"
+        parts.append(f"{len(attackers)} {noun}, {config.get('attack')} (clients {ids})")
+    return " · ".join(parts) or None
+
+
+def has_client_signal(events: Iterable[Mapping[str, Any]], stage: str, key: str) -> bool:
+    """Whether some ``stage`` event reports ``key`` for some client (ε, update norms)."""
+    for event in events:
+        clients = event.get("clients") if event.get("stage") == stage else None
+        if isinstance(clients, Mapping) and any(
+            isinstance(c, Mapping) and key in c for c in clients.values()
+        ):
+            return True
+    return False
+
+
 def final_table(view: RunView) -> pd.DataFrame:
     """Federated vs centralized per metric, with the gap (federated minus centralized)."""
     rows = []

@@ -59,6 +59,9 @@ def show_run() -> None:
         except UsageError as err:
             st.error(str(err))
     st.caption(f"{view.strategy_label} · {view.data_label}")
+    protection = report.protection_text(view.config)
+    if protection:
+        st.caption(f":material/shield: {protection}")
 
     events = view.events()
     st.progress(
@@ -100,6 +103,7 @@ def show_run() -> None:
         key="chart_clients",
         theme=None,
     )
+    _protection(view, events)
     if view.summary:
         a, b = st.columns([3, 2])
         a.subheader("Final model on the global test set")
@@ -111,6 +115,29 @@ def show_run() -> None:
     with st.expander("Settings (config.json)"):
         st.json(view.config, expanded=False)
     _downloads(view)
+
+
+def _protection(view: store.RunView, events: list[dict]) -> None:
+    """The privacy spent and the clients' update norms, for runs that have them."""
+    if view.status.get("reason"):
+        st.info(f"The run ended early: {view.status['reason']}.", icon=":material/lock:")
+    charts_shown = []
+    if any(e.get("stage") == "privacy" for e in events):
+        charts_shown.append(
+            charts.epsilon_by_round(
+                events, target=view.config.get("target-epsilon"), labels=view.client_labels()
+            )
+        )
+    if report.has_client_signal(events, "fit", "update-norm"):
+        charts_shown.append(
+            charts.update_norms(
+                events,
+                labels=view.client_labels(),
+                malicious=[str(m) for m in view.config.get("malicious-clients") or []],
+            )
+        )
+    for cell, (index, figure) in zip(st.columns(2), enumerate(charts_shown), strict=False):
+        cell.plotly_chart(figure, key=f"chart_protection_{index}", theme=None)
 
 
 def _show_launch() -> None:
