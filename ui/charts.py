@@ -140,15 +140,12 @@ def metric_by_round(
         return _empty(figure)
     finite = _number(baseline)
     if finite is not None:
-        figure.add_hline(
-            y=finite,
-            line={"color": BASELINE_COLOR, "width": 1.5, "dash": "dash"},
-            annotation_text=f"centralized baseline {finite:.4f}",
-            # Round 0 starts worse than the baseline: below it for a score and
-            # above it for a loss, which leaves the other side free for text.
-            annotation_position="bottom left" if metric in _LOWER_IS_BETTER else "top left",
-            annotation_font={"color": BASELINE_COLOR, "size": 11},
-        )
+        # Round 0 starts worse than the baseline: below it for a score and
+        # above it for a loss, which leaves the other side free for text.
+        _reference_line(
+            figure, finite, f"centralized baseline {finite:.4f}",
+            "bottom left" if metric in _LOWER_IS_BETTER else "top left",
+        )  # fmt: skip
     return _finish(figure)
 
 
@@ -316,13 +313,7 @@ def epsilon_by_round(
         return _empty(figure)
     budget = _number(target)
     if budget is not None:
-        figure.add_hline(
-            y=budget,
-            line={"color": BASELINE_COLOR, "width": 1.5, "dash": "dash"},
-            annotation_text=f"budget ε = {budget:g}",
-            annotation_position="bottom right",
-            annotation_font={"color": BASELINE_COLOR, "size": 11},
-        )
+        _reference_line(figure, budget, f"budget ε = {budget:g}", "bottom right")
     return _finish(figure)
 
 
@@ -490,6 +481,17 @@ def _figure(title: str, y_title: str) -> go.Figure:
         yaxis={"title": {"text": y_title}, "hoverformat": ".4f"},
     )
     return figure
+
+
+def _reference_line(figure: go.Figure, y: float, text: str, position: str) -> None:
+    """A dashed grey horizontal line labelled with ``text`` (a baseline, a budget)."""
+    figure.add_hline(
+        y=y,
+        line={"color": BASELINE_COLOR, "width": 1.5, "dash": "dash"},
+        annotation_text=text,
+        annotation_position=position,
+        annotation_font={"color": BASELINE_COLOR, "size": 11},
+    )
 
 
 def _finish(figure: go.Figure) -> go.Figure:
