@@ -229,7 +229,7 @@ def test_new_run_to_finished_run_in_a_browser(ui_server, page, tmp_path: Path) -
                 const c = {read_charts};
                 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
                 const first = Object.fromEntries(c.length ? c[0] : []);
-                return c.length === 2
+                return c.length === 3
                     && Object.entries(expected).every(([n, x]) => same(first[n], x))
                     && c[1].length === 2 && c[1].every(([, x]) => same(x, [1, 2]));
             }}""",
@@ -237,12 +237,15 @@ def test_new_run_to_finished_run_in_a_browser(ui_server, page, tmp_path: Path) -
             timeout=30_000,
         )
     charts = page.evaluate(read_charts)
-    assert len(charts) == 2, charts
+    # The global model, each client's AUC, and each client's update norm.
+    assert len(charts) == 3, charts
     global_chart = dict(charts[0])
     for name, rounds in expected.items():
         assert global_chart.get(name) == rounds, charts[0]
     assert len(charts[1]) == 2, charts[1]
     assert all(x == [1, 2] for _, x in charts[1]), charts[1]
+    norms = {name: x for name, x in charts[2] if name != "flagged"}
+    assert norms == {"inst-0": [1, 2], "inst-1": [1, 2]}, charts[2]
 
     run_dir = runs / run_id
     assert json.loads((run_dir / "status.json").read_text("utf-8"))["state"] == "finished"
