@@ -458,23 +458,22 @@ def _check_privacy(cfg: RunConfig) -> None:
 
 
 _INT_FIELDS = {
-    "secagg_shares", "secagg_threshold", "secagg_quantization_bits",
     "clients", "clients_per_round", "rounds", "local_epochs", "batch_size",
     "seed", "demo_rows", "min_category_count", "malicious",
+    "secagg_shares", "secagg_threshold", "secagg_quantization_bits",
 }  # fmt: skip
-_FLOAT_FIELDS = {"secagg_clipping_range", "anomaly_threshold", "learning_rate", "test_fraction"}
-_FLOAT_FIELDS |= {"noise_multiplier", "clip_norm", "target_epsilon", "delta"}
+_FLOAT_FIELDS = {
+    "learning_rate", "test_fraction", "anomaly_threshold", "secagg_clipping_range",
+    "noise_multiplier", "clip_norm", "target_epsilon", "delta",
+}  # fmt: skip
 _OPTIONAL_FIELDS = {
-    "secagg_shares", "secagg_threshold",
     "clients_per_round", "partition", "run_dir", "target", "positive_label", "id_column",
-    "attack",
-    "target_epsilon",
+    "attack", "secagg_shares", "secagg_threshold", "target_epsilon",
 }  # fmt: skip
 _STR_FIELDS = {
     "strategy", "data", "target", "partition", "run_dir", "positive_label", "id_column",
-    "attack",
+    "attack", "dp", "dp_clipping",
 }  # fmt: skip
-_STR_FIELDS |= {"dp", "dp_clipping"}
 _LIST_FIELDS = {"client_data", "drop", "categorical"}
 
 

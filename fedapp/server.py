@@ -318,15 +318,15 @@ class FederatedRun(Strategy):
         if server_round > self.rounds:
             return None
         self._model.set_weights(parameters_to_ndarrays(parameters))
+        last = server_round == self.rounds
+        if last:
+            self._model.save(self.run_dir.model_file)
         if self._test is None:
-            if server_round == self.rounds:
-                self._model.save(self.run_dir.model_file)
             return None
         metrics = evaluate(self._model, *self._test)
         self._emit(server_round, "evaluate", "centralized", metrics)
-        if server_round == self.rounds:
+        if last:
             self.final["federated"] = metrics
-            self._model.save(self.run_dir.model_file)
         return metrics["loss"], dict(metrics)
 
     def configure_evaluate(

@@ -317,11 +317,17 @@ def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
     assert warnings == ()
 
 
-def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
-    # Prepare
-    csv = tmp_path / "three.csv"
+def three_class_csv(folder: Path) -> Path:
+    """A small table whose target ``y`` has three classes (a, b, c)."""
+    csv = folder / "three.csv"
     rows = "\n".join(f"{i},{i * 0.5},{'abc'[i % 3]}" for i in range(30))
     csv.write_text(f"id,x,y\n{rows}\n", encoding="utf-8")
+    return csv
+
+
+def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
+    # Prepare
+    csv = three_class_csv(tmp_path)
     cfg = RunConfig(data=str(csv), target="y", clients=2)
 
     # Execute
@@ -336,9 +342,7 @@ def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
 
 def test_check_data_gives_the_message_the_cli_gives(tmp_path: Path) -> None:
     # Prepare
-    csv = tmp_path / "three.csv"
-    rows = "\n".join(f"{i},{i * 0.5},{'abc'[i % 3]}" for i in range(30))
-    csv.write_text(f"id,x,y\n{rows}\n", encoding="utf-8")
+    csv = three_class_csv(tmp_path)
     cfg = RunConfig(data=str(csv), target="y", clients=2)
     command = [sys.executable, "-m", "fedapp", "simulate", "--data", str(csv), "--target", "y"]
     command += ["--clients", "2", "--run-dir", str(tmp_path / "run")]

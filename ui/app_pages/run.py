@@ -136,8 +136,10 @@ def _protection(view: store.RunView, events: list[dict]) -> None:
                 malicious=[str(m) for m in view.config.get("malicious-clients") or []],
             )
         )
-    for cell, (index, figure) in zip(st.columns(2), enumerate(charts_shown), strict=False):
-        cell.plotly_chart(figure, key=f"chart_protection_{index}", theme=None)
+    if charts_shown:
+        cells = st.columns(2)
+        for index, figure in enumerate(charts_shown):
+            cells[index].plotly_chart(figure, key=f"chart_protection_{index}", theme=None)
 
 
 def _show_launch() -> None:
