@@ -1,7 +1,7 @@
 """Benchmark child (b): centralized training on the pooled training rows.
 
 Fits the preprocessing from federated statistics exactly as fedapp's server
-does, then runs :func:`fedapp.baseline.centralized` (``rounds x local_epochs``
+does, then runs :func:`fedapp.learning.baselines.centralized` (``rounds x local_epochs``
 epochs, same model, batch size, learning rate and initial weights) and prints
 its metrics on the global test set as one JSON line.
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from _common import emit, fingerprint, parse_config
 
 from fedapp import data
-from fedapp.baseline import centralized
+from fedapp.learning.baselines import centralized
 
 
 def main(argv: Sequence[str] | None = None) -> int:

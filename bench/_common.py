@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fedapp.config import RunConfig
+from fedapp.settings import RunConfig
 
 
 def parse_config(argv: Sequence[str] | None, description: str) -> RunConfig:

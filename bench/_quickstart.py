@@ -2,7 +2,7 @@
 
 Server: Flower's ``FedAvg`` (every client fits and evaluates every round)
 with an ``evaluate_fn`` that scores the global model on fedapp's global test
-set; initial weights from :func:`fedapp.model.build_model` with the run's
+set; initial weights from :func:`fedapp.learning.model.build_model` with the run's
 seed, so it starts where ``fedapp simulate`` starts. Clients: see
 :mod:`_quickstart_task`. Prints the final round's metrics as one JSON line.
 """
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flwr.server.strategy import FedAvg
     from flwr.simulation import run_simulation
 
-    from fedapp.model import binary_metrics, build_model
+    from fedapp.learning.model import binary_metrics, build_model
 
     model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
     initial = ndarrays_to_parameters(model.get_weights())

@@ -27,8 +27,8 @@ from flwr.client import Client, ClientApp, NumPyClient
 from flwr.common import Context, NDArrays, Scalar
 
 from fedapp import data
-from fedapp.config import RunConfig
 from fedapp.data.stats import Preprocessor
+from fedapp.settings import RunConfig
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 

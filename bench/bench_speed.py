@@ -5,7 +5,7 @@ preprocessing and model:
 
 (a) the real CLI, ``fedapp simulate --partition iid --local-epochs 1 --no-baseline --json``;
 (b) centralized training for ``rounds`` epochs on the pooled training rows
-    (``bench/_centralized.py``, i.e. :func:`fedapp.baseline.centralized`);
+    (``bench/_centralized.py``, i.e. :func:`fedapp.learning.baselines.centralized`);
 (c) a plain Flower simulation whose client is written the way Flower's
     quickstart-tensorflow example writes it (``bench/_quickstart.py``).
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fedapp import registry
-from fedapp.config import RunConfig
+from fedapp.registry import StrategyPlugin
+from fedapp.settings import RunConfig
 
 
 @pytest.fixture
@@ -19,16 +22,20 @@ def small_cfg() -> RunConfig:
 
 
 @pytest.fixture
-def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+def install_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str, str], None]]:
     """Install a strategy plugin as a real distribution with entry points.
 
     Writes a module and a ``.dist-info`` folder onto ``sys.path``, exactly what
     ``pip install`` of a third-party package would leave behind, and lets
-    ``importlib.metadata`` discover it.
+    ``importlib.metadata`` discover it. ``install(name, module, source)``
+    declares the entry point ``name = module:plugin``.
     """
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
+    modules: list[str] = []
 
     def install(name: str, module: str, source: str) -> None:
         (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
@@ -40,10 +47,34 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
         (info / "entry_points.txt").write_text(
             f"[{registry.GROUP}]\n{name} = {module}:plugin\n", encoding="utf-8"
         )
-        registry.installed.cache_clear()
+        modules.append(module)
+        # The path finders cache directory listings; they must see the new files.
+        importlib.invalidate_caches()
+        registry.refresh()
 
     yield install
-    registry.installed.cache_clear()
+    for module in modules:
+        # Another test may install different source under the same module name.
+        sys.modules.pop(module, None)
+    registry.refresh()
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[Callable[[StrategyPlugin], Callable[[], None]]]:
+    """Register strategy plugins in code for one test, and undo that after it.
+
+    ``register(plugin)`` returns the undo function too, for a test about undoing.
+    """
+    undos: list[Callable[[], None]] = []
+
+    def register(plugin: StrategyPlugin) -> Callable[[], None]:
+        undo = registry.register(plugin)
+        undos.append(undo)
+        return undo
+
+    yield register
+    for undo in reversed(undos):
+        undo()
 
 
 @pytest.fixture

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 
-from fedapp.anomaly import (
+from fedapp.flower.server_app import FederatedRun, SeededClientManager
+from fedapp.protection.anomaly import (
     client_records,
     cosine_similarity,
     flat_update,
     robust_z_scores,
     round_signals,
 )
-from fedapp.config import RunConfig
 from fedapp.runs import RunDir
-from fedapp.server import FederatedRun, SeededClientManager
+from fedapp.settings import RunConfig
 
 SQRT2 = math.sqrt(2)
 

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fedapp import attacks, data
-from fedapp.attacks import Attack, choose_malicious, parse_attack, poison_update
+from fedapp import data
 from fedapp.cli import app
-from fedapp.client import PREPROCESSING_KEY, ROUND_KEY, ChurnClient
-from fedapp.config import RunConfig
 from fedapp.errors import UsageError
+from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, ChurnClient
+from fedapp.protection import attacks
+from fedapp.protection.attacks import choose_malicious, poison_update
+from fedapp.settings import RunConfig
+from fedapp.settings.specs import Attack, parse_attack
 
 runner = CliRunner()
 
@@ -125,7 +127,7 @@ def round_config(small_cfg: RunConfig) -> dict:
 
 
 def test_malicious_client_sends_minus_f_times_its_honest_update(small_cfg, round_config) -> None:
-    from fedapp.model import build_model
+    from fedapp.learning.model import build_model
 
     # Prepare: the same client, honest and as a sign-flip:3 attacker
     start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
@@ -146,7 +148,7 @@ def test_malicious_client_sends_minus_f_times_its_honest_update(small_cfg, round
 
 
 def test_label_flip_client_trains_on_flipped_labels(small_cfg, round_config) -> None:
-    from fedapp.model import build_model
+    from fedapp.learning.model import build_model
 
     start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
     [pid] = choose_malicious(small_cfg.clients, 1, small_cfg.seed)
@@ -191,7 +193,7 @@ def test_attack_settings_round_trip_through_config_json() -> None:
 
 @pytest.mark.slow
 def test_attack_with_krum_end_to_end(tmp_path: Path) -> None:
-    from fedapp.engine import simulate
+    from fedapp.simulation import simulate
 
     # Prepare: 4 clients, one of them sends w - 10 * delta
     cfg = RunConfig(

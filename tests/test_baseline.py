@@ -7,11 +7,11 @@ import math
 import pytest
 
 from fedapp import data
-from fedapp.baseline import GlobalTestTrainer, centralized, local_only, shuffle_seed
-from fedapp.config import RunConfig
 from fedapp.data.stats import Preprocessor
-from fedapp.model import build_model, evaluate, train
+from fedapp.learning.baselines import GlobalTestTrainer, centralized, local_only, shuffle_seed
+from fedapp.learning.model import build_model, evaluate, train
 from fedapp.runs import METRIC_NAMES
+from fedapp.settings import RunConfig
 
 CFG = RunConfig(clients=3, rounds=2, demo_rows=900, seed=7)
 

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fedapp.certs import generate
+from fedapp.deploy.certs import generate
 from fedapp.errors import UsageError
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fedapp import data
-from fedapp.client import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, ChurnClient
-from fedapp.config import RunConfig
-from fedapp.model import build_model
+from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, ChurnClient
+from fedapp.learning.model import build_model
+from fedapp.settings import RunConfig
 
 ALLOWED_METRICS = {
     "partition-id", "train-loss",

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from fedapp.config import RunConfig, read_settings
 from fedapp.errors import UsageError
+from fedapp.settings import RunConfig, read_settings
 
 
 def test_defaults_are_the_demo() -> None:

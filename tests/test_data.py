@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from fedapp import data
-from fedapp.config import RunConfig
-from fedapp.data.partition import PartitionSpec, dirichlet, iid, partition, stratified_split
+from fedapp.data.partition import dirichlet, iid, partition, stratified_split
 from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
 from fedapp.data.synthetic import INSTITUTION, TARGET, make_churn_table
 from fedapp.errors import UsageError
+from fedapp.settings import RunConfig
+from fedapp.settings.specs import PartitionSpec
 
 
 def test_synthetic_table_is_seeded_non_iid_and_has_blanks() -> None:

@@ -1,4 +1,4 @@
-"""fedapp.deploy (the Flower processes' flags and pre-flight checks) and the
+"""fedapp.deploy.processes (the Flower processes' flags and pre-flight checks) and the
 node-config data mode of a deployed ClientApp."""
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import pytest
 from flwr.app import Context, RecordDict
 from flwr.common.config import parse_config_args
 
-from fedapp import deploy, engine
-from fedapp.certs import generate
-from fedapp.client import STATISTICS_QUERY, client_fn
-from fedapp.config import RunConfig
+from fedapp import simulation as engine
 from fedapp.data.synthetic import make_churn_table
+from fedapp.deploy import processes as deploy
+from fedapp.deploy.certs import generate
 from fedapp.errors import UsageError
+from fedapp.flower.client_app import STATISTICS_QUERY, client_fn
+from fedapp.settings import RunConfig
 
 
 def test_node_config_survives_flowers_parser() -> None:

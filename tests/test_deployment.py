@@ -1,7 +1,7 @@
 """A deployed federation on 127.0.0.1: real SuperLink, SuperExec and SuperNodes.
 
 The processes start through ``fedapp superlink|superexec|supernode`` with the
-flags of :mod:`fedapp.deploy` (the ones the Kubernetes manifests use): TLS,
+flags of :mod:`fedapp.deploy.processes` (the ones the Kubernetes manifests use): TLS,
 SuperNode authentication with registered keys, ServerApp in a SuperExec. The
 app is submitted with ``flwr run`` and followed with ``flwr ls``. Every
 process runs in its own process group and is killed at the end, pass or fail.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from fedapp import deploy
-from fedapp.certs import generate
 from fedapp.data.synthetic import make_churn_table
+from fedapp.deploy import processes as deploy
+from fedapp.deploy.certs import generate
 from fedapp.runs import RunDir
 
 pytestmark = pytest.mark.slow

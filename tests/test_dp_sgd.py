@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fedapp.model import (
+from fedapp.learning.model import (
     NoisyClipping,
     _epoch_function,
     build_model,

@@ -8,10 +8,10 @@ from flwr.clientapp import ClientApp
 from flwr.common.config import flatten_dict
 from flwr.serverapp import ServerApp
 
-from fedapp.client import app as client_app
-from fedapp.client import client_fn
-from fedapp.config import RunConfig
-from fedapp.server import app as server_app
+from fedapp.flower.client_app import app as client_app
+from fedapp.flower.client_app import client_fn
+from fedapp.flower.server_app import app as server_app
+from fedapp.settings import RunConfig
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -20,7 +20,10 @@ def test_flower_validates_the_app_and_its_components() -> None:
     config, warnings = load_and_validate(PYPROJECT, check_module=True)
     assert warnings == []
     components = config["tool"]["flwr"]["app"]["components"]
-    assert components == {"serverapp": "fedapp.server:app", "clientapp": "fedapp.client:app"}
+    assert components == {
+        "serverapp": "fedapp.flower.server_app:app",
+        "clientapp": "fedapp.flower.client_app:app",
+    }
     assert isinstance(server_app, ServerApp) and isinstance(client_app, ClientApp)
 
 
@@ -40,6 +43,6 @@ def test_client_app_reads_settings_from_flowers_run_config() -> None:
         state=RecordDict(),
         run_config=run_config,
     )
-    client = client_fn(context)  # what fedapp.client:app calls for each message
+    client = client_fn(context)  # what fedapp.flower.client_app:app calls for each message
     answer = client.numpy_client.get_properties({})
     assert answer == {"partition-id": 1}

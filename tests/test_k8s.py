@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fedapp import deploy
-from fedapp.certs import generate
+from fedapp.deploy import processes as deploy
+from fedapp.deploy.certs import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTITUTIONS = ("bank", "telco", "clinic")

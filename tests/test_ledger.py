@@ -18,9 +18,14 @@ from flwr.common.constant import MessageTypeLegacy
 from flwr.compat.common import recorddict_compat as compat
 
 from fedapp import data
-from fedapp.client import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, build_client_app
-from fedapp.config import RunConfig
-from fedapp.model import build_model
+from fedapp.flower.client_app import (
+    PREPROCESSING_KEY,
+    ROUND_KEY,
+    STATISTICS_QUERY,
+    build_client_app,
+)
+from fedapp.learning.model import build_model
+from fedapp.settings import RunConfig
 
 PID = 1
 

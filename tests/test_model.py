@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fedapp.model import binary_metrics, build_model, evaluate, train
+from fedapp.learning.model import binary_metrics, build_model, evaluate, train
 from fedapp.runs import METRIC_NAMES
 
 

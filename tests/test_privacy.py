@@ -25,11 +25,13 @@ from flwr.server.strategy import (
     FedAvg,
 )
 
-from fedapp import data, privacy
-from fedapp.client import PREPROCESSING_KEY, ROUND_KEY, ChurnClient, build_client_app
-from fedapp.config import RunConfig
+from fedapp import data
 from fedapp.errors import UsageError
-from fedapp.model import build_model
+from fedapp.flower import dp
+from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, ChurnClient, build_client_app
+from fedapp.learning.model import build_model
+from fedapp.protection import privacy
+from fedapp.settings import RunConfig
 
 
 # -- accountants ------------------------------------------------------------
@@ -101,18 +103,18 @@ def test_a_budget_below_one_round_is_refused() -> None:
 def test_central_dp_wraps_any_strategy_in_flowers_wrapper() -> None:
     cfg = RunConfig(clients=10, clients_per_round=4, dp="central", noise_multiplier=0.7,
                     clip_norm=0.3)  # fmt: skip
-    server = privacy.wrap_strategy(FedAvg(), cfg)
+    server = dp.wrap_strategy(FedAvg(), cfg)
     assert isinstance(server, DifferentialPrivacyServerSideFixedClipping)
     assert (server.noise_multiplier, server.clipping_norm, server.num_sampled_clients) == (
         0.7, 0.3, 4,
     )  # fmt: skip
-    client = privacy.wrap_strategy(FedAvg(), cfg.replace(dp_clipping="client"))
+    client = dp.wrap_strategy(FedAvg(), cfg.replace(dp_clipping="client"))
     assert isinstance(client, DifferentialPrivacyClientSideFixedClipping)
-    assert privacy.client_mods(cfg.replace(dp_clipping="client")) == [fixedclipping_mod]
-    assert privacy.client_mods(cfg) == []
+    assert dp.client_mods(cfg.replace(dp_clipping="client")) == [fixedclipping_mod]
+    assert dp.client_mods(cfg) == []
     plain = FedAvg()
-    assert privacy.wrap_strategy(plain, RunConfig()) is plain
-    assert privacy.client_mods(RunConfig()) == []
+    assert dp.wrap_strategy(plain, RunConfig()) is plain
+    assert dp.client_mods(RunConfig()) == []
 
 
 def test_client_side_clipping_is_the_innermost_mod() -> None:
@@ -123,7 +125,7 @@ def test_client_side_clipping_is_the_innermost_mod() -> None:
 
 
 def test_flower_app_clips_only_when_its_run_config_asks() -> None:
-    (mod,) = privacy.client_mods(None)
+    (mod,) = dp.client_mods(None)
     passed: list[object] = []
 
     class Ctx:
@@ -149,7 +151,7 @@ def test_central_dp_averages_clients_with_equal_weights() -> None:
     # Prepare: no noise, a clip norm no update reaches; sizes 1 and 99.
     cfg = RunConfig(clients=2, dp="central", dp_clipping="client", noise_multiplier=0.0,
                     clip_norm=100.0)  # fmt: skip
-    strategy = privacy.wrap_strategy(FedAvg(), cfg)
+    strategy = dp.wrap_strategy(FedAvg(), cfg)
     results = [(None, _fit_res([1.0, 1.0], 1)), (None, _fit_res([3.0, 3.0], 99))]
 
     # Execute
@@ -167,15 +169,16 @@ def test_record_budget_counts_rounds_in_the_node_state() -> None:
     accountant = privacy.record_accountant(cfg, rows=200)
     budget_cfg = cfg.replace(target_epsilon=accountant.epsilon(2))
     state = RecordDict()
-    budget = privacy.RecordBudget(budget_cfg, 200, state)
+    budget = dp.record_budget(budget_cfg, 200, state)
     assert budget.rounds == 0 and budget.can_train()
     budget.spend_round()
+    dp.save_budget(budget, state)
     assert budget.metrics() == {
         privacy.EPSILON_KEY: accountant.epsilon(1),
         privacy.SPENT_KEY: False,
     }
     # A new budget object over the same state (the next message) sees the spent round.
-    again = privacy.RecordBudget(budget_cfg, 200, state)
+    again = dp.record_budget(budget_cfg, 200, state)
     assert again.rounds == 1 and again.can_train()
     again.spend_round()
     assert not again.can_train()
@@ -231,7 +234,7 @@ def _events(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_central_dp_stops_cleanly_when_the_budget_is_reached(tmp_path: Path) -> None:
-    from fedapp.engine import simulate
+    from fedapp.simulation import simulate
 
     cfg = RunConfig(clients=3, rounds=3, demo_rows=900, seed=5, baseline=False, dp="central",
                     noise_multiplier=3.0, clip_norm=0.5, target_epsilon=2.2)  # fmt: skip
@@ -263,7 +266,7 @@ def test_central_dp_stops_cleanly_when_the_budget_is_reached(tmp_path: Path) -> 
 def test_record_dp_reports_each_clients_epsilon_and_ends_when_all_are_spent(
     tmp_path: Path,
 ) -> None:
-    from fedapp.engine import simulate
+    from fedapp.simulation import simulate
 
     cfg = RunConfig(clients=3, rounds=3, demo_rows=900, seed=5, baseline=False,
                     partition="iid", dp="record", noise_multiplier=1.0, clip_norm=1.0)  # fmt: skip

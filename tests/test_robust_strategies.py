@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from fedapp import registry
 from fedapp.cli import app
-from fedapp.config import RunConfig
-from fedapp.server import common_kwargs
+from fedapp.flower.run_setup import common_kwargs
+from fedapp.settings import RunConfig
 
 runner = CliRunner()
 INITIAL = ndarrays_to_parameters([np.zeros((2, 2))])

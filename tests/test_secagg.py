@@ -43,13 +43,13 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from typer.testing import CliRunner
 
-from fedapp import client as client_module
-from fedapp import server as server_module
 from fedapp.cli import app as cli
-from fedapp.client import ChurnClient, build_client_app
-from fedapp.config import RunConfig
-from fedapp.engine import prepare_run
-from fedapp.server import FederatedRun, build_server_app, server_components
+from fedapp.flower import client_app as client_module
+from fedapp.flower import server_app as server_module
+from fedapp.flower.client_app import ChurnClient, build_client_app
+from fedapp.flower.run_setup import prepare_run
+from fedapp.flower.server_app import FederatedRun, build_server_app, server_components
+from fedapp.settings import RunConfig
 
 SMALL = {"clients": 3, "rounds": 2, "demo_rows": 900, "seed": 11, "baseline": False}
 # Few bits, so that the quantisation error is measurable and the bound below matters.

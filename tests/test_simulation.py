@@ -14,8 +14,8 @@ from pathlib import Path
 import keras
 import pytest
 
-from fedapp.config import RunConfig
-from fedapp.engine import simulate
+from fedapp.settings import RunConfig
+from fedapp.simulation import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from fedapp import data
 from fedapp.cli import app
-from fedapp.config import RunConfig
 from fedapp.data.sources import TableSpec, prepare, read_table
+from fedapp.settings import RunConfig
 
 runner = CliRunner()
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from fedapp.config import RunConfig
 from fedapp.errors import UsageError
 from fedapp.runs import RunDir
+from fedapp.settings import RunConfig
 from fedapp_ui import launcher, store
 
 # A child that says when it is ready, then sleeps; what it does on SIGTERM varies.

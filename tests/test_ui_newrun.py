@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from fedapp import registry
-from fedapp.config import RunConfig
 from fedapp.errors import UsageError
-from fedapp_ui import newrun
-from fedapp_ui.newrun import Column
+from fedapp.settings import RunConfig
+from fedapp_ui import run_form
+from fedapp_ui.run_form import Column
 
 
 def write_bank(path: Path, rows: int = 60) -> Path:
@@ -44,7 +44,7 @@ def test_describe_columns_counts_values_and_spots_unique_columns(tmp_path: Path)
     )
 
     # Execute
-    columns = newrun.describe_columns([csv])
+    columns = run_form.describe_columns([csv])
 
     # Assert
     assert columns == [
@@ -60,7 +60,7 @@ def test_describe_columns_lists_values_only_for_few_valued_columns(tmp_path: Pat
     csv = write_bank(tmp_path / "bank.csv", rows=60)
 
     # Execute
-    columns = {c.name: c for c in newrun.describe_columns([csv])}
+    columns = {c.name: c for c in run_form.describe_columns([csv])}
 
     # Assert
     assert columns["CustomerId"].distinct == 60
@@ -79,7 +79,7 @@ def test_describe_columns_describes_the_first_of_several_files(tmp_path: Path) -
     second = write_bank(tmp_path / "de.csv", rows=30)
 
     # Execute
-    columns = newrun.describe_columns([first, second])
+    columns = run_form.describe_columns([first, second])
 
     # Assert
     assert next(c for c in columns if c.name == "RowNumber").distinct == 10
@@ -104,7 +104,7 @@ def test_describe_columns_gives_the_clis_message_for_unreadable_uploads(
 
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.describe_columns([csv])
+        run_form.describe_columns([csv])
 
     # Assert
     assert str(caught.value).startswith(f"{csv}: {expected}")
@@ -118,7 +118,7 @@ def test_describe_columns_checks_every_file(tmp_path: Path) -> None:
 
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.describe_columns([good, bad])
+        run_form.describe_columns([good, bad])
 
     # Assert
     assert str(caught.value) == f"{bad}: the file is empty"
@@ -140,7 +140,7 @@ def test_describe_columns_checks_every_file(tmp_path: Path) -> None:
 )
 def test_guess_target(columns: list[Column], expected: int) -> None:
     # Execute / Assert
-    assert newrun.guess_target(columns) == expected
+    assert run_form.guess_target(columns) == expected
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_guess_target(columns: list[Column], expected: int) -> None:
 )
 def test_guess_id_column(columns: list[Column], expected: str | None) -> None:
     # Execute / Assert
-    assert newrun.guess_id_column(columns) == expected
+    assert run_form.guess_id_column(columns) == expected
 
 
 def test_partition_columns_keeps_two_to_fifty_values_not_excluded() -> None:
@@ -173,7 +173,7 @@ def test_partition_columns_keeps_two_to_fifty_values_not_excluded() -> None:
     ]
 
     # Execute
-    found = newrun.partition_columns(columns, exclude=["Exited", "CustomerId"])
+    found = run_form.partition_columns(columns, exclude=["Exited", "CustomerId"])
 
     # Assert
     assert [c.name for c in found] == ["Geography", "Gender", "Branch"]
@@ -196,7 +196,7 @@ def test_build_config_leaves_blank_settings_to_the_defaults() -> None:
     }
 
     # Execute
-    cfg = newrun.build_config(form)
+    cfg = run_form.build_config(form)
 
     # Assert
     assert cfg == RunConfig(
@@ -222,7 +222,7 @@ def test_build_config_of_a_file_run(tmp_path: Path) -> None:
     }
 
     # Execute
-    cfg = newrun.build_config(form)
+    cfg = run_form.build_config(form)
 
     # Assert
     assert cfg.data == str(tmp_path / "bank.csv")
@@ -234,7 +234,7 @@ def test_build_config_of_a_file_run(tmp_path: Path) -> None:
 def test_build_config_refuses_an_unknown_strategy_listing_the_installed_ones() -> None:
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.build_config({"strategy": "fedmagic"})
+        run_form.build_config({"strategy": "fedmagic"})
 
     # Assert
     installed = ", ".join(registry.installed())
@@ -255,7 +255,7 @@ def test_build_config_refuses_bad_strategy_parameters(
 ) -> None:
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.build_config({"strategy": "fedprox", "strategy-params": params})
+        run_form.build_config({"strategy": "fedprox", "strategy-params": params})
 
     # Assert
     assert str(caught.value) == expected
@@ -277,7 +277,7 @@ def test_build_config_refuses_bad_strategy_parameters(
 def test_build_config_refuses_what_the_cli_refuses(form: dict[str, object], expected: str) -> None:
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.build_config(form)
+        run_form.build_config(form)
 
     # Assert
     assert str(caught.value) == expected
@@ -288,7 +288,7 @@ def test_build_config_leaves_a_blank_strategy_parameter_to_its_default() -> None
     form = {"strategy": "fedprox", "strategy-params": {"proximal-mu": None}}
 
     # Execute
-    cfg = newrun.build_config(form)
+    cfg = run_form.build_config(form)
 
     # Assert: what the engine does with the settings before the run starts
     assert registry.get("fedprox").resolve(cfg.strategy_params) == {"proximal-mu": 0.1}
@@ -310,7 +310,7 @@ def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
     )
 
     # Execute
-    notes, warnings = newrun.check_data(cfg)
+    notes, warnings = run_form.check_data(cfg)
 
     # Assert
     assert notes == (f"{csv}: positive class of 'Exited' is '1' (inferred)",)
@@ -332,7 +332,7 @@ def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
 
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.check_data(cfg)
+        run_form.check_data(cfg)
 
     # Assert
     assert str(caught.value) == (
@@ -349,7 +349,7 @@ def test_check_data_gives_the_message_the_cli_gives(tmp_path: Path) -> None:
 
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.check_data(cfg)
+        run_form.check_data(cfg)
     cli = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
 
     # Assert
@@ -369,7 +369,7 @@ def test_check_data_refuses_junk_in_a_numeric_column(tmp_path: Path) -> None:
 
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.check_data(cfg)
+        run_form.check_data(cfg)
 
     # Assert
     assert str(caught.value) == (
@@ -382,12 +382,12 @@ def test_check_data_rereads_a_file_that_changed(tmp_path: Path) -> None:
     # Prepare
     csv = write_bank(tmp_path / "bank.csv")
     cfg = RunConfig(data=str(csv), target="Exited", id_column="CustomerId", clients=2)
-    newrun.check_data(cfg)
+    run_form.check_data(cfg)
     csv.write_text("CustomerId,Exited\n1,1\n2,1\n", encoding="utf-8")
 
     # Execute
     with pytest.raises(UsageError) as caught:
-        newrun.check_data(cfg)
+        run_form.check_data(cfg)
 
     # Assert
     assert "target 'Exited' has a single value (1)" in str(caught.value)
@@ -403,7 +403,7 @@ def test_user_message_names_uploads_as_the_user_named_them(tmp_path: Path) -> No
     err = UsageError(f"{stored}: column 'age' is missing (present in {other})")
 
     # Execute
-    text = newrun.user_message(err, {stored: "bank_fr.csv", other: "bank_de.csv"})
+    text = run_form.user_message(err, {stored: "bank_fr.csv", other: "bank_de.csv"})
 
     # Assert
     assert text == "bank_fr.csv: column 'age' is missing (present in bank_de.csv)"
@@ -411,7 +411,7 @@ def test_user_message_names_uploads_as_the_user_named_them(tmp_path: Path) -> No
 
 def test_user_message_without_uploads_is_the_error(tmp_path: Path) -> None:
     # Execute / Assert
-    assert newrun.user_message(UsageError("rounds must be > 0, got 0"), {}) == (
+    assert run_form.user_message(UsageError("rounds must be > 0, got 0"), {}) == (
         "rounds must be > 0, got 0"
     )
 
@@ -423,7 +423,7 @@ def test_user_message_without_uploads_is_the_error(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_attack_spec_is_the_clis_attack_value(kind: str, strength: float, spec: str) -> None:
     # Execute
-    result = newrun.attack_spec(kind, strength)
+    result = run_form.attack_spec(kind, strength)
 
     # Assert
     assert result == spec

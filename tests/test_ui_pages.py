@@ -18,8 +18,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import fedapp_ui
-from fedapp.config import RunConfig
 from fedapp.runs import RunDir
+from fedapp.settings import RunConfig
 from fedapp_ui import launcher
 
 APP = Path(fedapp_ui.__file__).with_name("app.py")

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedapp.config import RunConfig
 from fedapp.errors import UsageError
 from fedapp.runs import RunDir, new_run_id
+from fedapp.settings import RunConfig
 from fedapp_ui import store
 
 # How long a stopped run may take to mark itself `stopped` and exit before its

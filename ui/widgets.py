@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from fedapp.registry import StrategyPlugin
-from fedapp_ui import newrun
+from fedapp_ui import run_form
 from fedapp_ui.store import RunView
 
 # Scores with four decimals, differences signed, in every table.
@@ -40,15 +40,15 @@ STATE_ICONS = {
 }
 
 
-def columns_of(paths: tuple[Path, ...]) -> list[newrun.Column]:
+def columns_of(paths: tuple[Path, ...]) -> list[run_form.Column]:
     """The tables' columns, read once per file version (path and modification time)."""
     stamps = tuple(p.stat().st_mtime_ns for p in paths)
     return _columns(paths, stamps)
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the table…")
-def _columns(paths: tuple[Path, ...], _stamps: tuple[int, ...]) -> list[newrun.Column]:
-    return newrun.describe_columns(paths)
+def _columns(paths: tuple[Path, ...], _stamps: tuple[int, ...]) -> list[run_form.Column]:
+    return run_form.describe_columns(paths)
 
 
 def param_inputs(plugin: StrategyPlugin) -> dict[str, Any]:

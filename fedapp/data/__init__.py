@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedapp.config import DEMO_DATA, RunConfig
 from fedapp.data.checks import leak_warnings
-from fedapp.data.partition import PartitionSpec, partition, stratified_split
+from fedapp.data.partition import partition, stratified_split
 from fedapp.data.sources import (
     Table,
     TableSpec,
@@ -30,6 +29,8 @@ from fedapp.data.sources import (
 from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
 from fedapp.data.synthetic import make_churn_table
 from fedapp.errors import UsageError
+from fedapp.settings import DEMO_DATA, RunConfig
+from fedapp.settings.specs import PartitionSpec
 
 __all__ = [
     "ClientData",

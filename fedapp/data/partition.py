@@ -6,57 +6,14 @@ each simulated client can recompute its own share without any coordination.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from fedapp.errors import UsageError
+from fedapp.settings.specs import PartitionSpec
 
 MIN_PARTITION_ROWS = 10
 _DIRICHLET_TRIES = 100
-
-
-@dataclass(frozen=True)
-class PartitionSpec:
-    """A parsed ``--partition`` value.
-
-    Attributes
-    ----------
-    kind : str
-        ``iid``, ``dirichlet``, ``quantity`` or ``column``.
-    alpha : float | None
-        Concentration for ``dirichlet`` and ``quantity``.
-    column : str | None
-        Column name for ``column``.
-
-    """
-
-    kind: str
-    alpha: float | None = None
-    column: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> PartitionSpec:
-        """Parse ``iid``, ``dirichlet:ALPHA``, ``quantity:ALPHA`` or ``column:NAME``."""
-        kind, _, arg = text.partition(":")
-        if kind == "iid" and not arg:
-            return cls("iid")
-        if kind in ("dirichlet", "quantity"):
-            try:
-                alpha = float(arg)
-            except ValueError:
-                raise UsageError(
-                    f"partition '{text}': {kind} needs a number, e.g. {kind}:0.5"
-                ) from None
-            if not alpha > 0:
-                raise UsageError(f"partition '{text}': {kind} alpha must be > 0")
-            return cls(kind, alpha=alpha)
-        if kind == "column" and arg:
-            return cls("column", column=arg)
-        raise UsageError(
-            f"partition '{text}' is not one of: iid, dirichlet:ALPHA, quantity:ALPHA, column:NAME"
-        )
 
 
 def partition(

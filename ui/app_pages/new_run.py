@@ -6,10 +6,10 @@ from typing import Any
 import streamlit as st
 
 from fedapp import registry
-from fedapp.attacks import ATTACKS
-from fedapp.config import RunConfig
 from fedapp.errors import UsageError
-from fedapp_ui import launcher, newrun, store, widgets
+from fedapp.settings import RunConfig
+from fedapp.settings.specs import ATTACKS
+from fedapp_ui import launcher, run_form, store, widgets
 
 runs_root, data_root = store.folders()
 defaults = RunConfig()
@@ -21,7 +21,7 @@ st.caption(
 )
 
 form: dict[str, Any] = {}
-columns: list[newrun.Column] = []
+columns: list[run_form.Column] = []
 uploaded_names: dict[Path, str] = {}
 
 # --- Data ------------------------------------------------------------------
@@ -45,7 +45,7 @@ with st.container(border=True):
             uploaded_names = {p: f.name for p, f in zip(paths, files or [], strict=True)}
             columns = widgets.columns_of(tuple(paths)) if paths else []
         except UsageError as err:
-            st.error(newrun.user_message(err, uploaded_names), icon=":material/error:")
+            st.error(run_form.user_message(err, uploaded_names), icon=":material/error:")
             st.stop()
         if len(paths) > 1:
             form["client-data"] = [str(p) for p in paths]
@@ -79,15 +79,15 @@ with st.container(border=True):
         names = [c.name for c in columns]
         left, mid, right = st.columns(3)
         target = left.selectbox(
-            "Target column", names, index=newrun.guess_target(columns), key="target",
+            "Target column", names, index=run_form.guess_target(columns), key="target",
             help="The binary outcome to predict.",
         )  # fmt: skip
         labels = next(c.values for c in columns if c.name == target)
         positive = mid.selectbox(
-            "Positive class", ["infer (yes / true / 1)", *labels[: newrun.MAX_LABELS]],
+            "Positive class", ["infer (yes / true / 1)", *labels[: run_form.MAX_LABELS]],
             key="positive_label",
         )  # fmt: skip
-        guess = newrun.guess_id_column(columns)
+        guess = run_form.guess_id_column(columns)
         others = [n for n in names if n != target]
         id_column = right.selectbox(
             "Identifier column", ["none", *others],
@@ -134,7 +134,7 @@ with st.container(border=True):
                 st.caption("The demo's institutions differ in churn rate and customer mix.")
             else:
                 exclude = [form["target"], form.get("id-column") or "", *form.get("drop", [])]
-                choices = newrun.partition_columns(columns, exclude)
+                choices = run_form.partition_columns(columns, exclude)
                 if not choices:
                     st.error("No column has 2 to 50 values to split by; pick another split.")
                     st.stop()
@@ -255,7 +255,7 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
             "Strength (F or SIGMA)", min_value=0.0, value=10.0, key="attack_strength",
             disabled=kind == "label-flip",
         )  # fmt: skip
-        form["attack"] = newrun.attack_spec(kind, strength)
+        form["attack"] = run_form.attack_spec(kind, strength)
 
 # --- Launch -----------------------------------------------------------------
 with st.container(border=True):
@@ -273,12 +273,12 @@ with st.container(border=True):
             name = run_name.strip() or None
             if name:
                 store.run_path(runs_root, name)  # refuse a bad name before any work
-            cfg = newrun.build_config(form)
+            cfg = run_form.build_config(form)
             with st.spinner("Checking the data…"):
-                newrun.check_data(cfg)
+                run_form.check_data(cfg)
             run_id = launcher.launch(cfg, runs_root, name)
         except UsageError as err:
-            st.error(newrun.user_message(err, uploaded_names), icon=":material/error:")
+            st.error(run_form.user_message(err, uploaded_names), icon=":material/error:")
         else:
             st.session_state["launched"] = run_id
             st.switch_page("app_pages/run.py", query_params={"run": run_id})

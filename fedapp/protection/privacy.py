@@ -1,4 +1,4 @@
-"""Differential privacy: accountants, Flower's DP wrappers and per-client budgets.
+"""Differential privacy: accountants, per-client budgets and the server's ledger.
 
 Two guarantees, chosen with ``--dp``:
 
@@ -11,7 +11,7 @@ Two guarantees, chosen with ``--dp``:
   on the clients sampled at rate ``q = m/n``; ε protects a whole institution.
 * ``record`` (record-level, DP-SGD): each client clips every example's gradient
   to ``C`` and adds noise ``N(0, (z·C)²)`` to each batch's sum
-  (:func:`fedapp.model.dp_gradients`). One local step is a Gaussian mechanism
+  (:func:`fedapp.learning.model.dp_gradients`). One local step is a Gaussian mechanism
   with noise multiplier ``z`` on rows sampled at rate ``q = batch/rows``; each
   client accounts for its own steps and stops when its budget is spent.
 
@@ -33,20 +33,15 @@ from typing import TYPE_CHECKING, Any
 from fedapp.errors import UsageError
 
 if TYPE_CHECKING:
-    from flwr.common import Context, FitRes, Message, RecordDict, Scalar
+    from flwr.common import FitRes, Scalar
     from flwr.server.client_proxy import ClientProxy
-    from flwr.server.strategy import Strategy
 
-    from fedapp.config import RunConfig
+    from fedapp.settings import RunConfig
 
-MODES = ("none", "central", "record")
-CLIPPING = ("server", "client")
 BUDGET_REACHED = "privacy budget reached"
 # What a record-level DP client adds to its fit metrics.
 EPSILON_KEY = "dp-epsilon"
 SPENT_KEY = "dp-spent"
-# Where a client keeps the number of rounds it has trained, in its Flower node state.
-_STATE_KEY = "fedapp-dp-sgd"
 
 
 class _OrderNotConverged(logging.Filter):
@@ -202,99 +197,13 @@ def check_budget(cfg: RunConfig, train_rows: Sequence[int]) -> None:
         )
 
 
-# -- client-level DP (Flower's wrappers) -----------------------------------
-def wrap_strategy(strategy: Strategy, cfg: RunConfig) -> Strategy:
-    """Wrap a plugin's strategy in Flower's client-level DP wrapper for ``cfg``.
-
-    The wrapper clips (server-side) or has clients clip, lets the strategy
-    aggregate with equal client weights, and noises the aggregate.
-    """
-    if cfg.dp != "central":
-        return strategy
-    from flwr.server.strategy import (
-        DifferentialPrivacyClientSideFixedClipping,
-        DifferentialPrivacyServerSideFixedClipping,
-    )
-
-    wrapper = (
-        DifferentialPrivacyClientSideFixedClipping
-        if cfg.dp_clipping == "client"
-        else DifferentialPrivacyServerSideFixedClipping
-    )
-    return wrapper(
-        _EqualWeights(strategy),
-        noise_multiplier=cfg.noise_multiplier,
-        clipping_norm=cfg.clip_norm,
-        num_sampled_clients=cfg.sample_size,
-    )
-
-
-def _equal_weights(results: list[tuple[ClientProxy, FitRes]]) -> list[tuple[ClientProxy, FitRes]]:
-    import dataclasses
-
-    return [(proxy, dataclasses.replace(res, num_examples=1)) for proxy, res in results]
-
-
-class _EqualWeights:
-    """A strategy whose clients all weigh the same in ``aggregate_fit``.
-
-    The noise ``z·C/m`` is calibrated for one client moving the average by at
-    most ``C/m``; an example-weighted average lets a large client move it by
-    more, so under client-level DP each update counts once.
-    """
-
-    def __init__(self, strategy: Strategy) -> None:
-        self.strategy = strategy
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.strategy, name)
-
-    def __repr__(self) -> str:
-        return f"EqualWeights({self.strategy!r})"
-
-    def aggregate_fit(
-        self,
-        server_round: int,
-        results: list[tuple[ClientProxy, FitRes]],
-        failures: list,
-    ) -> tuple[Any, dict[str, Scalar]]:
-        """Aggregate as the wrapped strategy does, every client weighing 1."""
-        return self.strategy.aggregate_fit(server_round, _equal_weights(results), failures)
-
-
-def client_mods(cfg: RunConfig | None) -> list[Callable[..., Message]]:
-    """The ClientApp mods client-level DP needs: Flower's ``fixedclipping_mod``.
-
-    With ``cfg`` the choice is made now; without it (a Flower App, settings in
-    the run config) each message's run config decides.
-    """
-    if cfg is None:
-        return [_clipping_by_run_config]
-    if cfg.dp == "central" and cfg.dp_clipping == "client":
-        from flwr.client.mod import fixedclipping_mod
-
-        return [fixedclipping_mod]
-    return []
-
-
-def _clipping_by_run_config(
-    msg: Message, ctxt: Context, call_next: Callable[[Message, Context], Message]
-) -> Message:
-    run_config = ctxt.run_config
-    if run_config.get("dp") == "central" and run_config.get("dp-clipping") == "client":
-        from flwr.client.mod import fixedclipping_mod
-
-        return fixedclipping_mod(msg, ctxt, call_next)
-    return call_next(msg, ctxt)
-
-
 # -- record-level DP: a client's own budget ---------------------------------
 class RecordBudget:
     """One client's DP-SGD ledger: rounds trained so far, ε, and whether it may train.
 
-    The count lives in the client's Flower node state (``Context.state``), so
-    it survives between rounds whichever process runs the client, and it is
-    the client's own: the server's word is not needed to spend or stop.
+    The client keeps the count itself (in deployment, in its Flower node
+    state: :func:`fedapp.flower.dp.record_budget`), so the server's word is
+    not needed to spend or stop.
 
     Parameters
     ----------
@@ -302,22 +211,15 @@ class RecordBudget:
         The run's settings (noise multiplier, batch size, epochs, δ, target ε).
     rows : int
         The client's training rows.
-    state : RecordDict
-        The node's persistent Flower state.
+    rounds : int
+        Rounds this client has already trained with DP-SGD in this run.
 
     """
 
-    def __init__(self, cfg: RunConfig, rows: int, state: RecordDict) -> None:
+    def __init__(self, cfg: RunConfig, rows: int, rounds: int = 0) -> None:
         self.accountant = record_accountant(cfg, rows)
         self.target = cfg.target_epsilon
-        self.state = state
-
-    @property
-    def rounds(self) -> int:
-        """Rounds this client has trained with DP-SGD in this run."""
-        if _STATE_KEY not in self.state:
-            return 0
-        return int(self.state[_STATE_KEY]["rounds"])  # type: ignore[index]
+        self.rounds = rounds
 
     def can_train(self) -> bool:
         """Whether one more round keeps ε within the target."""
@@ -325,11 +227,9 @@ class RecordBudget:
 
     def spend_round(self) -> None:
         """Record one more round of DP-SGD."""
-        from flwr.common import ConfigRecord
+        self.rounds += 1
 
-        self.state[_STATE_KEY] = ConfigRecord({"rounds": self.rounds + 1})
-
-    def metrics(self) -> dict[str, Scalar]:
+    def metrics(self) -> dict[str, float | bool]:
         """ε so far and whether the budget is spent, for the fit metrics."""
         return {EPSILON_KEY: self.accountant.epsilon(self.rounds), SPENT_KEY: not self.can_train()}
 

@@ -16,78 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fedapp import __version__, attacks, data, privacy, registry
-from fedapp.config import NODE_DATA, RunConfig
-from fedapp.errors import UsageError
+from fedapp.flower.run_setup import check, prepare_run
 from fedapp.runs import RunDir
+from fedapp.settings import RunConfig
 
 Event = dict[str, Any]
-
-
-def check(cfg: RunConfig) -> data.Federation:
-    """Validate everything that can be checked before a run starts.
-
-    Returns
-    -------
-    data.Federation
-        The loaded clients, with the notes (the positive class chosen, blanks
-        read as missing, ...) and warnings (a leaking feature) to show.
-
-    Raises
-    ------
-    UsageError
-        For an unknown strategy, a bad strategy parameter, unusable data or
-        an impossible split.
-
-    """
-    from fedapp.server import check_strategy
-
-    check_strategy(cfg)
-    if cfg.data == NODE_DATA:
-        raise UsageError(
-            "data = 'node' is for a deployed federation, where each SuperNode reads its "
-            "own data-path; here, give --data or --client-data"
-        )
-    loaded = data.federation(cfg)
-    privacy.check_budget(cfg, [len(c.train) for c in loaded.clients])
-    return loaded
-
-
-def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
-    """Check ``cfg``, create the run directory and write the resolved config."""
-    import flwr
-
-    if cfg.data == NODE_DATA:
-        # Deployed: the rows never leave the SuperNodes, which read their own files.
-        from fedapp.server import check_strategy
-
-        check_strategy(cfg)
-        sources: list[str] = []
-        notes: list[str] = []
-        warnings: list[str] = []
-    else:
-        loaded = check(cfg)
-        sources = [c.source for c in loaded.clients]
-        notes, warnings = list(loaded.notes), list(loaded.warnings)
-    run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
-    plugin = registry.get(cfg.strategy)
-    resolved = cfg.replace(
-        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path)
-    )
-    run_dir.write_config(
-        {
-            **resolved.to_dict(),
-            "client-sources": sources,
-            "data-notes": notes,
-            "data-warnings": warnings,
-            "malicious-clients": list(
-                attacks.choose_malicious(cfg.clients, cfg.malicious, cfg.seed)
-            ),
-            "versions": {"fedapp": __version__, "flwr": flwr.__version__},
-        }
-    )
-    run_dir.mark_started(cfg.rounds)
-    return run_dir
 
 
 def simulate(
@@ -106,8 +39,8 @@ def simulate(
     started = time.monotonic()
     _stop_on_sigterm()
     try:
-        from fedapp.client import build_client_app
-        from fedapp.server import server_components
+        from fedapp.flower.client_app import build_client_app
+        from fedapp.flower.server_app import server_components
 
         components, strategy = server_components(cfg, run_dir, on_event, finalize=False)
         _run_flower_simulation(components, build_client_app(cfg), cfg.clients, verbose)
@@ -115,8 +48,8 @@ def simulate(
             raise RuntimeError("the simulation ended before its last round")
         summary = strategy.summary()
         if cfg.baseline:
-            from fedapp.baseline import GlobalTestTrainer, centralized, local_only
             from fedapp.data.stats import Preprocessor
+            from fedapp.learning.baselines import GlobalTestTrainer, centralized, local_only
 
             prep = Preprocessor.from_json(strategy.preprocessing)
             trainer = GlobalTestTrainer(cfg, prep)  # one compiled model for all baselines
@@ -185,7 +118,7 @@ def _run_flower_simulation(
         _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
     from flwr.simulation import run_simulation
 
-    from fedapp.server import build_server_app
+    from fedapp.flower.server_app import build_server_app
 
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.ERROR)
@@ -199,4 +132,4 @@ def _run_flower_simulation(
     )
 
 
-__all__ = ["UsageError", "check", "failure_reason", "prepare_run", "simulate"]
+__all__ = ["check", "failure_reason", "prepare_run", "simulate"]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fedapp import registry
-from fedapp.config import RunConfig
 from fedapp.errors import UsageError
+from fedapp.settings import RunConfig
 
 # A column becomes one institution per value only if it has this many values
 # at most: more would be a federation of hundreds of tiny clients.

@@ -342,13 +342,12 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 def _node_config(text: str) -> dict[str, object]:
-    from flwr.common.config import parse_config_args
-
-    from fedapp.client import DATA_PATH_KEY, PARTITION_KEY
+    # Flower's parser and pandas only for a SuperNode's pre-flight check.
     from fedapp.data.sources import read_table
+    from fedapp.flower.protocol import DATA_PATH_KEY, PARTITION_KEY, parse_node_config
 
     try:
-        config = parse_config_args([text])
+        config = parse_node_config(text)
     except ValueError as err:
         raise UsageError(f"--node-config {text!r}: {err}") from None
     partition = config.get(PARTITION_KEY)

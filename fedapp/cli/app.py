@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fedapp.config import RunConfig, read_settings
 from fedapp.errors import UsageError
 from fedapp.runs import RunDir, client_label, json_safe
+from fedapp.settings import RunConfig, read_settings
 
 app = typer.Typer(
     help="Federated learning across institutions on Flower: each keeps its rows, "
@@ -342,7 +342,7 @@ def _clients_table(loaded: Any, cfg: RunConfig) -> Table:
 def _run(cfg: RunConfig, runs_root: Path, as_json: bool, verbose: bool) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fedapp import engine
+    from fedapp import simulation as engine
 
     _print_notes(engine.check(cfg))  # cached: the run below reuses the loaded data
     progress = Progress(
@@ -615,7 +615,7 @@ def certs(
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
 ) -> None:
     """Make a CA, the SuperLink's TLS certificate and one key pair per SuperNode."""
-    from fedapp.certs import generate
+    from fedapp.deploy.certs import generate
 
     try:
         paths = generate(out, superlink_host, node or ["bank", "telco", "clinic"], days, overwrite)
@@ -651,7 +651,7 @@ def supernode(ctx: typer.Context) -> None:
 
 
 def _launch(role: str, args: list[str]) -> None:
-    from fedapp import deploy
+    from fedapp.deploy import processes as deploy
 
     try:
         wait = float(os.environ.get("FEDAPP_SUPERLINK_WAIT", deploy.DEFAULT_WAIT))

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from fedapp import data
-from fedapp.config import RunConfig
 from fedapp.data.stats import Preprocessor
+from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +46,7 @@ def shuffle_seed(cfg: RunConfig, partition_id: int | None = None) -> list[int]:
     Returns
     -------
     list[int]
-        A seed for :func:`fedapp.model.train`.
+        A seed for :func:`fedapp.learning.model.train`.
 
     """
     if partition_id is None:
@@ -59,7 +59,7 @@ class GlobalTestTrainer:
 
     One compiled model serves every baseline: building and tracing it costs
     more than a small client's training, so each baseline only resets its
-    weights to the initial ones (and :func:`fedapp.model.train` resets the
+    weights to the initial ones (and :func:`fedapp.learning.model.train` resets the
     optimizer).
 
     Parameters
@@ -72,7 +72,7 @@ class GlobalTestTrainer:
     """
 
     def __init__(self, cfg: RunConfig, prep: Preprocessor) -> None:
-        from fedapp.model import build_model
+        from fedapp.learning.model import build_model
 
         self.cfg = cfg
         self.prep = prep
@@ -94,10 +94,10 @@ class GlobalTestTrainer:
         Returns
         -------
         dict[str, float]
-            :func:`fedapp.model.binary_metrics` on the global test set.
+            :func:`fedapp.learning.model.binary_metrics` on the global test set.
 
         """
-        from fedapp.model import evaluate, train
+        from fedapp.learning.model import evaluate, train
 
         x, y = self.prep.transform(rows)
         self.model.set_weights(self.initial)

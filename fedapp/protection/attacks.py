@@ -17,73 +17,16 @@ clients and the run directory agree on who attacks without talking about it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from fedapp.errors import UsageError
+from fedapp.settings.specs import Attack, parse_attack
 
 NDArrays = list[np.ndarray]
 
-# Attacks that take a number after the colon, and what the number means.
-_STRENGTHS = {"sign-flip": "F", "scale": "F", "gaussian": "SIGMA"}
-ATTACKS = (*_STRENGTHS, "label-flip")
-SPEC_HELP = "sign-flip:F, scale:F, gaussian:SIGMA or label-flip"
 # Separates the draw of attackers from every other use of the run's seed.
 _STREAM = 0x6D616C
-
-
-@dataclass(frozen=True)
-class Attack:
-    """A parsed attack spec.
-
-    Attributes
-    ----------
-    kind : str
-        One of :data:`ATTACKS`.
-    strength : float
-        F for ``sign-flip`` and ``scale``, SIGMA for ``gaussian``; unused
-        (0) for ``label-flip``.
-
-    """
-
-    kind: str
-    strength: float = 0.0
-
-    @property
-    def flips_labels(self) -> bool:
-        """Whether the attacker trains on flipped labels (rather than altering weights)."""
-        return self.kind == "label-flip"
-
-
-def parse_attack(spec: str) -> Attack:
-    """Read ``sign-flip:F``, ``scale:F``, ``gaussian:SIGMA`` or ``label-flip``.
-
-    Raises
-    ------
-    UsageError
-        Naming ``attack`` and the accepted forms, for an unknown kind, a
-        missing or extra value, or a value that is not a positive finite number.
-
-    """
-    kind, colon, raw = spec.strip().partition(":")
-    if kind not in ATTACKS:
-        raise UsageError(f"attack must be one of {SPEC_HELP}; got {spec!r}")
-    if kind == "label-flip":
-        if colon:
-            raise UsageError(f"attack label-flip takes no value; got {spec!r}")
-        return Attack(kind)
-    try:
-        strength = float(raw)
-    except ValueError:
-        raise UsageError(
-            f"attack {kind} needs a number, as in {kind}:{_STRENGTHS[kind]}; got {spec!r}"
-        ) from None
-    if not (math.isfinite(strength) and strength > 0):
-        raise UsageError(f"attack {kind}: {_STRENGTHS[kind]} must be > 0, got {raw}")
-    return Attack(kind, strength)
 
 
 def choose_malicious(clients: int, malicious: int, seed: int) -> tuple[int, ...]:

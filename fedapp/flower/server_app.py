@@ -11,7 +11,7 @@ plugin's strategy and adds what every run needs whatever the plugin:
   run's ``status.json`` kept current.
 
 :func:`build_server_app` runs it on Flower's legacy server loop, or, with
-secure aggregation, on Flower's SecAgg+ workflow (:mod:`fedapp.secagg`).
+secure aggregation, on Flower's SecAgg+ workflow (:mod:`fedapp.flower.secagg`).
 """
 
 from __future__ import annotations
@@ -46,10 +46,13 @@ from flwr.server.compat import start_grid
 from flwr.server.criterion import Criterion
 from flwr.server.strategy import Strategy
 
-from fedapp import anomaly, data, privacy, registry
-from fedapp.client import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY
-from fedapp.config import NODE_DATA, RunConfig
+from fedapp import data, registry
+from fedapp.flower import dp
+from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY
+from fedapp.flower.run_setup import common_kwargs, prepare_run
+from fedapp.protection import anomaly, privacy
 from fedapp.runs import METRIC_NAMES, RunDir
+from fedapp.settings import NODE_DATA, RunConfig
 
 Event = dict[str, Any]
 _STATISTICS_TIMEOUT = 600
@@ -96,29 +99,6 @@ def weighted_means(results: list[tuple[int, dict[str, Scalar]]]) -> dict[str, fl
         if total:
             out[name] = sum(n * v for n, v in pairs) / total
     return out
-
-
-def common_kwargs(cfg: RunConfig, initial: Parameters | None = None) -> dict[str, Any]:
-    """The keyword arguments every plugin passes to its Flower strategy."""
-    sample = cfg.sample_size / cfg.clients
-    return {
-        "fraction_fit": sample,
-        "fraction_evaluate": sample,
-        "min_fit_clients": cfg.sample_size,
-        "min_evaluate_clients": cfg.sample_size,
-        "min_available_clients": cfg.clients,
-        "initial_parameters": initial or Parameters(tensors=[], tensor_type="numpy.ndarray"),
-    }
-
-
-def check_strategy(cfg: RunConfig) -> None:
-    """Build the plugin's strategy once, so bad parameters fail before the run."""
-    plugin = registry.get(cfg.strategy)
-    strategy = plugin.build(common_kwargs(cfg), plugin.resolve(cfg.strategy_params))
-    if cfg.secure_aggregation:
-        from fedapp.secagg import check_strategy as check_secure
-
-        check_secure(cfg, strategy)
 
 
 class FederatedRun(Strategy):
@@ -184,7 +164,7 @@ class FederatedRun(Strategy):
         self.preprocessing = prep.to_json()
         self.run_dir.preprocessing_file.write_text(self.preprocessing, encoding="utf-8")
 
-        from fedapp.model import build_model
+        from fedapp.learning.model import build_model
 
         self._model = build_model(
             prep.n_features, self.cfg.hidden_units, self.cfg.learning_rate, self.cfg.seed
@@ -192,7 +172,7 @@ class FederatedRun(Strategy):
         if self.cfg.data != NODE_DATA:  # deployed, the server holds no rows to test on
             self._test = prep.transform(data.global_test(self.cfg))
         initial = ndarrays_to_parameters(self._model.get_weights())
-        self.inner = privacy.wrap_strategy(
+        self.inner = dp.wrap_strategy(
             self.plugin.build(common_kwargs(self.cfg, initial), self.params), self.cfg
         )
         return initial
@@ -254,7 +234,7 @@ class FederatedRun(Strategy):
 
         Each client's entry also gets its update norm and the cosine of its
         update with the aggregate update, and the event lists the ``flagged``
-        partitions (:mod:`fedapp.anomaly`).
+        partitions (:mod:`fedapp.protection.anomaly`).
         """
         assert self.inner is not None
         if not results:
@@ -312,7 +292,7 @@ class FederatedRun(Strategy):
         self, server_round: int, parameters: Parameters
     ) -> tuple[float, dict[str, Scalar]] | None:
         """Score the global model on the server-held test set, if there is one."""
-        from fedapp.model import evaluate
+        from fedapp.learning.model import evaluate
 
         assert self._model is not None
         if server_round > self.rounds:
@@ -435,7 +415,7 @@ def build_server_app(components_fn: Callable[[Context], ServerAppComponents]) ->
 
     Without secure aggregation it runs Flower's legacy server loop, exactly what
     ``ServerApp(server_fn=components_fn)`` runs. With it, Flower's default
-    workflow with the SecAgg+ fit workflow (:mod:`fedapp.secagg`), which only a
+    workflow with the SecAgg+ fit workflow (:mod:`fedapp.flower.secagg`), which only a
     ``main`` function can run; the statistics query, evaluation and records
     stay the same.
     """
@@ -447,7 +427,7 @@ def build_server_app(components_fn: Callable[[Context], ServerAppComponents]) ->
         strategy = components.strategy
         assert isinstance(strategy, FederatedRun)
         if strategy.cfg.secure_aggregation:
-            from fedapp import secagg
+            from fedapp.flower import secagg
 
             secagg.run(grid, context, components, strategy.cfg, lambda: strategy.largest_client)
         else:
@@ -464,8 +444,6 @@ def build_server_app(components_fn: Callable[[Context], ServerAppComponents]) ->
 
 def _server_fn(context: Context) -> ServerAppComponents:
     """Server components from Flower's run config (``flwr run``)."""
-    from fedapp.engine import prepare_run
-
     cfg = RunConfig.from_mapping(dict(context.run_config), source="run config")
     # In a Flower App, `run-dir` names the folder that holds one directory per run.
     run_dir = prepare_run(cfg.replace(run_dir=None), Path(cfg.run_dir or "runs"))

@@ -20,16 +20,18 @@ import numpy as np
 from flwr.client import Client, ClientApp, NumPyClient
 from flwr.common import Context, NDArrays, RecordDict, Scalar
 
-from fedapp import attacks, data, privacy
-from fedapp.config import NODE_DATA, RunConfig
+from fedapp import data
 from fedapp.errors import UsageError
-
-STATISTICS_QUERY = "fedapp-statistics"
-PREPROCESSING_KEY = "fedapp-preprocessing"
-ROUND_KEY = "fedapp-round"
-PARTITION_KEY = "partition-id"
-# Node config of a deployed SuperNode: the file holding its institution's rows.
-DATA_PATH_KEY = "data-path"
+from fedapp.flower import dp
+from fedapp.flower.protocol import (
+    DATA_PATH_KEY,
+    PARTITION_KEY,
+    PREPROCESSING_KEY,
+    ROUND_KEY,
+    STATISTICS_QUERY,
+)
+from fedapp.protection import attacks
+from fedapp.settings import NODE_DATA, DpMode, RunConfig
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class _Arrays:
 @functools.lru_cache(maxsize=8)
 def _model(n_features: int, hidden_units: tuple[int, ...], learning_rate: float):
     """One compiled model per process and architecture, shared by its clients."""
-    from fedapp.model import build_model
+    from fedapp.learning.model import build_model
 
     return build_model(n_features, hidden_units, learning_rate)
 
@@ -115,17 +117,17 @@ class ChurnClient(NumPyClient):
         With FedProx the round's config carries ``proximal_mu`` and the loss
         gains ``(mu / 2) * ||w - w_global||^2``. A simulated attacker
         (``malicious``/``attack``) trains on flipped labels or sends a
-        poisoned update instead (:mod:`fedapp.attacks`). Under record-level DP
+        poisoned update instead (:mod:`fedapp.protection.attacks`). Under record-level DP
         the steps are DP-SGD's and the client keeps its own budget
-        (:class:`fedapp.privacy.RecordBudget`): once spent, it returns the
+        (:class:`fedapp.protection.privacy.RecordBudget`): once spent, it returns the
         global weights with 0 examples and its ε.
         """
-        from fedapp.model import train
+        from fedapp.learning.model import train
 
         arrays, model = self._prepare(parameters, config)
         budget = (
-            privacy.RecordBudget(self.cfg, len(arrays.y_train), self.state)
-            if self.cfg.dp == "record"
+            dp.record_budget(self.cfg, len(arrays.y_train), self.state)
+            if self.cfg.dp == DpMode.RECORD
             else None
         )
         if budget is not None and not budget.can_train():
@@ -148,6 +150,7 @@ class ChurnClient(NumPyClient):
         metrics: dict[str, Scalar] = {PARTITION_KEY: self.partition_id, "train-loss": loss}
         if budget is not None:
             budget.spend_round()
+            dp.save_budget(budget, self.state)
             metrics.update(budget.metrics())
         weights = model.get_weights()
         if attack is not None:
@@ -161,7 +164,7 @@ class ChurnClient(NumPyClient):
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
         """Score the global weights on this client's held-out rows."""
-        from fedapp.model import evaluate
+        from fedapp.learning.model import evaluate
 
         arrays, model = self._prepare(parameters, config)
         metrics = evaluate(model, arrays.x_test, arrays.y_test)
@@ -219,7 +222,7 @@ def client_fn(context: Context, cfg: RunConfig | None = None) -> Client:
 
 def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
     """A ClientApp for ``cfg``; without it, settings come from Flower's run config."""
-    from fedapp.secagg import secure_aggregation_mod
+    from fedapp.flower.secagg import secure_aggregation_mod
 
     def for_context(context: Context) -> Client:
         return client_fn(context, cfg)
@@ -227,7 +230,7 @@ def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
     # SecAgg+ first: it must see the weights after every other mod (clipping).
     # Central DP's client-side clipping comes last, nearest the client: it clips
     # the plain update before SecAgg+ quantises and masks it.
-    mods = [secure_aggregation_mod(cfg), *privacy.client_mods(cfg)]
+    mods = [secure_aggregation_mod(cfg), *dp.client_mods(cfg)]
     return ClientApp(client_fn=for_context, mods=mods)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fedapp.errors import UsageError
+from fedapp.settings.enums import DpClipping, DpMode
+from fedapp.settings.specs import parse_attack
 
 DEMO_DATA = "demo"
 # A deployed federation: each SuperNode reads the file named by its own
@@ -102,17 +104,17 @@ class RunConfig:
         Where the run directory goes; ``None`` makes ``runs/<run-id>``.
     malicious : int
         Simulated attackers among the clients, drawn from the seed
-        (:func:`fedapp.attacks.choose_malicious`).
+        (:func:`fedapp.protection.attacks.choose_malicious`).
     attack : str | None
         What they do: ``sign-flip:F``, ``scale:F``, ``gaussian:SIGMA`` or
-        ``label-flip`` (:mod:`fedapp.attacks`).
+        ``label-flip`` (:mod:`fedapp.protection.attacks`).
     anomaly_threshold : float
         Robust z-score beyond which a client's update is flagged in
-        ``metrics.jsonl`` (:mod:`fedapp.anomaly`).
+        ``metrics.jsonl`` (:mod:`fedapp.protection.anomaly`).
     dp : str
         Differential privacy: ``none``, ``central`` (client-level: Flower's DP
         wrappers clip each update and noise the aggregate) or ``record``
-        (record-level: DP-SGD in each client) (:mod:`fedapp.privacy`).
+        (record-level: DP-SGD in each client) (:mod:`fedapp.protection.privacy`).
     noise_multiplier : float
         Gaussian noise standard deviation over the clip norm (``z``).
     clip_norm : float
@@ -209,8 +211,6 @@ class RunConfig:
         _check_privacy(self)
 
     def _check_attack(self) -> None:
-        from fedapp.attacks import parse_attack
-
         if not 0 <= self.malicious <= self.clients:
             raise UsageError(
                 f"malicious must be in [0, {self.clients}] (at most the number of clients), "
@@ -434,13 +434,11 @@ def _check_secure_aggregation(cfg: RunConfig) -> None:
 
 def _check_privacy(cfg: RunConfig) -> None:
     """Exit-2 checks of the differential-privacy settings, each naming its allowed range."""
-    from fedapp.privacy import CLIPPING, MODES
-
-    if cfg.dp not in MODES:
-        raise UsageError(f"dp must be one of {', '.join(MODES)}, got {cfg.dp!r}")
-    if cfg.dp_clipping not in CLIPPING:
+    if cfg.dp not in DpMode.__members__.values():
+        raise UsageError(f"dp must be one of {', '.join(DpMode)}, got {cfg.dp!r}")
+    if cfg.dp_clipping not in DpClipping.__members__.values():
         raise UsageError(
-            f"dp-clipping must be one of {', '.join(CLIPPING)}, got {cfg.dp_clipping!r}"
+            f"dp-clipping must be one of {', '.join(DpClipping)}, got {cfg.dp_clipping!r}"
         )
     if not cfg.noise_multiplier >= 0:
         raise UsageError(f"noise-multiplier must be >= 0, got {cfg.noise_multiplier:g}")

@@ -49,8 +49,8 @@ from flwr.server.strategy import (
 )
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
-from fedapp.config import SECAGG_MODULUS_BITS, RunConfig
 from fedapp.errors import UsageError
+from fedapp.settings import SECAGG_MODULUS_BITS, RunConfig
 
 if TYPE_CHECKING:
     from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState

@@ -1,0 +1,1 @@
+"""A deployed federation: Flower process flags, pre-flight checks and certificates."""

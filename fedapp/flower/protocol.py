@@ -1,0 +1,31 @@
+"""What fedapp's server and clients say to each other: message keys and node config.
+
+Kept free of heavy imports so that the deployment pre-flight checks can read
+a SuperNode's node config without loading the ClientApp.
+"""
+
+from __future__ import annotations
+
+from flwr.common.config import parse_config_args
+
+# The server's one-off query for a client's aggregate statistics.
+STATISTICS_QUERY = "fedapp-statistics"
+# The fitted federated preprocessing, sent with every round's config.
+PREPROCESSING_KEY = "fedapp-preprocessing"
+ROUND_KEY = "fedapp-round"
+# Node config of a SuperNode, and the tag on each of its replies: which institution it is.
+PARTITION_KEY = "partition-id"
+# Node config of a deployed SuperNode: the file holding its institution's rows.
+DATA_PATH_KEY = "data-path"
+
+
+def parse_node_config(text: str) -> dict[str, object]:
+    """Parse a ``--node-config`` value (``key=value`` pairs) as Flower does.
+
+    Raises
+    ------
+    ValueError
+        When Flower cannot parse it.
+
+    """
+    return dict(parse_config_args([text]))

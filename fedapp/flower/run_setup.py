@@ -1,0 +1,101 @@
+"""Everything checked and written before a run's first round, wherever it runs.
+
+The simulation driver and the Flower App's ServerApp both start a run here:
+the strategy plugin is built once (bad parameters fail before any round), the
+data is loaded and checked, and the run directory gets its resolved config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flwr
+from flwr.common import Parameters
+
+from fedapp import __version__, data, registry
+from fedapp.errors import UsageError
+from fedapp.flower import secagg
+from fedapp.protection import attacks, privacy
+from fedapp.runs import RunDir
+from fedapp.settings import NODE_DATA, RunConfig
+
+
+def common_kwargs(cfg: RunConfig, initial: Parameters | None = None) -> dict[str, Any]:
+    """The keyword arguments every plugin passes to its Flower strategy."""
+    sample = cfg.sample_size / cfg.clients
+    return {
+        "fraction_fit": sample,
+        "fraction_evaluate": sample,
+        "min_fit_clients": cfg.sample_size,
+        "min_evaluate_clients": cfg.sample_size,
+        "min_available_clients": cfg.clients,
+        "initial_parameters": initial or Parameters(tensors=[], tensor_type="numpy.ndarray"),
+    }
+
+
+def check_strategy(cfg: RunConfig) -> None:
+    """Build the plugin's strategy once, so bad parameters fail before the run."""
+    plugin = registry.get(cfg.strategy)
+    strategy = plugin.build(common_kwargs(cfg), plugin.resolve(cfg.strategy_params))
+    secagg.check_strategy(cfg, strategy)
+
+
+def check(cfg: RunConfig) -> data.Federation:
+    """Validate everything that can be checked before a run starts.
+
+    Returns
+    -------
+    data.Federation
+        The loaded clients, with the notes (the positive class chosen, blanks
+        read as missing, ...) and warnings (a leaking feature) to show.
+
+    Raises
+    ------
+    UsageError
+        For an unknown strategy, a bad strategy parameter, unusable data or
+        an impossible split.
+
+    """
+    check_strategy(cfg)
+    if cfg.data == NODE_DATA:
+        raise UsageError(
+            "data = 'node' is for a deployed federation, where each SuperNode reads its "
+            "own data-path; here, give --data or --client-data"
+        )
+    loaded = data.federation(cfg)
+    privacy.check_budget(cfg, [len(c.train) for c in loaded.clients])
+    return loaded
+
+
+def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
+    """Check ``cfg``, create the run directory and write the resolved config."""
+    if cfg.data == NODE_DATA:
+        # Deployed: the rows never leave the SuperNodes, which read their own files.
+        check_strategy(cfg)
+        sources: list[str] = []
+        notes: list[str] = []
+        warnings: list[str] = []
+    else:
+        loaded = check(cfg)
+        sources = [c.source for c in loaded.clients]
+        notes, warnings = list(loaded.notes), list(loaded.warnings)
+    run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
+    plugin = registry.get(cfg.strategy)
+    resolved = cfg.replace(
+        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path)
+    )
+    run_dir.write_config(
+        {
+            **resolved.to_dict(),
+            "client-sources": sources,
+            "data-notes": notes,
+            "data-warnings": warnings,
+            "malicious-clients": list(
+                attacks.choose_malicious(cfg.clients, cfg.malicious, cfg.seed)
+            ),
+            "versions": {"fedapp": __version__, "flwr": flwr.__version__},
+        }
+    )
+    run_dir.mark_started(cfg.rounds)
+    return run_dir

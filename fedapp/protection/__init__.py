@@ -1,0 +1,1 @@
+"""Pure NumPy, no Flower: DP accounting, attacks, anomaly signals, SecAgg+ bounds."""

@@ -1,0 +1,20 @@
+"""The modes a run setting chooses between, as enums (compared by value, never re-parsed)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DpMode(StrEnum):
+    """Differential privacy: none, client-level (``central``) or record-level (``record``)."""
+
+    NONE = "none"
+    CENTRAL = "central"
+    RECORD = "record"
+
+
+class DpClipping(StrEnum):
+    """Where client-level DP clips each update: on the server or on the client."""
+
+    SERVER = "server"
+    CLIENT = "client"
