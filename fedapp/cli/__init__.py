@@ -1,5 +1,19 @@
-"""The ``fedapp`` command line: a typer app, one module per command group."""
+"""The ``fedapp`` command line: a typer app, one module per command group.
 
-from fedapp.cli.app import app, main
+Heavy imports (TensorFlow, Flower, Ray, pandas) happen inside the commands
+that need them, so ``--help`` and ``fedapp strategies`` answer at once.
+"""
+# ruff: noqa: I001  (the command modules are imported in the order --help lists them)
+
+from fedapp.cli.app import app
+
+# Each module registers its commands with `app` when imported.
+from fedapp.cli import run, strategies, web, deploy  # noqa: F401
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
 
 __all__ = ["app", "main"]

@@ -1,0 +1,37 @@
+"""How the commands talk to a person: errors, notes and warnings on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise (2: usage or data)."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def print_notes(loaded: Any) -> None:
+    """Show what loading decided (notes) and what looks wrong (warnings)."""
+    for note in loaded.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
+    for warning in loaded.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def exit_now(code: int) -> None:
+    """Exit at once: Flower's server thread cannot be cancelled once interrupted.
+
+    The run directory is already marked ``stopped``; Ray's processes share
+    this process's fate and end with it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
