@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from fedapp.errors import UsageError
+from fedapp.runs.state import RunState
 
-STATES = ("running", "finished", "failed", "stopped")
+# The states status.json may hold, for readers that check one.
+STATES = tuple(s.value for s in RunState if s.recorded)
 
 # The scores of a model in `metrics.jsonl` and `summary.json`, in display order.
 # `loss` is the log-loss; the thresholded ones cut probabilities at 0.5.
@@ -160,7 +162,9 @@ class RunDir:
         :meth:`mark_started` are kept, so that a reader can tell a live run
         from one whose process died, and stop it.
         """
-        assert state in STATES, state
+        state = RunState(state)
+        if not state.recorded:
+            raise ValueError(f"status.json records {', '.join(STATES)}, not {state!r}")
         kept: dict[str, Any] = {}
         if self.status_file.exists():
             try:
@@ -168,7 +172,7 @@ class RunDir:
                 kept = {k: previous[k] for k in _PROCESS_FIELDS if k in previous}
             except (OSError, ValueError):
                 pass
-        status = {"state": state, "round": round_, "rounds": rounds, "error": error}
+        status = {"state": str(state), "round": round_, "rounds": rounds, "error": error}
         write_json_atomic(self.status_file, {**status, **kept, **extra})
 
     def mark_started(self, rounds: int) -> None:

@@ -43,6 +43,9 @@ class RunConfig:
         Clients sampled per round; ``None`` means all of them.
     rounds : int
         Federated rounds.
+    eval_every : int
+        Central evaluation of the global model every N rounds (and always
+        after the last round).
     local_epochs : int
         Epochs each client trains on its own rows per round.
     batch_size : int
@@ -134,6 +137,7 @@ class RunConfig:
     clients: int = 3
     clients_per_round: int | None = None
     rounds: int = 10
+    eval_every: int = 1
     local_epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -172,6 +176,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check_positive("clients", self.clients)
         _check_positive("rounds", self.rounds)
+        _check_positive("eval-every", self.eval_every)
         _check_positive("local-epochs", self.local_epochs)
         _check_positive("batch-size", self.batch_size)
         _check_positive("demo-rows", self.demo_rows)
@@ -456,7 +461,7 @@ def _check_privacy(cfg: RunConfig) -> None:
 
 
 _INT_FIELDS = {
-    "clients", "clients_per_round", "rounds", "local_epochs", "batch_size",
+    "clients", "clients_per_round", "rounds", "eval_every", "local_epochs", "batch_size",
     "seed", "demo_rows", "min_category_count", "malicious",
     "secagg_shares", "secagg_threshold", "secagg_quantization_bits",
 }  # fmt: skip
