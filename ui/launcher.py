@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedapp.errors import UsageError
-from fedapp.runs import RunDir, new_run_id
+from fedapp.runs import RunDir, RunState, is_pid, new_run_id, process_alive
 from fedapp.settings import RunConfig
 from fedapp_ui import store
 
@@ -119,9 +119,9 @@ def launch_of(root: Path, run_id: str) -> Launch | None:
     except (OSError, ValueError):
         return None
     pid = record.get("pid") if isinstance(record, dict) else None
-    if not store.is_pid(pid):
+    if not is_pid(pid):
         return None
-    return Launch(run_id, pid, store.process_alive(pid), _tail(log))
+    return Launch(run_id, pid, process_alive(pid), _tail(log))
 
 
 def stop(root: Path, run_id: str) -> None:
@@ -141,7 +141,7 @@ def stop(root: Path, run_id: str) -> None:
     pid: int | None = None
     if (path / "status.json").exists():
         view = store.load_run(root, run_id)
-        if view.state != "running":
+        if view.state is not RunState.RUNNING:
             raise UsageError(f"run {run_id} is not running (it is {view.state})")
         if not view.is_local:
             host = view.status.get("host", "another machine")
@@ -164,7 +164,7 @@ def _kill_if_stuck(pid: int, path: Path, grace: float | None = None) -> None:
     grace = STOP_GRACE_SECONDS if grace is None else grace
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not store.process_alive(pid):
+        if not process_alive(pid):
             return
         time.sleep(0.2)
     try:
@@ -179,9 +179,9 @@ def _kill_if_stuck(pid: int, path: Path, grace: float | None = None) -> None:
     run = RunDir(path)
     if run.status_file.exists():
         status = run.read_status()
-        if status.get("state") == "running":
+        if status.get("state") == RunState.RUNNING:
             run.set_status(
-                "stopped", status.get("round", 0), status.get("rounds", 0),
+                RunState.STOPPED, status.get("round", 0), status.get("rounds", 0),
                 error=f"stopped (killed: it did not stop within {grace:g} s)",
             )  # fmt: skip
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from fedapp.runs import METRIC_LABELS, METRIC_NAMES
-from fedapp_ui.store import RunView
+from fedapp.runs import METRIC_LABELS, METRIC_NAMES, Event, RunState, RunView, Scope, Stage
 
 # The metrics offered above the charts: AUC, accuracy and loss first.
 CHART_METRICS = ("auc", "accuracy", "loss", "pr_auc", "f1", "precision", "recall", "train-loss")
@@ -40,21 +39,21 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def latest(events: Iterable[Mapping[str, Any]], metric: str) -> float | None:
+def latest(events: Iterable[Event], metric: str) -> float | None:
     """The newest global-test value of ``metric`` (the server's evaluation)."""
     value = None
     for event in events:
-        if event.get("stage") == "evaluate" and event.get("scope") == "centralized":
-            found = (event.get("metrics") or {}).get(metric)
+        if event.stage is Stage.EVALUATE and event.scope is Scope.CENTRALIZED:
+            found = event.metrics.get(metric)
             value = found if isinstance(found, int | float) else value
     return value
 
 
 def progress_text(view: RunView) -> str:
     """What the run is doing, in words."""
-    if view.state == "starting":
+    if view.state is RunState.STARTING:
         return "Checking the data and starting the run…"
-    if view.state == "running":
+    if view.state is RunState.RUNNING:
         if view.round == 0:
             return "Starting Flower's simulation engine and collecting federated statistics…"
         if view.round >= view.rounds:
@@ -64,7 +63,7 @@ def progress_text(view: RunView) -> str:
                 else "Saving the model…"
             )
         return f"Round {view.round} of {view.rounds}"
-    return f"{view.state.capitalize()} after round {view.round} of {view.rounds}"
+    return f"{str(view.state).capitalize()} after round {view.round} of {view.rounds}"
 
 
 def protection_text(config: Mapping[str, Any]) -> str | None:
@@ -93,15 +92,14 @@ def protection_text(config: Mapping[str, Any]) -> str | None:
     return " · ".join(parts) or None
 
 
-def has_client_signal(events: Iterable[Mapping[str, Any]], stage: str, key: str) -> bool:
+def has_client_signal(events: Iterable[Event], stage: Stage, key: str) -> bool:
     """Whether some ``stage`` event reports ``key`` for some client (ε, update norms)."""
-    for event in events:
-        clients = event.get("clients") if event.get("stage") == stage else None
-        if isinstance(clients, Mapping) and any(
-            isinstance(c, Mapping) and key in c for c in clients.values()
-        ):
-            return True
-    return False
+    return any(
+        isinstance(client, Mapping) and key in client
+        for event in events
+        if event.stage == stage
+        for client in event.clients.values()
+    )
 
 
 def final_table(view: RunView) -> pd.DataFrame:
@@ -142,7 +140,7 @@ def runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
     rows = [
         {
             "run": r.run_id,
-            "state": r.state,
+            "state": str(r.state),
             "strategy": r.strategy_label,
             "data": r.data_label,
             "rounds": f"{r.round}/{r.rounds}",

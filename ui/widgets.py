@@ -9,8 +9,8 @@ from typing import Any
 import streamlit as st
 
 from fedapp.registry import StrategyPlugin
+from fedapp.runs import RunState, RunView
 from fedapp_ui import run_form
-from fedapp_ui.store import RunView
 
 # Scores with four decimals, differences signed, in every table.
 _SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -22,21 +22,24 @@ SCORES = {
     "gap AUC": _DIFF,
 }  # fmt: skip
 
-STATE_COLORS = {
-    "running": "blue",
-    "starting": "blue",
-    "finished": "green",
-    "failed": "red",
-    "stopped": "orange",
-    "interrupted": "orange",
+# Every state, recorded or inferred, has its badge.
+STATE_COLORS: dict[RunState, str] = {
+    RunState.RUNNING: "blue",
+    RunState.STARTING: "blue",
+    RunState.FINISHED: "green",
+    RunState.FAILED: "red",
+    RunState.STOPPED: "orange",
+    RunState.INTERRUPTED: "orange",
+    RunState.MISSING: "gray",
 }
-STATE_ICONS = {
-    "running": ":material/progress_activity:",
-    "starting": ":material/hourglass_top:",
-    "finished": ":material/check_circle:",
-    "failed": ":material/error:",
-    "stopped": ":material/stop_circle:",
-    "interrupted": ":material/warning:",
+STATE_ICONS: dict[RunState, str] = {
+    RunState.RUNNING: ":material/progress_activity:",
+    RunState.STARTING: ":material/hourglass_top:",
+    RunState.FINISHED: ":material/check_circle:",
+    RunState.FAILED: ":material/error:",
+    RunState.STOPPED: ":material/stop_circle:",
+    RunState.INTERRUPTED: ":material/warning:",
+    RunState.MISSING: ":material/help:",
 }
 
 
@@ -87,9 +90,25 @@ def param_inputs(plugin: StrategyPlugin) -> dict[str, Any]:
     return values
 
 
-def state_badge(state: str) -> None:
+def setting_input(name: str, where: Any = st, **overrides: Any) -> Any:
+    """The widget of a declared setting, keyed by its name (:func:`run_form.widget`).
+
+    ``where`` is the container (a column); ``overrides`` adjust the widget's
+    arguments (e.g. a ``format_func`` naming the choices).
+    """
+    spec = run_form.widget(name)
+    return getattr(where, spec.kind)(spec.label, **(spec.options | overrides))
+
+
+def setting_inputs(names: Sequence[str], form: dict[str, Any]) -> None:
+    """A row of :func:`setting_input` widgets; their values go into ``form`` by key."""
+    for cell, name in zip(st.columns(len(names)), names, strict=True):
+        form[run_form.widget(name).setting] = setting_input(name, cell)
+
+
+def state_badge(state: RunState) -> None:
     """The run's state as a coloured badge."""
-    st.badge(state, color=STATE_COLORS.get(state, "gray"), icon=STATE_ICONS.get(state))
+    st.badge(str(state), color=STATE_COLORS[state], icon=STATE_ICONS[state])
 
 
 def run_label(view: RunView) -> str:

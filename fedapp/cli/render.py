@@ -1,8 +1,14 @@
-"""Tables of a federation's data and of a finished run's results."""
+"""Tables of a federation's data and of a finished run's results.
+
+A run's results are shown from its :class:`~fedapp.runs.RunView`, the read
+model the UI shares.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fedapp.runs import METRIC_LABELS, METRIC_NAMES, RunDir, client_label
+from fedapp.runs import METRIC_LABELS, METRIC_NAMES, RunView
 from fedapp.settings import RunConfig
 
 
@@ -61,36 +67,49 @@ def clients_table(loaded: Any, cfg: RunConfig) -> Table:
     return table
 
 
-def print_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Print the final metrics, the baselines' and each institution's local-only AUC."""
+def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None) -> None:
+    """Print a finished run's final metrics, baselines and each institution's local-only AUC.
 
-    def fmt(value: float | None, signed: bool = False) -> str:
-        # AUCs are NaN when a test set holds one class; show a dash, not "nan".
-        if value is None or not math.isfinite(value):
-            return "-"
-        return f"{value:+.4f}" if signed else f"{value:.4f}"
+    Parameters
+    ----------
+    run : RunView | Path
+        The run, or its directory (read here).
+    summary : Mapping[str, Any] | None
+        The run's summary when the caller holds it already; ``None`` uses the
+        one the view read from ``summary.json``.
 
-    table = Table(title=f"{summary['strategy']}, {summary['rounds']} rounds (global test set)")
+    """
+    view = run if isinstance(run, RunView) else RunView.read(run)
+    if summary is not None:
+        view = dataclasses.replace(view, summary=dict(summary))
+    if view.summary is None:
+        raise ValueError(f"run {view.run_id} has no summary: it is {view.state}")
+    done = view.summary
+    table = Table(title=f"{done['strategy']}, {done['rounds']} rounds (global test set)")
     table.add_column("metric")
     table.add_column("federated", justify="right")
-    has_central = "centralized" in summary
+    has_central = "centralized" in done
     if has_central:
         table.add_column("centralized", justify="right")
         table.add_column("gap", justify="right")
     for name in METRIC_NAMES:
-        row = [METRIC_LABELS[name], fmt(summary["federated"][name])]
+        row = [METRIC_LABELS[name], _fmt(view.final(name))]
         if has_central:
-            row += [fmt(summary["centralized"][name]), fmt(summary["gap"][name], signed=True)]
+            row += [_fmt(view.final(name, "centralized")), _fmt(view.final(name, "gap"), True)]
         table.add_row(*row)
     out = Console()
     out.print(table)
-    local = summary.get("local_only")
+    local = done.get("local_only")
     if local:
         # What joining buys each institution: its model alone vs the federated
         # one, both scored on the same global test set.
-        federated_auc = summary["federated"]["auc"]
-        gains = {pid: federated_auc - m["auc"] for pid, m in local.items()}
-        better = sum(1 for g in gains.values() if g > 0)
+        federated_auc = view.final("auc")
+        alone = {pid: _number(m.get("auc")) for pid, m in local.items()}
+        gains = {
+            pid: None if a is None or federated_auc is None else federated_auc - a
+            for pid, a in alone.items()
+        }
+        better = sum(1 for g in gains.values() if g is not None and g > 0)
         joining = Table(
             title="AUC alone vs federated",
             caption=f"federated beats local-only for {better} of {len(local)} institutions",
@@ -99,20 +118,31 @@ def print_summary(path: Path, summary: dict[str, Any]) -> None:
         joining.add_column("local-only", justify="right")
         joining.add_column("federated", justify="right")
         joining.add_column("gain", justify="right")
-        sources = RunDir(path).read_config().get("client-sources", [])
+        names = view.client_labels(short=False)
         for pid in sorted(local, key=int):
-            name = client_label(sources[int(pid)]) if int(pid) < len(sources) else pid
+            name = names.get(pid, pid)
             joining.add_row(
                 escape(f"{pid} {name}" if name != pid else pid),
-                fmt(local[pid]["auc"]), fmt(federated_auc), fmt(gains[pid], signed=True),
+                _fmt(alone[pid]), _fmt(federated_auc), _fmt(gains[pid], signed=True),
             )  # fmt: skip
         out.print(joining)
-    private = summary.get("privacy")
+    private = view.privacy
     if private:
-        reason = summary.get("reason")
-        stopped = f"; stopped after round {summary['rounds']}: {reason}" if reason else ""
+        reason = done.get("reason")
+        stopped = f"; stopped after round {done['rounds']}: {reason}" if reason else ""
         out.print(
-            f"differential privacy ({private['mode']}): ε = {fmt(private['epsilon'])} "
+            f"differential privacy ({private['mode']}): ε = {_fmt(_number(private['epsilon']))} "
             f"at δ = {private['delta']:g}{stopped}"
         )
-    out.print(f"wall time {summary['wall_seconds']:.1f} s; run directory: {path}")
+    out.print(f"wall time {view.elapsed:.1f} s; run directory: {view.path}")
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    # AUCs are NaN when a test set holds one class; show a dash, not "nan".
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fedapp.errors import UsageError
+from fedapp.runs.events import Event
 from fedapp.runs.state import RunState
 
 # The states status.json may hold, for readers that check one.
@@ -154,17 +155,29 @@ class RunDir:
         write_json_atomic(self.config_file, config)
 
     def set_status(
-        self, state: str, round_: int, rounds: int, error: str | None = None, **extra: Any
+        self,
+        state: RunState | str,
+        round_: int,
+        rounds: int,
+        error: str | None = None,
+        **extra: Any,
     ) -> None:
         """Rewrite ``status.json`` atomically.
 
         The process fields (``pid``, ``host``, ``started``) written by
         :meth:`mark_started` are kept, so that a reader can tell a live run
         from one whose process died, and stop it.
+
+        Raises
+        ------
+        ValueError
+            For a state ``status.json`` does not record (``interrupted`` and
+            the other inferred ones, or no state at all).
+
         """
+        if state not in STATES:  # a check, not an assert: it must hold under `python -O`
+            raise ValueError(f"status.json records {', '.join(STATES)}, not {str(state)!r}")
         state = RunState(state)
-        if not state.recorded:
-            raise ValueError(f"status.json records {', '.join(STATES)}, not {state!r}")
         kept: dict[str, Any] = {}
         if self.status_file.exists():
             try:
@@ -178,7 +191,12 @@ class RunDir:
     def mark_started(self, rounds: int) -> None:
         """Record the run as ``running`` in this process, from now."""
         self.set_status(
-            "running", 0, rounds, pid=os.getpid(), host=socket.gethostname(), started=time.time()
+            RunState.RUNNING,
+            0,
+            rounds,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=time.time(),
         )
 
     def append_metrics(self, event: dict[str, Any]) -> None:
@@ -209,3 +227,15 @@ class RunDir:
                     yield json.loads(line)
                 except json.JSONDecodeError:
                     continue
+
+    def read_events(self) -> Iterator[Event]:
+        """Yield the typed events of ``metrics.jsonl`` in order.
+
+        A torn last line is skipped (as :meth:`read_metrics` does), and so is a
+        line that is not an event, so that one odd line never hides a run.
+        """
+        for line in self.read_metrics():
+            try:
+                yield Event.from_dict(line)
+            except ValueError:
+                continue

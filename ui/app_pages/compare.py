@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from fedapp.runs import RunState
 from fedapp_ui import charts, report, store, widgets
 
 runs_root, _ = store.folders()
@@ -14,7 +15,7 @@ if len(runs) < 2:
 
 # By default the newest finished runs that share the newest run's data: the
 # usual question is "which strategy, on the same federation?".
-finished = [r for r in runs if r.state == "finished"]
+finished = [r for r in runs if r.state is RunState.FINISHED]
 same_data = [r for r in finished if r.data_label == finished[0].data_label] if finished else []
 chosen = widgets.pick_runs(runs, [r.run_id for r in same_data[:4]], key="compare_runs")
 if not chosen:
@@ -30,7 +31,7 @@ metric = st.segmented_control(
 ) or "auc"  # fmt: skip
 st.plotly_chart(
     charts.compare_runs(
-        {r.run_id: r.events() for r in chosen},
+        {r.run_id: [e.to_dict() for e in r.events()] for r in chosen},
         metric,
         baselines={r.run_id: r.final(metric, "centralized") for r in chosen},
     ),

@@ -1,8 +1,11 @@
 """Run: live progress, per-round charts, final metrics, stop and downloads."""
 
+from typing import Any
+
 import streamlit as st
 
 from fedapp.errors import UsageError
+from fedapp.runs import Event, RunState, RunView, Stage
 from fedapp_ui import charts, launcher, report, store, widgets
 
 runs_root, _ = store.folders()
@@ -25,24 +28,24 @@ run_id = st.sidebar.selectbox("Run", ids, index=ids.index(wanted), key="run_sele
 st.query_params["run"] = run_id
 
 
-def _live_state() -> str:
+def _live_state() -> RunState:
     try:
         return store.load_run(runs_root, run_id).state
     except UsageError:
         started = launcher.launch_of(runs_root, run_id)
-        return "starting" if started and started.alive else "missing"
+        return RunState.STARTING if started and started.alive else RunState.MISSING
 
 
 opened_as = _live_state()
 
 
-@st.fragment(run_every=2.0 if opened_as in ("running", "starting") else None)
+@st.fragment(run_every=2.0 if opened_as.active else None)
 def show_run() -> None:
     """The run as it is now; refreshes itself every 2 s while the run is live."""
     state = _live_state()
     if state != opened_as:
         st.rerun()  # the run moved on (started, finished): redraw the whole page
-    if state in ("starting", "missing"):
+    if state in (RunState.STARTING, RunState.MISSING):
         _show_launch()
         return
     view = store.load_run(runs_root, run_id)
@@ -50,7 +53,7 @@ def show_run() -> None:
     with head:
         st.title(view.run_id)
         widgets.state_badge(view.state)
-    if view.state == "running" and button.button(
+    if view.state is RunState.RUNNING and button.button(
         "Stop", key="stop", icon=":material/stop:", type="secondary"
     ):
         try:
@@ -64,6 +67,7 @@ def show_run() -> None:
         st.caption(f":material/shield: {protection}")
 
     events = view.events()
+    lines = [e.to_dict() for e in events]  # the charts plot metrics.jsonl's lines
     st.progress(
         min(view.round / view.rounds, 1.0) if view.rounds else 0.0, text=report.progress_text(view)
     )
@@ -76,11 +80,11 @@ def show_run() -> None:
     cells[3].metric(
         "Gap to centralized", report.fmt(gap, signed=True) if gap is not None else "after the run"
     )
-    if view.state == "failed":
+    if view.state is RunState.FAILED:
         st.error(f"The run failed: {view.error}", icon=":material/error:")
-    elif view.state == "stopped":
+    elif view.state is RunState.STOPPED:
         st.warning(f"The run was stopped at round {view.round}.", icon=":material/stop_circle:")
-    elif view.state == "interrupted":
+    elif view.state is RunState.INTERRUPTED:
         st.warning(
             "The run's process ended without finishing (killed, or the machine restarted).",
             icon=":material/warning:",
@@ -94,16 +98,16 @@ def show_run() -> None:
     ) or "auc"  # fmt: skip
     left, right = st.columns(2)
     left.plotly_chart(
-        charts.metric_by_round(events, metric, baseline=view.final(metric, "centralized")),
+        charts.metric_by_round(lines, metric, baseline=view.final(metric, "centralized")),
         key="chart_global",
         theme=None,
     )
     right.plotly_chart(
-        charts.clients_by_round(events, metric, labels=view.client_labels()),
+        charts.clients_by_round(lines, metric, labels=view.client_labels()),
         key="chart_clients",
         theme=None,
     )
-    _protection(view, events)
+    _protection(view, events, lines)
     if view.summary:
         a, b = st.columns([3, 2])
         a.subheader("Final model on the global test set")
@@ -117,21 +121,21 @@ def show_run() -> None:
     _downloads(view)
 
 
-def _protection(view: store.RunView, events: list[dict]) -> None:
+def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:
     """The privacy spent and the clients' update norms, for runs that have them."""
-    if view.status.get("reason"):
-        st.info(f"The run ended early: {view.status['reason']}.", icon=":material/lock:")
+    if view.reason:
+        st.info(f"The run ended early: {view.reason}.", icon=":material/lock:")
     charts_shown = []
-    if any(e.get("stage") == "privacy" for e in events):
+    if any(e.stage is Stage.PRIVACY for e in events):
         charts_shown.append(
             charts.epsilon_by_round(
-                events, target=view.config.get("target-epsilon"), labels=view.client_labels()
+                lines, target=view.config.get("target-epsilon"), labels=view.client_labels()
             )
         )
-    if report.has_client_signal(events, "fit", "update-norm"):
+    if report.has_client_signal(events, Stage.FIT, "update-norm"):
         charts_shown.append(
             charts.update_norms(
-                events,
+                lines,
                 labels=view.client_labels(),
                 malicious=[str(m) for m in view.config.get("malicious-clients") or []],
             )
@@ -149,7 +153,7 @@ def _show_launch() -> None:
         st.error(f"No run called {run_id!r} in {runs_root}.", icon=":material/error:")
         return
     if started.alive:
-        widgets.state_badge("starting")
+        widgets.state_badge(RunState.STARTING)
         st.progress(0.0, text="Checking the data and starting the run…")
     else:
         st.error(f"The run could not start: {started.error}", icon=":material/error:")
@@ -157,7 +161,7 @@ def _show_launch() -> None:
         st.code(started.log or "(nothing yet)", language=None)
 
 
-def _downloads(view: store.RunView) -> None:
+def _downloads(view: RunView) -> None:
     files = [
         ("Model (model.keras)", view.run_dir.model_file, "application/octet-stream"),
         ("Metrics (metrics.jsonl)", view.run_dir.metrics_file, "application/jsonl"),

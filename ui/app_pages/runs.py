@@ -3,6 +3,7 @@
 import streamlit as st
 
 from fedapp.errors import UsageError
+from fedapp.runs import RunState
 from fedapp_ui import report, store, widgets
 
 runs_root, _ = store.folders()
@@ -27,7 +28,7 @@ st.dataframe(
 )
 
 with st.expander("Delete runs", icon=":material/delete:"):
-    idle = [r for r in runs if r.state != "running"]
+    idle = [r for r in runs if r.state is not RunState.RUNNING]
     doomed = widgets.pick_runs(idle, [], key="delete_runs")
     confirmed = st.checkbox("Delete their folders for good", key="delete_confirm")
     if st.button("Delete", key="delete", disabled=not (doomed and confirmed), type="primary"):

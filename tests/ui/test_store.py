@@ -1,53 +1,24 @@
-"""The UI's view of the runs folder: safe names and paths, uploads, listing, deleting."""
+"""The UI's view of the runs folder: safe names and paths, uploads, listing, deleting.
+
+How one run reads (its state, labels, metrics) is tested with RunView in tests/runs/.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fedapp.errors import UsageError
-from fedapp.runs import RunDir
+from fedapp.runs import RunDir, RunState, RunView
 from fedapp_ui import store
 
-# A run's config.json as `fedapp simulate` writes it (demo data, two institutions).
-CONFIG: dict[str, Any] = {
-    "clients": 2,
-    "clients-per-round": None,
-    "rounds": 2,
-    "local-epochs": 1,
-    "batch-size": 32,
-    "learning-rate": 0.001,
-    "seed": 42,
-    "strategy": "fedavg",
-    "strategy-params": {},
-    "data": "demo",
-    "client-data": [],
-    "demo-rows": 2000,
-    "target": "churned",
-    "positive-label": None,
-    "id-column": None,
-    "drop": [],
-    "categorical": [],
-    "partition": "column:institution",
-    "test-fraction": 0.2,
-    "min-category-count": 5,
-    "hidden-units": [64, 32],
-    "baseline": True,
-    "run-dir": "runs/x",
-    "client-sources": ["demo data (institution=inst-0)", "demo data (institution=inst-1)"],
-    "data-notes": ["demo data: positive class of 'churned' is '1' (inferred)"],
-    "data-warnings": [],
-    "versions": {"fedapp": "0.1.0", "flwr": "1.42.0"},
-}
+# The part of a run's config.json these tests need; tests/runs/ reads a whole one.
+CONFIG: dict[str, Any] = {"rounds": 2, "strategy": "fedavg", "data": "demo", "clients": 2}
 
 SUMMARY: dict[str, Any] = {
     "federated": {"auc": 0.71, "accuracy": 0.75, "loss": 0.51},
@@ -60,7 +31,7 @@ SUMMARY: dict[str, Any] = {
 def make_run(
     root: Path,
     name: str,
-    state: str = "finished",
+    state: RunState = RunState.FINISHED,
     round_: int = 2,
     config: dict[str, Any] | None = None,
     summary: dict[str, Any] | None = None,
@@ -75,31 +46,6 @@ def make_run(
     if summary is not None:
         run.write_summary(summary)
     return run
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
-    """Start Python child processes; every one is killed and reaped at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(code: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:  # poll() also notices a child reaped elsewhere
-            process.kill()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def dead_pid(spawn: Callable[[str], subprocess.Popen[bytes]]) -> int:
-    """The pid of a process of ours that has ended and been reaped."""
-    process = spawn("pass")
-    process.wait(timeout=30)
-    return process.pid
 
 
 # run_path
@@ -295,52 +241,6 @@ def test_save_upload_refuses_other_types_and_empty_files(
     assert not list((tmp_path / store.UI_DIR).rglob("*.*"))
 
 
-# process_alive
-
-
-def test_process_alive_for_this_process() -> None:
-    # Execute / Assert
-    assert store.process_alive(os.getpid()) is True
-
-
-def test_process_alive_for_a_running_child(
-    spawn: Callable[[str], subprocess.Popen[bytes]],
-) -> None:
-    # Prepare
-    child = spawn("import time; time.sleep(60)")
-
-    # Execute / Assert
-    assert store.process_alive(child.pid) is True
-    assert child.poll() is None  # not reaped, still ours
-
-
-def test_process_alive_reaps_a_finished_child(
-    spawn: Callable[[str], subprocess.Popen[bytes]],
-) -> None:
-    # Prepare: wait until the child has exited, without reaping it (a zombie)
-    child = spawn("pass")
-    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
-
-    # Execute
-    alive = store.process_alive(child.pid)
-
-    # Assert
-    assert alive is False
-    with pytest.raises(ChildProcessError):
-        os.waitpid(child.pid, os.WNOHANG)  # already reaped
-
-
-def test_process_alive_for_a_pid_that_does_not_exist(dead_pid: int) -> None:
-    # Execute / Assert
-    assert store.process_alive(dead_pid) is False
-
-
-@pytest.mark.parametrize("pid", [0, -1])
-def test_process_alive_is_false_for_pids_that_are_not_a_process(pid: int) -> None:
-    # Execute / Assert
-    assert store.process_alive(pid) is False
-
-
 # list_runs / load_run
 
 
@@ -353,6 +253,8 @@ def test_list_runs_newest_first_and_skips_non_runs(tmp_path: Path) -> None:
     (tmp_path / store.UI_DIR / "config.json").write_text("{}", encoding="utf-8")
     (tmp_path / "no-config").mkdir()
     (tmp_path / "a-file.json").write_text("{}", encoding="utf-8")
+    make_run(tmp_path, "my run", started=4_000.0)  # made by the CLI; no UI link can name it
+    make_run(tmp_path, "a..b", started=5_000.0)
 
     # Execute
     runs = store.list_runs(tmp_path)
@@ -367,37 +269,19 @@ def test_list_runs_of_a_missing_folder_is_empty(tmp_path: Path) -> None:
     assert store.list_runs(tmp_path / "nothing") == []
 
 
-def test_load_run_reads_config_status_and_summary(tmp_path: Path) -> None:
+def test_load_run_reads_the_run_of_that_name(tmp_path: Path) -> None:
     # Prepare
     make_run(tmp_path, "done", summary=SUMMARY)
+    make_run(tmp_path, "other", state=RunState.FAILED, round_=1, error="boom")
 
     # Execute
     view = store.load_run(tmp_path, "done")
 
     # Assert
-    assert view.state == "finished"
-    assert (view.round, view.rounds, view.error) == (2, 2, None)
-    assert view.config["client-sources"] == CONFIG["client-sources"]
+    assert isinstance(view, RunView)
+    assert (view.run_id, view.path) == ("done", tmp_path.resolve() / "done")
+    assert view.state is RunState.FINISHED
     assert view.final("auc") == 0.71
-    assert view.final("auc", "centralized") == 0.76
-    assert view.final("auc", "gap") == -0.05
-    assert view.final("pr_auc") is None
-    assert view.elapsed == 17.5
-    assert len(view.events()) == 1
-
-
-def test_load_run_ignores_the_summary_of_a_run_that_did_not_finish(tmp_path: Path) -> None:
-    # Prepare
-    make_run(tmp_path, "failed", state="failed", round_=1, summary=SUMMARY, error="boom")
-
-    # Execute
-    view = store.load_run(tmp_path, "failed")
-
-    # Assert
-    assert view.state == "failed"
-    assert view.error == "boom"
-    assert view.summary is None
-    assert view.final("auc") is None
 
 
 @pytest.mark.parametrize(
@@ -412,139 +296,6 @@ def test_load_run_refuses_missing_runs_and_unsafe_names(
 
     # Assert
     assert expected in str(caught.value)
-
-
-def test_state_is_interrupted_when_the_process_died_on_this_host(
-    tmp_path: Path, dead_pid: int
-) -> None:
-    # Prepare
-    host = socket.gethostname()
-    make_run(tmp_path, "died", state="running", round_=1, pid=dead_pid, host=host, started=1.0)
-
-    # Execute
-    view = store.load_run(tmp_path, "died")
-
-    # Assert
-    assert view.is_live is False
-    assert view.state == "interrupted"
-    assert view.elapsed == pytest.approx(view.status_mtime - 1.0)
-
-
-def test_state_is_running_while_the_process_lives(tmp_path: Path) -> None:
-    # Prepare
-    started = time.time() - 30
-    host = socket.gethostname()
-    make_run(tmp_path, "live", state="running", pid=os.getpid(), host=host, started=started)
-
-    # Execute
-    view = store.load_run(tmp_path, "live")
-
-    # Assert
-    assert view.state == "running"
-    assert view.elapsed is not None
-    assert 30 <= view.elapsed < 60
-
-
-def test_state_is_running_when_the_process_is_on_another_host(
-    tmp_path: Path, dead_pid: int
-) -> None:
-    # Prepare: a dead pid here says nothing about a process elsewhere
-    make_run(
-        tmp_path, "remote", state="running", pid=dead_pid, host="elsewhere-" + os.urandom(4).hex()
-    )
-
-    # Execute
-    view = store.load_run(tmp_path, "remote")
-
-    # Assert
-    assert view.state == "running"
-
-
-def test_state_is_starting_before_the_status_is_written(tmp_path: Path) -> None:
-    # Prepare
-    run = RunDir.create(tmp_path / "new", tmp_path, "fedavg")
-    run.write_config(CONFIG)
-
-    # Execute
-    view = store.load_run(tmp_path, "new")
-
-    # Assert
-    assert view.state == "starting"
-    assert (view.round, view.rounds) == (0, 2)
-    assert view.elapsed is None
-
-
-@pytest.mark.parametrize(
-    ("sources", "expected"),
-    [
-        (
-            ["demo data (institution=inst-0)", "demo data (institution=inst-1)"],
-            {"0": "inst-0", "1": "inst-1"},
-        ),
-        (["/d/x.csv (#0)", "/d/x.csv (#1)"], {"0": "client 0", "1": "client 1"}),
-        (
-            ["/data/bank_fr.csv", "/data/bank_de.parquet"],
-            {"0": "bank_fr.csv", "1": "bank_de.parquet"},
-        ),
-        ([], {}),
-    ],
-)
-def test_client_labels(tmp_path: Path, sources: list[str], expected: dict[str, str]) -> None:
-    # Prepare
-    make_run(tmp_path, "r", config={"client-sources": sources})
-
-    # Execute
-    labels = store.load_run(tmp_path, "r").client_labels()
-
-    # Assert
-    assert labels == expected
-
-
-@pytest.mark.parametrize(
-    ("config", "data", "strategy"),
-    [
-        ({}, "demo, column:institution, 2 clients", "fedavg"),
-        (
-            {"data": "/data/bank.csv", "partition": "dirichlet:0.3", "clients": 8},
-            "bank.csv, dirichlet:0.3, 8 clients",
-            "fedavg",
-        ),
-        (
-            {"client-data": ["/d/a.csv", "/d/b.csv", "/d/c.csv"], "partition": None},
-            "3 files, one per client",
-            "fedavg",
-        ),
-        (
-            {"strategy": "fedprox", "strategy-params": {"proximal-mu": 0.1}},
-            "demo, column:institution, 2 clients",
-            "fedprox (proximal-mu 0.1)",
-        ),
-        (
-            {
-                "strategy": "weighted",
-                "strategy-params": {
-                    "server-learning-rate": 0.5,
-                    "policy": "uniform",
-                    "client-weights": "",
-                },
-            },
-            "demo, column:institution, 2 clients",
-            "weighted (server-learning-rate 0.5, policy uniform)",
-        ),
-    ],
-)
-def test_data_and_strategy_labels(
-    tmp_path: Path, config: dict[str, Any], data: str, strategy: str
-) -> None:
-    # Prepare
-    make_run(tmp_path, "r", config=config)
-
-    # Execute
-    view = store.load_run(tmp_path, "r")
-
-    # Assert
-    assert view.data_label == data
-    assert view.strategy_label == strategy
 
 
 # delete_run
@@ -579,7 +330,7 @@ def test_delete_run_removes_the_folder_and_its_launch_files(tmp_path: Path) -> N
 def test_delete_run_refuses_a_running_run(tmp_path: Path) -> None:
     # Prepare
     host = socket.gethostname()
-    make_run(tmp_path, "busy", state="running", round_=1, pid=os.getpid(), host=host)
+    make_run(tmp_path, "busy", state=RunState.RUNNING, round_=1, pid=os.getpid(), host=host)
     files = write_launch_files(tmp_path, "busy")
 
     # Execute
@@ -618,4 +369,5 @@ def test_delete_run_leaves_the_launch_files_of_a_run_with_a_longer_name(tmp_path
     store.delete_run(tmp_path, "exp-1")
 
     # Assert
+    assert not (tmp_path / "exp-1").exists()
     assert all(f.exists() for f in others)

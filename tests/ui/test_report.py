@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from fedapp.runs import Event, RunState, RunView, Scope, Stage
 from fedapp_ui import report
-from fedapp_ui.store import RunView
 
 CREATED = 1_700_000_000.0
 
@@ -35,7 +35,7 @@ RUNS_COLUMNS = ["run", "state", "strategy", "data", "rounds", "AUC", "gap", "sta
 
 def view(
     run_id: str = "r1",
-    state: str = "finished",
+    state: RunState = RunState.FINISHED,
     round_: int = 3,
     rounds: int = 3,
     config: dict[str, Any] | None = None,
@@ -43,7 +43,7 @@ def view(
     created: float = CREATED,
     **process: Any,
 ) -> RunView:
-    """A run as `store.load_run` reads it (no pid: a `running` one counts as live)."""
+    """A run as `RunView.read` reads it (no pid: a `running` one counts as live)."""
     cfg = {
         "rounds": rounds,
         "strategy": "fedavg",
@@ -54,7 +54,7 @@ def view(
         "baseline": True,
         **(config or {}),
     }
-    status = {"state": state, "round": round_, "rounds": rounds, "error": None, **process}
+    status = {"state": str(state), "round": round_, "rounds": rounds, "error": None, **process}
     return RunView(run_id, Path("/nonexistent") / run_id, cfg, status, summary, created)
 
 
@@ -69,8 +69,8 @@ def finished_summary(**extra: Any) -> dict[str, Any]:
     }
 
 
-def central(round_: int, **metrics: Any) -> dict[str, Any]:
-    return {"round": round_, "stage": "evaluate", "scope": "centralized", "metrics": metrics}
+def central(round_: int, **metrics: Any) -> Event:
+    return Event(round_, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
 
 
 # fmt, duration, latest
@@ -118,9 +118,9 @@ def test_latest_is_the_newest_global_test_value() -> None:
     # Prepare
     events = [
         central(0, auc=0.5, loss=0.7),
-        {"round": 1, "stage": "fit", "scope": "federated", "metrics": {"auc": 0.99}},
+        Event(1, Stage.FIT, Scope.FEDERATED, {"auc": 0.99}),
         central(1, auc=0.6, loss=None),
-        {"round": 1, "stage": "evaluate", "scope": "federated", "metrics": {"auc": 0.98}},
+        Event(1, Stage.EVALUATE, Scope.FEDERATED, {"auc": 0.98}),
         central(2, auc=0.7),
     ]
 
@@ -149,20 +149,20 @@ def test_label() -> None:
     ("state", "round_", "config", "expected"),
     [
         (
-            "running",
+            RunState.RUNNING,
             0,
             {},
             "Starting Flower's simulation engine and collecting federated statistics…",
         ),
-        ("running", 2, {}, "Round 2 of 5"),
-        ("running", 5, {}, "Training the centralized and local-only baselines…"),
-        ("running", 5, {"baseline": False}, "Saving the model…"),
-        ("finished", 5, {}, "Finished after round 5 of 5"),
-        ("failed", 2, {}, "Failed after round 2 of 5"),
-        ("stopped", 3, {}, "Stopped after round 3 of 5"),
+        (RunState.RUNNING, 2, {}, "Round 2 of 5"),
+        (RunState.RUNNING, 5, {}, "Training the centralized and local-only baselines…"),
+        (RunState.RUNNING, 5, {"baseline": False}, "Saving the model…"),
+        (RunState.FINISHED, 5, {}, "Finished after round 5 of 5"),
+        (RunState.FAILED, 2, {}, "Failed after round 2 of 5"),
+        (RunState.STOPPED, 3, {}, "Stopped after round 3 of 5"),
     ],
 )
-def test_progress_text(state: str, round_: int, config: dict[str, Any], expected: str) -> None:
+def test_progress_text(state: RunState, round_: int, config: dict[str, Any], expected: str) -> None:
     # Prepare
     run = view(state=state, round_=round_, rounds=5, config=config)
 
@@ -178,7 +178,7 @@ def test_progress_text_of_an_interrupted_run() -> None:
     finally:
         child.kill()
         child.wait()
-    run = view(state="running", round_=2, rounds=5, pid=child.pid, host=socket.gethostname())
+    run = view(state=RunState.RUNNING, round_=2, rounds=5, pid=child.pid, host=socket.gethostname())
 
     # Execute / Assert
     assert report.progress_text(run) == "Interrupted after round 2 of 5"
@@ -230,7 +230,7 @@ def test_final_table_without_a_baseline() -> None:
 
 def test_final_table_of_an_unfinished_run_is_blank() -> None:
     # Prepare
-    run = view(state="running", round_=1)
+    run = view(state=RunState.RUNNING, round_=1)
 
     # Execute
     table = report.final_table(run)
@@ -288,7 +288,7 @@ def two_runs() -> list[RunView]:
     )
     busy = view(
         "20250102-fedavg",
-        state="running",
+        state=RunState.RUNNING,
         round_=1,
         rounds=4,
         config={"data": "/data/bank.csv", "partition": "iid", "clients": 5},
@@ -405,10 +405,10 @@ def test_protection_text_says_dp_secagg_and_attackers(config: dict, text: str | 
 def test_has_client_signal_looks_at_one_stage_and_key() -> None:
     # Prepare
     events = [
-        {"stage": "fit", "clients": {"0": {"train-loss": 0.5}}},
-        {"stage": "evaluate", "clients": {"0": {"update-norm": 1.0}}},
+        Event(1, Stage.FIT, Scope.FEDERATED, {}, {"0": {"train-loss": 0.5}}),
+        Event(1, Stage.EVALUATE, Scope.FEDERATED, {}, {"0": {"update-norm": 1.0}}),
     ]
 
     # Execute / Assert
-    assert not report.has_client_signal(events, "fit", "update-norm")
-    assert report.has_client_signal(events, "evaluate", "update-norm")
+    assert not report.has_client_signal(events, Stage.FIT, "update-norm")
+    assert report.has_client_signal(events, Stage.EVALUATE, "update-norm")

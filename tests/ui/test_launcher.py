@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from fedapp.errors import UsageError
-from fedapp.runs import RunDir
+from fedapp.runs import RunDir, RunState, process_alive
 from fedapp.settings import RunConfig
 from fedapp_ui import launcher, store
 
@@ -83,7 +83,7 @@ def launched() -> Iterator[list[tuple[Path, str]]]:
     yield runs
     for root, run_id in runs:
         started = launcher.launch_of(root, run_id)
-        if started is None or not store.process_alive(started.pid):
+        if started is None or not process_alive(started.pid):
             continue
         with contextlib.suppress(ProcessLookupError):
             os.killpg(started.pid, signal.SIGKILL)
@@ -114,7 +114,7 @@ def running_run(root: Path, name: str, pid: int, host: str | None = None) -> Run
     """A run directory whose status says process ``pid`` runs it."""
     run = RunDir.create(root / name, root, "fedavg")
     run.write_config({"rounds": 3, "strategy": "fedavg", "data": "demo", "clients": 2})
-    run.set_status("running", 1, 3, pid=pid, host=host or socket.gethostname(), started=1.0)
+    run.set_status(RunState.RUNNING, 1, 3, pid=pid, host=host or socket.gethostname(), started=1.0)
     return run
 
 
@@ -293,7 +293,7 @@ def test_stop_refuses_a_finished_run(tmp_path: Path) -> None:
     # Prepare
     run = RunDir.create(tmp_path / "done", tmp_path, "fedavg")
     run.write_config({"rounds": 2})
-    run.set_status("finished", 2, 2)
+    run.set_status(RunState.FINISHED, 2, 2)
 
     # Execute
     with pytest.raises(UsageError) as caught:
@@ -364,18 +364,22 @@ def test_stop_sends_sigterm_to_a_launch_still_starting(tmp_path: Path, spawn: Sp
     assert marker.read_text() == "SIGTERM"
 
 
-def test_stop_does_not_signal_a_pid_recorded_on_another_host(tmp_path: Path, spawn: Spawn) -> None:
+def test_stop_refuses_a_run_recorded_on_another_host_and_signals_nothing(
+    tmp_path: Path, spawn: Spawn
+) -> None:
     # Prepare: a local process that happens to have the remote run's pid
     marker = tmp_path / "signal.txt"
     bystander = spawn(EXITS_ON_SIGTERM, str(marker))
-    running_run(tmp_path, "remote", bystander.pid, host="elsewhere-" + os.urandom(4).hex())
+    host = "elsewhere-" + os.urandom(4).hex()
+    running_run(tmp_path, "remote", bystander.pid, host=host)
 
     # Execute
-    with contextlib.suppress(UsageError):
+    with pytest.raises(UsageError) as caught:
         launcher.stop(tmp_path, "remote")
     time.sleep(0.3)
 
     # Assert
+    assert str(caught.value) == f"run remote runs on {host}; stop it there"
     assert not marker.exists()
     assert bystander.poll() is None
 

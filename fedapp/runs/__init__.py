@@ -1,0 +1,41 @@
+"""The run directory: the contract between a run and its readers (CLI, UI, bench).
+
+A run is written by its :class:`Recorder` and read through one :class:`RunView`.
+It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
+"""
+
+from fedapp.runs.directory import (
+    METRIC_LABELS,
+    METRIC_NAMES,
+    STATES,
+    RunDir,
+    client_label,
+    json_safe,
+    new_run_id,
+    write_json_atomic,
+)
+from fedapp.runs.events import Event, Scope, Stage
+from fedapp.runs.recorder import EventListener, Recorder
+from fedapp.runs.state import RunState
+from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
+
+__all__ = [
+    "METRIC_LABELS",
+    "METRIC_NAMES",
+    "STATES",
+    "Event",
+    "EventListener",
+    "Recorder",
+    "RunDir",
+    "RunState",
+    "RunView",
+    "Scope",
+    "Stage",
+    "client_label",
+    "is_pid",
+    "json_safe",
+    "list_runs",
+    "new_run_id",
+    "process_alive",
+    "write_json_atomic",
+]

@@ -1,0 +1,87 @@
+"""The one writer of a run's records while it runs: events, status and summary.
+
+Whatever drives the run (the simulation driver, the Flower App's ServerApp)
+reports through a :class:`Recorder`; it is the only code that appends to
+``metrics.jsonl`` and moves ``status.json`` between states.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fedapp.runs.directory import RunDir
+from fedapp.runs.events import Event, Scope, Stage
+from fedapp.runs.state import RunState
+
+EventListener = Callable[[Event], None]
+
+
+class Recorder:
+    """Record one run into its directory.
+
+    Parameters
+    ----------
+    run_dir : RunDir
+        The run's directory (already created, its config written).
+    rounds : int
+        The rounds the run was asked for (``status.json``'s ``rounds``).
+    on_event : EventListener | None
+        Called with every event after it is written (a progress display).
+
+    """
+
+    def __init__(self, run_dir: RunDir, rounds: int, on_event: EventListener | None = None) -> None:
+        self.run_dir = run_dir
+        self.rounds = rounds
+        self.on_event = on_event
+        self.round = 0
+        self._started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the recorder was made (the run's start)."""
+        return round(time.monotonic() - self._started, 3)
+
+    def event(
+        self,
+        server_round: int,
+        stage: Stage,
+        scope: Scope,
+        metrics: Mapping[str, Any],
+        clients: Mapping[str, Mapping[str, Any]] | None = None,
+        **extra: Any,
+    ) -> Event:
+        """Append one event to ``metrics.jsonl`` and tell the listener."""
+        event = Event(
+            server_round, stage, scope, dict(metrics), dict(clients or {}), self.elapsed, extra
+        )
+        self.run_dir.append_metrics(event.to_dict())
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def progress(self, server_round: int) -> None:
+        """Mark round ``server_round`` done: the run is ``running`` there."""
+        self.round = server_round
+        self.run_dir.set_status(RunState.RUNNING, server_round, self.rounds)
+
+    def finish(self, summary: Mapping[str, Any], last_round: int, reason: str | None) -> None:
+        """Write ``summary.json``, then mark the run ``finished`` (in that order).
+
+        A reader that sees ``finished`` can rely on the summary being there.
+        """
+        self.run_dir.write_summary(dict(summary))
+        extra = {"reason": reason} if reason else {}
+        self.run_dir.set_status(RunState.FINISHED, last_round, self.rounds, **extra)
+
+    def end(self, state: RunState, reason: str) -> None:
+        """Mark the run ``failed`` or ``stopped`` at the last round it reached, saying why."""
+        if state not in (RunState.FAILED, RunState.STOPPED):
+            raise ValueError(f"a run ends failed or stopped this way, not {state}")
+        try:
+            current = int(self.run_dir.read_status().get("round", self.round))
+        except (OSError, ValueError):
+            current = self.round
+        self.run_dir.set_status(state, current, self.rounds, error=reason)

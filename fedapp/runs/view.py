@@ -1,0 +1,260 @@
+"""One read model of a run, shared by the CLI and the UI.
+
+A :class:`RunView` is what a run directory says, read once: its settings,
+its recorded status, its summary once it has finished, and the state a
+reader should show (:class:`~fedapp.runs.state.RunState`), including the
+inferred ``starting`` and ``interrupted``. It reads files only, never the
+engine, so any process on any machine with the folder can show a run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from fedapp.runs.directory import STATES, RunDir, client_label
+from fedapp.runs.events import Event
+from fedapp.runs.state import RunState
+
+
+def is_pid(value: object) -> TypeGuard[int]:
+    """Whether ``value`` can be one process's id (a positive integer)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def process_alive(pid: object) -> bool:
+    """Whether process ``pid`` runs on this machine (reaping it if it is our finished child).
+
+    Anything but a positive integer is no process: 0 and negative numbers
+    name process groups to ``kill``, never one run.
+    """
+    if not is_pid(pid):
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: ask the kernel below
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What one run directory says, read once.
+
+    Attributes
+    ----------
+    run_id : str
+        The directory's name.
+    path : Path
+        The directory.
+    config : dict
+        ``config.json`` (empty while the run is being set up).
+    status : dict
+        ``status.json`` (empty while the run is being set up).
+    summary : dict | None
+        ``summary.json``, once the run has finished.
+    created : float
+        When the run started (Unix time).
+
+    """
+
+    run_id: str
+    path: Path
+    config: dict[str, Any]
+    status: dict[str, Any]
+    summary: dict[str, Any] | None
+    created: float
+
+    @classmethod
+    def read(cls, path: Path) -> RunView:
+        """Read the run in directory ``path``.
+
+        A file that is missing or being rewritten by another process reads as
+        empty; so does a ``status.json`` whose state is not one a run records.
+        The summary is read only once the run is ``finished``: before that,
+        a leftover one says nothing about this run.
+        """
+        run = RunDir(path)
+        config = _read(run.read_config) or {}
+        status = _read(run.read_status) or {}
+        if status.get("state") not in STATES:
+            status = {}
+        summary = _read(run.read_summary) if status.get("state") == RunState.FINISHED else None
+        started = status.get("started")
+        created = float(started) if isinstance(started, int | float) else path.stat().st_mtime
+        return cls(path.name, path, config, status, summary, created)
+
+    @property
+    def run_dir(self) -> RunDir:  # noqa: D102
+        return RunDir(self.path)
+
+    @cached_property
+    def state(self) -> RunState:
+        """The recorded state; ``starting`` before any, ``interrupted`` if its process is gone."""
+        if "state" not in self.status:
+            return RunState.STARTING
+        state = RunState(self.status["state"])
+        if state is RunState.RUNNING and not self.is_live:
+            return RunState.INTERRUPTED
+        return state
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the run's process is alive (``True`` if it cannot be told)."""
+        if not self.is_local:
+            return self.status.get("state") == RunState.RUNNING
+        return process_alive(self.status["pid"])
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the run's process, as recorded, is on this machine."""
+        return is_pid(self.status.get("pid")) and self.status.get("host") == socket.gethostname()
+
+    @property
+    def round(self) -> int:
+        """The last round the run completed."""
+        return int(self.status.get("round", 0))
+
+    @property
+    def rounds(self) -> int:
+        """The rounds the run was asked for."""
+        return int(self.status.get("rounds", self.config.get("rounds", 0)))
+
+    @property
+    def error(self) -> str | None:
+        """Why the run failed or was stopped, if it says."""
+        return self.status.get("error")
+
+    @property
+    def reason(self) -> str | None:
+        """Why a finished run ended before its last round (e.g. its privacy budget)."""
+        return self.status.get("reason") or (self.summary or {}).get("reason")
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds since the run started, or its wall time once it has finished."""
+        if self.summary and "wall_seconds" in self.summary:
+            return float(self.summary["wall_seconds"])
+        started = self.status.get("started")
+        if not isinstance(started, int | float):
+            return None
+        if self.state is RunState.RUNNING:
+            return time.time() - started
+        return self.status_mtime - started
+
+    @property
+    def status_mtime(self) -> float:
+        """When ``status.json`` last changed (the run's creation if it has none)."""
+        try:
+            return self.run_dir.status_file.stat().st_mtime
+        except OSError:
+            return self.created
+
+    @property
+    def strategy(self) -> str:  # noqa: D102
+        return str(self.config.get("strategy", "?"))
+
+    @property
+    def strategy_label(self) -> str:
+        """The strategy and its parameters: ``fedprox (proximal-mu 0.1)``."""
+        params = self.config.get("strategy-params") or {}
+        # An unset optional parameter (e.g. weighted's client-weights) says nothing.
+        shown = ", ".join(f"{k} {v}" for k, v in params.items() if v not in ("", None))
+        return f"{self.strategy} ({shown})" if shown else self.strategy
+
+    @property
+    def data_label(self) -> str:
+        """Where the rows came from and how they were split, in a few words."""
+        cfg = self.config
+        if cfg.get("client-data"):
+            return f"{len(cfg['client-data'])} files, one per client"
+        data = cfg.get("data", "demo")
+        source = "demo" if data == "demo" else Path(str(data)).name
+        return f"{source}, {cfg.get('partition')}, {cfg.get('clients')} clients"
+
+    @property
+    def privacy(self) -> dict[str, Any] | None:
+        """The privacy spent (``mode``, ``epsilon``, ``delta``) of a finished DP run."""
+        return (self.summary or {}).get("privacy") or None
+
+    def final(self, metric: str, scope: str = "federated") -> float | None:
+        """A final metric from ``summary.json`` (``federated``, ``centralized`` or ``gap``)."""
+        if not self.summary:
+            return None
+        value = (self.summary.get(scope) or {}).get(metric)
+        return float(value) if isinstance(value, int | float) else None
+
+    def events(self) -> list[Event]:
+        """Every event of ``metrics.jsonl`` so far (a torn or foreign line is skipped)."""
+        return list(self.run_dir.read_events())
+
+    def client_labels(self, short: bool = True) -> dict[str, str]:
+        """Client id -> its name, from ``config.json``'s ``client-sources``.
+
+        Parameters
+        ----------
+        short : bool
+            ``True`` for the UI's names: ``France`` (split by a column), a file
+            name, ``client 3``; ``False`` for :func:`client_label`'s, as the
+            command line prints them: ``Geography=France``, a file name, ``#3``.
+
+        """
+        labels = {}
+        for pid, source in enumerate(self.config.get("client-sources") or []):
+            name = client_label(str(source))
+            if short:
+                name = name.partition("=")[2] or name
+                name = name if name and not name.startswith("#") else f"client {pid}"
+            labels[str(pid)] = name
+        return labels
+
+
+def list_runs(root: Path, accept: Callable[[str], bool] | None = None) -> list[RunView]:
+    """Every run under ``root``, newest first.
+
+    A run is a folder with a ``config.json``; hidden folders (such as the UI's
+    own ``.fedapp-ui``) are skipped.
+
+    Parameters
+    ----------
+    root : Path
+        The runs folder; a missing one holds no runs.
+    accept : Callable[[str], bool] | None
+        Keep only the runs whose name passes (e.g. the names a reader can open).
+
+    """
+    if not root.is_dir():
+        return []
+    runs = []
+    for child in root.iterdir():
+        if child.name.startswith(".") or (accept is not None and not accept(child.name)):
+            continue
+        if child.is_dir() and (child / "config.json").exists():
+            try:
+                runs.append(RunView.read(child))
+            except OSError:
+                continue  # deleted while listing
+    return sorted(runs, key=lambda r: r.created, reverse=True)
+
+
+def _read(reader: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """Read one JSON file of a run; ``None`` if absent or mid-write by another tool."""
+    try:
+        value = reader()
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
