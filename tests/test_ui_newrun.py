@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+import fedapp_ui
 from fedapp import registry
 from fedapp.errors import UsageError
-from fedapp.settings import RunConfig
+from fedapp.settings import RunConfig, describe
 from fedapp_ui import run_form
 from fedapp_ui.run_form import Column
 
@@ -428,3 +430,81 @@ def test_attack_spec_is_the_clis_attack_value(kind: str, strength: float, spec: 
     # Assert
     assert result == spec
     assert RunConfig(clients=3, malicious=1, attack=result).attack == spec
+
+
+def test_attack_spec_refuses_a_strength_the_cli_refuses() -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        run_form.attack_spec("gaussian", 0.0)
+
+    # Assert
+    assert str(caught.value) == "attack gaussian: SIGMA must be > 0, got 0"
+
+
+# widget
+
+
+def test_widget_of_a_number_comes_from_its_declaration() -> None:
+    # Prepare
+    entry = describe("eval_every")
+
+    # Execute
+    spec = run_form.widget("eval_every")
+
+    # Assert
+    assert (spec.setting, spec.kind, spec.label) == ("eval-every", "number_input", entry.label)
+    assert spec.options == {
+        "key": "eval_every", "help": entry.help, "min_value": 1, "value": 1, "step": 1,
+        "placeholder": None,
+    }  # fmt: skip
+
+
+def test_widget_of_an_optional_number_starts_blank_meaning_unset() -> None:
+    # Execute
+    spec = run_form.widget("target_epsilon")
+
+    # Assert
+    assert spec.options["value"] is None
+    assert spec.options["placeholder"] == describe("target_epsilon").unset == "no budget"
+    assert "min_value" not in spec.options  # > 0 of a float: the config's check says it
+
+
+def test_widget_of_a_choice_offers_the_declared_choices() -> None:
+    # Execute
+    spec = run_form.widget("dp")
+
+    # Assert
+    assert spec.kind == "radio"
+    assert (spec.options["options"], spec.options["index"]) == (("none", "central", "record"), 0)
+
+
+def test_widget_of_a_flag_is_a_toggle_with_its_default() -> None:
+    # Execute
+    spec = run_form.widget("baseline")
+
+    # Assert
+    assert (spec.kind, spec.options["value"]) == ("toggle", True)
+
+
+BROKEN_PLUGIN = """
+    raise ImportError("needs the cuda extra")
+"""
+
+
+def test_new_run_page_warns_of_a_broken_plugin_and_offers_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install_plugin
+) -> None:
+    # Prepare
+    monkeypatch.setenv("FEDAPP_UI_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("FEDAPP_UI_DATA_DIR", raising=False)
+    install_plugin("needscuda", "fedapp_needscuda_ui", BROKEN_PLUGIN)
+    page = Path(fedapp_ui.__file__).with_name("app.py")
+
+    # Execute
+    at = AppTest.from_file(str(page), default_timeout=30).run()
+
+    # Assert
+    assert not at.exception
+    [warning] = at.warning
+    assert "needscuda" in warning.value and "needs the cuda extra" in warning.value
+    assert "fedavg" in at.selectbox(key="strategy").options

@@ -1,7 +1,8 @@
 """The logic behind the New run page.
 
-Reading a table's columns, guessing sensible defaults, and turning the form
-into a checked :class:`RunConfig`.
+Reading a table's columns, guessing sensible defaults, the widget each
+declared setting gets (:func:`widget`), and turning the form into a checked
+:class:`RunConfig`.
 
 Nothing here draws widgets, so all of it is tested without Streamlit.
 """
@@ -16,7 +17,8 @@ from typing import Any
 
 from fedapp import registry
 from fedapp.errors import UsageError
-from fedapp.settings import RunConfig
+from fedapp.settings import RunConfig, describe
+from fedapp.settings.specs import Attack
 
 # A column becomes one institution per value only if it has this many values
 # at most: more would be a federation of hundreds of tiny clients.
@@ -60,6 +62,7 @@ def describe_columns(paths: Sequence[Path]) -> list[Column]:
         With the same message the CLI gives for an unreadable table.
 
     """
+    # pandas: paid when a table is read, not on the page's first draw.
     from fedapp.data.sources import read_table
 
     frames = [read_table(p) for p in paths]
@@ -108,9 +111,71 @@ def strategy_params(plugin: registry.StrategyPlugin, values: Mapping[str, Any]) 
     return plugin.resolve({k: v for k, v in values.items() if v is not None})
 
 
-def attack_spec(kind: str, strength: float) -> str:
-    """The CLI's ``--attack`` value: ``sign-flip:10``, or ``label-flip`` (which takes none)."""
-    return kind if kind == "label-flip" else f"{kind}:{strength:g}"
+def attack_spec(kind: str, strength: float) -> Attack:
+    """The ``attack`` setting: ``sign-flip:10``, or ``label-flip`` (which takes no strength).
+
+    Raises
+    ------
+    UsageError
+        For a strength that is not a positive number, as the CLI says it.
+
+    """
+    return Attack(kind) if kind == "label-flip" else Attack(kind, strength)
+
+
+@dataclass(frozen=True)
+class Widget:
+    """The Streamlit input a declared setting gets.
+
+    Attributes
+    ----------
+    setting : str
+        The setting's kebab-case key (the form's, as in ``config.json``).
+    kind : str
+        The Streamlit function: ``number_input``, ``toggle``, ``radio`` or ``text_input``.
+    label : str
+        Its label.
+    options : dict[str, Any]
+        Its keyword arguments: the key (the setting's name), help, default
+        value and the declared limits, step and choices.
+
+    """
+
+    setting: str
+    kind: str
+    label: str
+    options: dict[str, Any]
+
+
+def widget(name: str) -> Widget:
+    """The input of setting ``name``, read from its declaration alone.
+
+    An optional number starts blank, meaning its unset value (shown as the
+    placeholder); a bound the widget cannot enforce (``> 0`` of a float) is
+    left to the config's check, whose message the page shows.
+    """
+    entry = describe(name)
+    common: dict[str, Any] = {"key": entry.name, "help": entry.help}
+    if entry.choices:
+        index = entry.choices.index(str(entry.default))
+        options = {"options": entry.choices, "index": index, "horizontal": True}
+        return Widget(entry.key, "radio", entry.label, common | options)
+    if entry.type is bool:
+        return Widget(entry.key, "toggle", entry.label, common | {"value": entry.default})
+    if entry.type in (int, float) and not entry.many:
+        number = entry.type
+        limits = {"min_value": entry.minimum, "max_value": entry.maximum}
+        options = {k: number(v) for k, v in limits.items() if v is not None}
+        options["value"] = None if entry.default is None else number(entry.default)
+        options["step"] = number(entry.step) if entry.step else (1 if number is int else None)
+        options["placeholder"] = entry.unset
+        if number is float:
+            options["format"] = entry.fmt or "%g"
+        return Widget(entry.key, "number_input", entry.label, common | options)
+    value = "" if entry.default is None else str(entry.default)
+    return Widget(
+        entry.key, "text_input", entry.label, common | {"value": value, "placeholder": entry.unset}
+    )
 
 
 def build_config(form: Mapping[str, Any]) -> RunConfig:
@@ -143,6 +208,7 @@ def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
         that leaves a client empty), with the CLI's message.
 
     """
+    # pandas: paid when the data is checked, not on the page's first draw.
     from fedapp import data
 
     loaded = data.load_federation(cfg)

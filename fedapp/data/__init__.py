@@ -83,7 +83,7 @@ class _DataKey:
     demo_rows: int
     clients: int
     seed: int
-    partition: str
+    partition: PartitionSpec | None
     spec: TableSpec
     test_fraction: float
 
@@ -94,7 +94,7 @@ class _DataKey:
         )
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
-            cfg.resolved_partition, spec, cfg.test_fraction,
+            cfg.partition_spec, spec, cfg.test_fraction,
         )  # fmt: skip
 
     def tables(self) -> tuple[list[Table], list[str]]:
@@ -122,7 +122,8 @@ def _load(key: _DataKey) -> Federation:
     else:
         [table] = tables
         schema = table.schema
-        spec = PartitionSpec.parse(key.partition)
+        spec = key.partition
+        assert spec is not None  # one table to split: the config resolved how
         rows = partition(table.frame, spec, key.clients, target, key.seed)
         locals_ = []
         for pid, r in enumerate(rows):

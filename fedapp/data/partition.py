@@ -40,9 +40,10 @@ def partition(
     elif spec.kind == "quantity":
         assert spec.alpha is not None
         parts = quantity(len(frame), clients, spec.alpha, rng)
-    else:
-        assert spec.column is not None
+    elif spec.kind == "column" and spec.column is not None:
         parts = by_column(frame, spec.column, clients)
+    else:  # `nodes`: a deployed federation, whose SuperNodes each read their own file
+        raise UsageError(f"partition {spec} splits no table; each SuperNode's file is one client")
     for pid, rows in enumerate(parts):
         if len(rows) == 0:
             raise UsageError(f"partition {spec.kind} left client {pid} with no rows")

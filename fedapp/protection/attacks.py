@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fedapp.settings.specs import Attack, parse_attack
+from fedapp.settings.specs import Attack, as_attack
 
 NDArrays = list[np.ndarray]
 
@@ -89,11 +89,14 @@ def flip_labels(y: np.ndarray) -> np.ndarray:
 
 
 def client_attack(
-    clients: int, malicious: int, spec: str | None, seed: int, partition_id: int
+    clients: int, malicious: int, spec: Attack | str | None, seed: int, partition_id: int
 ) -> Attack | None:
-    """The attack partition ``partition_id`` carries out, or ``None`` if it is honest."""
+    """The attack partition ``partition_id`` carries out, or ``None`` if it is honest.
+
+    ``spec`` is the run's ``attack`` setting (:class:`Attack`, or its text form).
+    """
     if not malicious or spec is None:
         return None
     if partition_id not in choose_malicious(clients, malicious, seed):
         return None
-    return parse_attack(spec)
+    return as_attack(spec)

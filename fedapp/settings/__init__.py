@@ -1,26 +1,27 @@
 """The run settings: one declaration per setting, and the one :class:`RunConfig` built from them.
 
 The CLI flags, TOML / ``config.json`` / Flower run-config parsing, the range
-checks and the UI form all come from this package.
+checks and the UI form all come from this package: :func:`describe` and
+:func:`fields` read the declarations back.
 """
 
-from fedapp.settings.config import (
-    DEMO_DATA,
-    NODE_DATA,
-    SECAGG_MODULUS_BITS,
-    RunConfig,
-    read_settings,
-    secagg_max_bits,
-)
-from fedapp.settings.enums import DpClipping, DpMode
+from fedapp.settings.config import RunConfig, describe, fields, read_settings
+from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.rules import SECAGG_MODULUS_BITS, secagg_max_bits
+from fedapp.settings.table import DATA_SECTIONS, SECTIONS, Setting
 
 __all__ = [
+    "DATA_SECTIONS",
     "DEMO_DATA",
     "NODE_DATA",
     "SECAGG_MODULUS_BITS",
+    "SECTIONS",
     "DpClipping",
     "DpMode",
     "RunConfig",
+    "Setting",
+    "describe",
+    "fields",
     "read_settings",
     "secagg_max_bits",
 ]

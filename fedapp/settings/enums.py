@@ -18,3 +18,10 @@ class DpClipping(StrEnum):
 
     SERVER = "server"
     CLIENT = "client"
+
+
+# The `data` setting's two special values (any other value is a file).
+DEMO_DATA = "demo"
+# A deployed federation: each SuperNode reads the file named by its own
+# `data-path` node config, and the server never sees a row.
+NODE_DATA = "node"

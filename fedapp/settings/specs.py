@@ -1,25 +1,61 @@
-"""Specs written as short strings (``dirichlet:0.5``, ``scale:4``), parsed once into types."""
+"""Specs written as short strings (``dirichlet:0.5``, ``scale:4``), parsed once into types.
+
+A spec compares equal to its text form (``PartitionSpec("iid") == "iid"``), as
+a :class:`~enum.StrEnum` does to its value, and ``str(spec)`` gives that form
+back: that is what ``config.json`` and Flower's run config hold.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from fedapp.errors import UsageError
 
+PARTITIONS = "iid, dirichlet:ALPHA, quantity:ALPHA, column:NAME"
+# A deployed federation's split: each SuperNode's own file is one client.
+NODES = "nodes"
 
-@dataclass(frozen=True)
-class PartitionSpec:
-    """A parsed ``--partition`` value.
+
+def _number(value: float) -> str:
+    """The shortest text that reads back as ``value``: ``4`` for 4.0, ``0.5``, ``1e-05``."""
+    text = repr(float(value))
+    return text.removesuffix(".0")
+
+
+class _Spec:
+    """Equality with the text form, and a hash that agrees with it."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return str(self) == other
+        if type(other) is type(self):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+@dataclass(frozen=True, eq=False)
+class PartitionSpec(_Spec):
+    """A parsed ``partition`` value: how one table is split into clients.
 
     Attributes
     ----------
     kind : str
-        ``iid``, ``dirichlet``, ``quantity`` or ``column``.
+        ``iid``, ``dirichlet``, ``quantity`` or ``column`` (or ``nodes``: a
+        deployed federation, where each SuperNode's own file is one client).
     alpha : float | None
         Concentration for ``dirichlet`` and ``quantity``.
     column : str | None
         Column name for ``column``.
+
+    Raises
+    ------
+    UsageError
+        For an unknown kind, or an alpha that is not a positive number.
 
     """
 
@@ -27,12 +63,29 @@ class PartitionSpec:
     alpha: float | None = None
     column: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind in ("dirichlet", "quantity"):
+            if self.alpha is None or not (math.isfinite(self.alpha) and self.alpha > 0):
+                raise UsageError(f"partition '{self}': {self.kind} alpha must be > 0")
+        elif self.kind == "column":
+            if not self.column:
+                raise UsageError(f"partition '{self}' is not one of: {PARTITIONS}")
+        elif self.kind not in ("iid", NODES):
+            raise UsageError(f"partition '{self}' is not one of: {PARTITIONS}")
+
+    def __str__(self) -> str:
+        if self.alpha is not None:
+            return f"{self.kind}:{_number(self.alpha)}"
+        if self.column is not None:
+            return f"{self.kind}:{self.column}"
+        return self.kind
+
     @classmethod
     def parse(cls, text: str) -> PartitionSpec:
         """Parse ``iid``, ``dirichlet:ALPHA``, ``quantity:ALPHA`` or ``column:NAME``."""
         kind, _, arg = text.partition(":")
-        if kind == "iid" and not arg:
-            return cls("iid")
+        if kind in ("iid", NODES) and not arg:
+            return cls(kind)
         if kind in ("dirichlet", "quantity"):
             try:
                 alpha = float(arg)
@@ -40,14 +93,10 @@ class PartitionSpec:
                 raise UsageError(
                     f"partition '{text}': {kind} needs a number, e.g. {kind}:0.5"
                 ) from None
-            if not alpha > 0:
-                raise UsageError(f"partition '{text}': {kind} alpha must be > 0")
             return cls(kind, alpha=alpha)
         if kind == "column" and arg:
             return cls("column", column=arg)
-        raise UsageError(
-            f"partition '{text}' is not one of: iid, dirichlet:ALPHA, quantity:ALPHA, column:NAME"
-        )
+        raise UsageError(f"partition '{text}' is not one of: {PARTITIONS}")
 
 
 # Attacks that take a number after the colon, and what the number means.
@@ -56,9 +105,9 @@ ATTACKS = (*_STRENGTHS, "label-flip")
 SPEC_HELP = "sign-flip:F, scale:F, gaussian:SIGMA or label-flip"
 
 
-@dataclass(frozen=True)
-class Attack:
-    """A parsed attack spec.
+@dataclass(frozen=True, eq=False)
+class Attack(_Spec):
+    """A parsed attack spec: what a simulated attacker sends.
 
     Attributes
     ----------
@@ -68,10 +117,30 @@ class Attack:
         F for ``sign-flip`` and ``scale``, SIGMA for ``gaussian``; unused
         (0) for ``label-flip``.
 
+    Raises
+    ------
+    UsageError
+        For an unknown kind, a strength that is not a positive finite number,
+        or a strength given to ``label-flip``.
+
     """
 
     kind: str
     strength: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ATTACKS:
+            raise UsageError(f"attack must be one of {SPEC_HELP}; got {self.kind!r}")
+        if self.kind == "label-flip":
+            if self.strength:
+                raise UsageError(f"attack label-flip takes no value; got {self.strength:g}")
+        elif not (math.isfinite(self.strength) and self.strength > 0):
+            raise UsageError(
+                f"attack {self.kind}: {_STRENGTHS[self.kind]} must be > 0, got {self.strength:g}"
+            )
+
+    def __str__(self) -> str:
+        return self.kind if self.flips_labels else f"{self.kind}:{_number(self.strength)}"
 
     @property
     def flips_labels(self) -> bool:
@@ -102,6 +171,14 @@ def parse_attack(spec: str) -> Attack:
         raise UsageError(
             f"attack {kind} needs a number, as in {kind}:{_STRENGTHS[kind]}; got {spec!r}"
         ) from None
-    if not (math.isfinite(strength) and strength > 0):
-        raise UsageError(f"attack {kind}: {_STRENGTHS[kind]} must be > 0, got {raw}")
     return Attack(kind, strength)
+
+
+def as_partition(value: Any) -> PartitionSpec | None:
+    """A ``partition`` setting as given (text, a spec or ``None``) as a spec."""
+    return PartitionSpec.parse(value) if isinstance(value, str) else value
+
+
+def as_attack(value: Any) -> Attack | None:
+    """An ``attack`` setting as given (text, a spec or ``None``) as a spec."""
+    return parse_attack(value) if isinstance(value, str) else value

@@ -7,12 +7,11 @@ import streamlit as st
 
 from fedapp import registry
 from fedapp.errors import UsageError
-from fedapp.settings import RunConfig
-from fedapp.settings.specs import ATTACKS
+from fedapp.settings import describe
+from fedapp.settings.specs import ATTACKS, PartitionSpec
 from fedapp_ui import launcher, run_form, store, widgets
 
 runs_root, data_root = store.folders()
-defaults = RunConfig()
 
 st.title("New run")
 st.caption(
@@ -65,10 +64,7 @@ with st.container(border=True):
                 st.stop()
             form["data"] = str(path)
     else:
-        form["demo-rows"] = st.number_input(
-            "Rows", min_value=100, max_value=1_000_000, value=defaults.demo_rows, step=1000,
-            key="demo_rows", help="Synthetic churn customers, all institutions together.",
-        )  # fmt: skip
+        form["demo-rows"] = widgets.setting_input("demo_rows")
 
     is_demo = source in (None, "Built-in demo")
     has_file = bool(columns)
@@ -78,33 +74,36 @@ with st.container(border=True):
     if has_file:
         names = [c.name for c in columns]
         left, mid, right = st.columns(3)
+        # Column pickers: the choices are the table's columns, the rest is declared.
+        picked = ("target", "positive_label", "id_column", "drop", "categorical")
+        about = {n: describe(n) for n in picked}
         target = left.selectbox(
-            "Target column", names, index=run_form.guess_target(columns), key="target",
-            help="The binary outcome to predict.",
+            about["target"].label, names, index=run_form.guess_target(columns), key="target",
+            help=about["target"].help,
         )  # fmt: skip
         labels = next(c.values for c in columns if c.name == target)
+        infer = str(about["positive_label"].unset)
         positive = mid.selectbox(
-            "Positive class", ["infer (yes / true / 1)", *labels[: run_form.MAX_LABELS]],
-            key="positive_label",
+            about["positive_label"].label, [infer, *labels[: run_form.MAX_LABELS]],
+            key="positive_label", help=about["positive_label"].help,
         )  # fmt: skip
         guess = run_form.guess_id_column(columns)
         others = [n for n in names if n != target]
         id_column = right.selectbox(
-            "Identifier column", ["none", *others],
+            about["id_column"].label, ["none", *others],
             index=others.index(guess) + 1 if guess in others else 0, key="id_column",
-            help="Never a feature and never sent.",
+            help=about["id_column"].help,
         )  # fmt: skip
         features = [n for n in others if n != id_column]
         left, right = st.columns(2)
-        drop = left.multiselect("Columns that are not features", features, key="drop")
+        drop = left.multiselect(about["drop"].label, features, key="drop", help=about["drop"].help)
         categorical = right.multiselect(
-            "Categorical columns", [n for n in features if n not in drop], key="categorical",
-            help="Treat as categories even if they look numeric (codes, or a column with "
-            "typos the error above names); the CLI's --categorical.",
+            about["categorical"].label, [n for n in features if n not in drop],
+            key="categorical", help=about["categorical"].help,
         )  # fmt: skip
         form |= {
             "target": target,
-            "positive-label": None if positive.startswith("infer") else positive,
+            "positive-label": None if positive == infer else positive,
             "id-column": None if id_column == "none" else id_column,
             "drop": drop,
             "categorical": categorical,
@@ -130,7 +129,7 @@ with st.container(border=True):
         )  # fmt: skip
         if kind == "column":
             if is_demo:
-                form["partition"] = "column:institution"
+                form["partition"] = PartitionSpec("column", column="institution")
                 st.caption("The demo's institutions differ in churn rate and customer mix.")
             else:
                 exclude = [form["target"], form.get("id-column") or "", *form.get("drop", [])]
@@ -144,60 +143,39 @@ with st.container(border=True):
                     format_func=lambda n: f"{n} ({counts[n]} values)",
                 )  # fmt: skip
                 fixed_clients = counts[by]
-                form["partition"] = f"column:{by}"
+                form["partition"] = PartitionSpec("column", column=by)
         elif kind in ("dirichlet", "quantity"):
             alpha = st.number_input(
                 "α (smaller is more skewed)", min_value=0.01, max_value=100.0, value=0.5,
                 step=0.1, key="alpha",
             )  # fmt: skip
-            form["partition"] = f"{kind}:{alpha:g}"
+            form["partition"] = PartitionSpec(kind, alpha=alpha)
         else:
-            form["partition"] = "iid"
+            form["partition"] = PartitionSpec("iid")
     c1, c2 = st.columns(2)
     if fixed_clients is None:
-        form["clients"] = c1.number_input(
-            "Institutions (clients)", min_value=1, max_value=1000, value=defaults.clients,
-            key="clients",
-        )  # fmt: skip
+        form["clients"] = widgets.setting_input("clients", c1)
     else:  # set by the split; shown, not asked
-        c1.number_input("Institutions (clients)", value=fixed_clients, disabled=True)
+        c1.number_input(describe("clients").label, value=fixed_clients, disabled=True)
         form["clients"] = fixed_clients
-    per_round = c2.number_input(
-        "Clients per round", min_value=0, max_value=1000, value=0, key="clients_per_round",
-        help="0 means all of them.",
-    )  # fmt: skip
-    form["clients-per-round"] = per_round or None
+    form["clients-per-round"] = widgets.setting_input("clients_per_round", c2)
 
 # --- Training ---------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Training", divider="gray")
-    c1, c2, c3, c4, c5 = st.columns(5)
-    form["rounds"] = c1.number_input(
-        "Rounds", min_value=1, max_value=1000, value=defaults.rounds, key="rounds"
-    )
-    form["local-epochs"] = c2.number_input(
-        "Local epochs", min_value=1, max_value=100, value=defaults.local_epochs, key="local_epochs"
-    )
-    form["batch-size"] = c3.number_input(
-        "Batch size", min_value=1, max_value=8192, value=defaults.batch_size, key="batch_size"
-    )
-    form["learning-rate"] = c4.number_input(
-        "Learning rate", min_value=1e-6, max_value=1.0, value=defaults.learning_rate,
-        step=1e-4, format="%.4f", key="learning_rate",
-    )  # fmt: skip
-    form["seed"] = c5.number_input("Seed", min_value=0, value=defaults.seed, key="seed")
+    widgets.setting_inputs(["rounds", "eval_every", "local_epochs", "batch_size"], form)
+    widgets.setting_inputs(["learning_rate", "seed"], form)
 
 # --- Strategy ---------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Strategy", divider="gray")
-    try:
-        plugins = registry.installed()
-    except UsageError as err:
-        st.error(str(err))
-        st.stop()
+    for b in registry.broken().values():
+        st.warning(b.error)
+    plugins = registry.installed()
+    about = describe("strategy")
     name = st.selectbox(
-        "Strategy", list(plugins), index=list(plugins).index(defaults.strategy)
-        if defaults.strategy in plugins else 0, key="strategy",
+        about.label, list(plugins), index=list(plugins).index(about.default)
+        if about.default in plugins else 0, key="strategy", help=about.help,
     )  # fmt: skip
     plugin = plugins[name]
     st.caption(plugin.summary)
@@ -211,51 +189,26 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
         "central": "Client-level (noise on the aggregate)",
         "record": "Record-level (DP-SGD in each client)",
     }
-    form["dp"] = st.radio(
-        "Differential privacy", list(dp_kinds), format_func=dp_kinds.__getitem__,
-        horizontal=True, key="dp",
-    )  # fmt: skip
+    form["dp"] = widgets.setting_input("dp", format_func=dp_kinds.__getitem__)
     if form["dp"] != "none":
-        c1, c2, c3, c4 = st.columns(4)
-        form["noise-multiplier"] = c1.number_input(
-            "Noise multiplier", min_value=0.0, value=defaults.noise_multiplier, step=0.1,
-            key="noise_multiplier", help="Gaussian noise's standard deviation / clip norm.",
-        )  # fmt: skip
-        form["clip-norm"] = c2.number_input(
-            "Clip norm", min_value=1e-6, value=defaults.clip_norm, step=0.1, key="clip_norm",
-            help="Largest L2 norm of a client's update (client-level) or of one example's "
-            "gradient (record-level).",
-        )  # fmt: skip
-        target = c3.number_input(
-            "Target ε", min_value=0.0, value=0.0, step=0.5, key="target_epsilon",
-            help="Stop before the privacy budget is exceeded; 0 means no budget.",
-        )  # fmt: skip
-        form["target-epsilon"] = target or None
-        form["delta"] = c4.number_input(
-            "δ", min_value=1e-12, max_value=0.5, value=defaults.delta, format="%.0e",
-            key="delta",
-        )  # fmt: skip
+        names = ["noise_multiplier", "clip_norm", "target_epsilon", "delta"]
+        widgets.setting_inputs(names, form)
         if form["dp"] == "central":
-            form["dp-clipping"] = st.radio(
-                "Clipping", ["server", "client"], horizontal=True, key="dp_clipping",
-                help="Client-side clipping composes with secure aggregation.",
-            )  # fmt: skip
-    form["secure-aggregation"] = st.toggle(
-        "Secure aggregation (SecAgg+)", key="secure_aggregation",
-        help="The server sees only the masked sum of the clients' updates.",
-    )  # fmt: skip
+            form["dp-clipping"] = widgets.setting_input("dp_clipping")
+    form["secure-aggregation"] = widgets.setting_input("secure_aggregation")
     c1, c2, c3 = st.columns(3)
-    form["malicious"] = c1.number_input(
-        "Malicious clients", min_value=0, max_value=1000, value=0, key="malicious",
-        help="Simulated attackers among the institutions, drawn from the seed.",
-    )  # fmt: skip
+    form["malicious"] = widgets.setting_input("malicious", c1)
     if form["malicious"]:
         kind = c2.selectbox("Attack", ATTACKS, key="attack_kind")
         strength = c3.number_input(
             "Strength (F or SIGMA)", min_value=0.0, value=10.0, key="attack_strength",
             disabled=kind == "label-flip",
         )  # fmt: skip
-        form["attack"] = run_form.attack_spec(kind, strength)
+        try:
+            form["attack"] = run_form.attack_spec(kind, strength)
+        except UsageError as err:
+            st.error(str(err), icon=":material/error:")
+            st.stop()
 
 # --- Launch -----------------------------------------------------------------
 with st.container(border=True):
@@ -264,10 +217,7 @@ with st.container(border=True):
         "Run name (optional)", key="run_name", placeholder="generated: <time>-<strategy>-<id>",
         help="Letters, digits, '.', '_' and '-'; the run's folder inside the runs folder.",
     )  # fmt: skip
-    form["baseline"] = c2.toggle(
-        "Baselines", value=True, key="baseline",
-        help="Also train the centralized model (all rows pooled) and each institution alone.",
-    )  # fmt: skip
+    form["baseline"] = widgets.setting_input("baseline", c2)
     if st.button("Start run", type="primary", key="start", icon=":material/play_arrow:"):
         try:
             name = run_name.strip() or None

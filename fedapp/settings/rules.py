@@ -1,0 +1,144 @@
+"""Rules between settings, checked once every setting is in its own range.
+
+A setting's own range is declared beside it (:mod:`fedapp.settings.config`)
+and checked by pydantic; what one setting allows depending on another is
+here, in one place, each rule with the message the CLI exits 2 with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from fedapp.errors import UsageError
+from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.specs import NODES
+
+if TYPE_CHECKING:
+    from fedapp.settings.config import RunConfig
+    from fedapp.settings.table import Setting
+
+# SecAgg+ sums quantised weights modulo 2**32 (Flower's modulus range).
+SECAGG_MODULUS_BITS = 32
+
+
+def secagg_max_bits(sampled: int) -> int:
+    """The most quantisation bits whose sum over ``sampled`` clients cannot wrap.
+
+    Each client adds integers up to ``2**bits``; the sum must stay below the
+    modulus ``2**32`` or the unmasked aggregate is garbage.
+    """
+    bits = SECAGG_MODULUS_BITS - 1
+    while bits > 0 and sampled * 2**bits >= 2**SECAGG_MODULUS_BITS:
+        bits -= 1
+    return bits
+
+
+def check(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
+    """Check the rules between ``cfg``'s settings.
+
+    Raises
+    ------
+    UsageError
+        For the first rule broken, naming the settings and what they allow.
+
+    """
+    _check_bounds(cfg, table)
+    _check_sampling(cfg)
+    _check_attack(cfg)
+    _check_data(cfg)
+    _check_secure_aggregation(cfg, table)
+    _check_privacy(cfg)
+
+
+def _check_bounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
+    """Settings declared ``at_most`` another (``malicious`` at most ``clients``)."""
+    for entry in table.values():
+        if entry.at_most is None:
+            continue
+        value, bound = getattr(cfg, entry.name), getattr(cfg, entry.at_most)
+        if value > bound:
+            raise entry.out_of_range(value, bound)
+
+
+def _check_sampling(cfg: RunConfig) -> None:
+    if cfg.clients_per_round is not None and cfg.clients_per_round > cfg.clients:
+        raise UsageError(
+            f"clients-per-round ({cfg.clients_per_round}) must not exceed clients ({cfg.clients})"
+        )
+
+
+def _check_attack(cfg: RunConfig) -> None:
+    if cfg.malicious and cfg.attack is None:
+        raise UsageError("--malicious needs --attack (what the malicious clients do)")
+    if cfg.attack is not None and not cfg.malicious:
+        raise UsageError("--attack needs --malicious K with K >= 1 clients to carry it out")
+
+
+def _check_data(cfg: RunConfig) -> None:
+    if cfg.client_data:
+        if cfg.data != DEMO_DATA:
+            raise UsageError("give either --data or --client-data, not both")
+        if cfg.partition is not None:
+            raise UsageError(
+                "--partition splits one --data table; with --client-data each file is one client"
+            )
+        if cfg.clients != len(cfg.client_data):
+            raise UsageError(
+                f"clients ({cfg.clients}) must equal the number of --client-data "
+                f"files ({len(cfg.client_data)})"
+            )
+    if cfg.data == NODE_DATA and cfg.partition not in (None, NODES):
+        raise UsageError("with data = 'node' each SuperNode's own file is one client")
+    if cfg.data != NODE_DATA and cfg.partition == NODES:
+        raise UsageError("partition 'nodes' needs data = 'node' (a deployed federation)")
+    if not cfg.is_demo and cfg.target is None:
+        raise UsageError("--target is required with --data or --client-data")
+
+
+def _check_secure_aggregation(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
+    """SecAgg+'s shares, threshold and quantisation against the clients sampled per round."""
+    if not cfg.secure_aggregation:
+        for name in ("secagg_shares", "secagg_threshold"):
+            if getattr(cfg, name) is not None:
+                raise UsageError(f"{table[name].key} needs secure-aggregation")
+        return
+    if cfg.dp == DpMode.CENTRAL and cfg.dp_clipping != DpClipping.CLIENT:
+        raise UsageError(
+            "secure-aggregation with --dp central needs dp-clipping client (the server "
+            f"cannot clip updates it only sees summed), got dp-clipping {cfg.dp_clipping}"
+        )
+    sampled = cfg.sample_size
+    if sampled < 3:
+        # With two clients each one reads the other's update off the sum.
+        raise UsageError(
+            f"secure-aggregation needs clients-per-round >= 3 (all {cfg.clients} clients "
+            f"when unset; with 2, each learns the other's update), got {sampled}"
+        )
+    shares = cfg.resolved_secagg_shares
+    if not 3 <= shares <= sampled or (shares < sampled and shares % 2 == 0):
+        raise UsageError(
+            f"secagg-shares must be an odd number in [3, {sampled}] or {sampled} "
+            f"(the clients sampled per round), got {shares}"
+        )
+    threshold = cfg.resolved_secagg_threshold
+    if not 2 <= threshold < shares:
+        raise UsageError(
+            f"secagg-threshold must be in [2, {shares - 1}] (below secagg-shares = {shares}, "
+            f"with {sampled} clients sampled per round), got {threshold}"
+        )
+    bits = table["secagg_quantization_bits"]
+    max_bits = secagg_max_bits(sampled)
+    if cfg.secagg_quantization_bits > max_bits:
+        raise UsageError(
+            f"{bits.key} must be in [{bits.minimum}, {max_bits}] with {sampled} clients "
+            f"sampled per round (their sum must fit in 2**{SECAGG_MODULUS_BITS}), "
+            f"got {cfg.secagg_quantization_bits}"
+        )
+
+
+def _check_privacy(cfg: RunConfig) -> None:
+    if cfg.target_epsilon is not None and cfg.dp == DpMode.NONE:
+        raise UsageError("target-epsilon needs --dp central or --dp record")
+    if cfg.dp_clipping == DpClipping.CLIENT and cfg.dp != DpMode.CENTRAL:
+        raise UsageError("dp-clipping client needs --dp central")
