@@ -11,6 +11,8 @@ import typer
 
 from fedapp.cli.app import app
 from fedapp.cli.output import console, fail
+from fedapp.deploy import processes as deploy
+from fedapp.deploy.certs import generate
 from fedapp.errors import UsageError
 
 
@@ -34,8 +36,6 @@ def certs(
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
 ) -> None:
     """Make a CA, the SuperLink's TLS certificate and one key pair per SuperNode."""
-    from fedapp.deploy.certs import generate
-
     try:
         paths = generate(out, superlink_host, node or ["bank", "telco", "clinic"], days, overwrite)
     except UsageError as err:
@@ -70,8 +70,6 @@ def supernode(ctx: typer.Context) -> None:
 
 
 def _launch(role: str, args: list[str]) -> None:
-    from fedapp.deploy import processes as deploy
-
     try:
         wait = float(os.environ.get("FEDAPP_SUPERLINK_WAIT", deploy.DEFAULT_WAIT))
     except ValueError:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
+import webbrowser
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+import fedapp_ui
 from fedapp.cli.app import app
 from fedapp.cli.output import console, fail
 
@@ -37,13 +42,6 @@ def ui(
     ] = True,
 ) -> None:
     """Serve the web UI: launch simulations, watch them live, compare runs."""
-    import socket
-    import subprocess
-    import time
-    import webbrowser
-
-    import fedapp_ui
-
     runs = runs_dir.resolve()
     data = (data_dir or runs_dir).resolve()
     try:

@@ -23,6 +23,7 @@ def single_feature_auc(frame: pd.DataFrame, schema: Schema) -> dict[str, float]:
     column with one row per value scores 1.0. Empty when a class has fewer
     than ten rows.
     """
+    # scikit-learn (half a second to import) only when the leak check runs, not in a client.
     from sklearn.metrics import roc_auc_score
 
     y = frame[schema.target].to_numpy()
