@@ -11,22 +11,23 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fedapp.flower.outcome import RunOutcome, finish_run
 from fedapp.flower.run_setup import check, prepare_run
-from fedapp.runs import RunDir
+from fedapp.runs import Event, Recorder, RunDir, RunState
 from fedapp.settings import RunConfig
 
-Event = dict[str, Any]
+# What the progress listener gets: an event as its line of metrics.jsonl.
+EventDict = dict[str, Any]
 
 
 def simulate(
     cfg: RunConfig,
     root: Path = Path("runs"),
-    on_event: Callable[[Event], None] | None = None,
+    on_event: Callable[[EventDict], None] | None = None,
     verbose: bool = False,
 ) -> tuple[RunDir, dict[str, Any]]:
     """Run ``cfg`` on the simulation engine; return the run directory and summary.
@@ -34,48 +35,67 @@ def simulate(
     The run directory ends ``finished`` with ``summary.json`` and
     ``model.keras``, or ``failed``/``stopped`` with the reason; it never looks
     finished when it is not.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    root : Path
+        Where a generated run directory goes.
+    on_event : Callable[[EventDict], None] | None
+        Called with each event as its ``metrics.jsonl`` object (progress display).
+    verbose : bool
+        Show Flower's and Ray's logs.
+
     """
     run_dir = prepare_run(cfg, root)
-    started = time.monotonic()
+    recorder = Recorder(run_dir, cfg.rounds, None if on_event is None else _as_dicts(on_event))
     _stop_on_sigterm()
     try:
+        _start_ray(verbose)
+        # TensorFlow and Flower's server load only now: after the checks, so a
+        # bad setting fails fast, and after ray.init, so Ray's actors boot meanwhile.
         from fedapp.flower.client_app import build_client_app
         from fedapp.flower.server_app import server_components
 
-        components, strategy = server_components(cfg, run_dir, on_event, finalize=False)
+        components, strategy = server_components(cfg, recorder)
         _run_flower_simulation(components, build_client_app(cfg), cfg.clients, verbose)
-        if "federated" not in strategy.final:
+        outcome = strategy.outcome
+        if not outcome.complete:
             raise RuntimeError("the simulation ended before its last round")
-        summary = strategy.summary()
-        if cfg.baseline:
-            from fedapp.data.stats import Preprocessor
-            from fedapp.learning.baselines import GlobalTestTrainer, centralized, local_only
-
-            prep = Preprocessor.from_json(strategy.preprocessing)
-            trainer = GlobalTestTrainer(cfg, prep)  # one compiled model for all baselines
-            summary["centralized"] = centralized(cfg, prep, trainer)
-            summary["gap"] = {
-                k: summary["federated"][k] - summary["centralized"][k] for k in summary["federated"]
-            }
-            summary["local_only"] = local_only(cfg, prep, trainer)
-        summary["wall_seconds"] = round(time.monotonic() - started, 3)
-        run_dir.write_summary(summary)
-        strategy.mark_finished()
+        summary = finish_run(recorder, outcome, baselines(cfg, outcome) if cfg.baseline else {})
         return run_dir, summary
     except KeyboardInterrupt as stop:
-        _set_final(run_dir, "stopped", cfg, f"stopped ({stop or 'SIGINT'})")
+        recorder.end(RunState.STOPPED, f"stopped ({stop or 'SIGINT'})")
         raise
     except BaseException as err:
-        _set_final(run_dir, "failed", cfg, failure_reason(err))
+        recorder.end(RunState.FAILED, failure_reason(err))
         raise
 
 
-def _set_final(run_dir: RunDir, state: str, cfg: RunConfig, reason: str) -> None:
-    try:
-        current = run_dir.read_status().get("round", 0)
-    except (OSError, ValueError):
-        current = 0
-    run_dir.set_status(state, current, cfg.rounds, error=reason)
+def baselines(cfg: RunConfig, outcome: RunOutcome) -> dict[str, Any]:
+    """The centralized and local-only baselines of a finished run, and the federation's gap.
+
+    Both reuse the run's federated preprocessing and one compiled model
+    (:class:`~fedapp.learning.baselines.GlobalTestTrainer`).
+    """
+    # TensorFlow: a run without baselines never needs it in this function.
+    from fedapp.data.stats import Preprocessor
+    from fedapp.learning.baselines import GlobalTestTrainer, centralized, gap, local_only
+
+    assert outcome.federated is not None
+    prep = Preprocessor.from_json(outcome.preprocessing)
+    trainer = GlobalTestTrainer(cfg, prep)
+    pooled = centralized(cfg, prep, trainer)
+    return {
+        "centralized": pooled,
+        "gap": gap(outcome.federated, pooled),
+        "local_only": local_only(cfg, prep, trainer),
+    }
+
+
+def _as_dicts(listener: Callable[[EventDict], None]) -> Callable[[Event], None]:
+    return lambda event: listener(event.to_dict())
 
 
 def failure_reason(err: BaseException) -> str:
@@ -95,27 +115,34 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _run_flower_simulation(
-    components: Any, client_app: Any, num_clients: int, verbose: bool
-) -> None:
-    """Start Flower's simulation runtime (Ray backend) with one actor per core."""
+def _start_ray(verbose: bool) -> None:
+    """Start Ray with one worker per core this process may use (once per process)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Opt in to Ray's future behaviour now; it only silences a FutureWarning.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    # Ray: seconds of imports, for a simulation only.
     import ray
 
-    if not ray.is_initialized():
-        # Started here rather than by Flower: without a per-job runtime_env
-        # (fedapp is installed, its actors need no PYTHONPATH), Ray can hand
-        # the actors the workers it pre-started, and they boot while this
-        # process imports TensorFlow below.
-        ray.init(
-            num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
-            include_dashboard=False,
-            log_to_driver=verbose,
-            logging_level=logging.INFO if verbose else logging.ERROR,
-        )
-        _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
+    if ray.is_initialized():
+        return
+    # Started here rather than by Flower: without a per-job runtime_env
+    # (fedapp is installed, its actors need no PYTHONPATH), Ray can hand
+    # the actors the workers it pre-started, and they boot while this
+    # process imports TensorFlow.
+    ray.init(
+        num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
+        include_dashboard=False,
+        log_to_driver=verbose,
+        logging_level=logging.INFO if verbose else logging.ERROR,
+    )
+    _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
+
+
+def _run_flower_simulation(
+    components: Any, client_app: Any, num_clients: int, verbose: bool
+) -> None:
+    """Run Flower's simulation runtime (Ray backend), one client actor per core."""
+    # Flower's simulation runtime, for a simulation only.
     from flwr.simulation import run_simulation
 
     from fedapp.flower.server_app import build_server_app
@@ -124,7 +151,8 @@ def _run_flower_simulation(
         logging.getLogger("flwr").setLevel(logging.ERROR)
     backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     run_simulation(
-        server_app=build_server_app(lambda _context: components),
+        # `simulate` ends the run itself, after the baselines.
+        server_app=build_server_app(lambda _context: components, finish=False),
         client_app=client_app,
         num_supernodes=num_clients,
         backend_config=backend_config,

@@ -240,7 +240,7 @@ def test_flwr_run_finishes_when_a_supernode_dies_mid_run(cluster: Cluster) -> No
     rounds = 2
     settings = (
         f"data='node' target='churned' clients=2 num-server-rounds={rounds} "
-        f"local-epochs=1 batch-size=64 run-dir='{runs_root}'"
+        f"local-epochs=1 batch-size=64 runs-dir='{runs_root}'"
     )
 
     # Execute

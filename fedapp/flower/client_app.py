@@ -30,6 +30,8 @@ from fedapp.flower.protocol import (
     ROUND_KEY,
     STATISTICS_QUERY,
 )
+from fedapp.flower.secagg import secure_aggregation_mod
+from fedapp.learning.model import build_model, evaluate, train
 from fedapp.protection import attacks
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
 
@@ -45,8 +47,6 @@ class _Arrays:
 @functools.lru_cache(maxsize=8)
 def _model(n_features: int, hidden_units: tuple[int, ...], learning_rate: float):
     """One compiled model per process and architecture, shared by its clients."""
-    from fedapp.learning.model import build_model
-
     return build_model(n_features, hidden_units, learning_rate)
 
 
@@ -122,8 +122,6 @@ class ChurnClient(NumPyClient):
         (:class:`fedapp.protection.privacy.RecordBudget`): once spent, it returns the
         global weights with 0 examples and its ε.
         """
-        from fedapp.learning.model import train
-
         arrays, model = self._prepare(parameters, config)
         budget = (
             dp.record_budget(self.cfg, len(arrays.y_train), self.state)
@@ -164,8 +162,6 @@ class ChurnClient(NumPyClient):
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
         """Score the global weights on this client's held-out rows."""
-        from fedapp.learning.model import evaluate
-
         arrays, model = self._prepare(parameters, config)
         metrics = evaluate(model, arrays.x_test, arrays.y_test)
         return metrics["loss"], len(arrays.y_test), {PARTITION_KEY: self.partition_id, **metrics}
@@ -222,7 +218,6 @@ def client_fn(context: Context, cfg: RunConfig | None = None) -> Client:
 
 def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
     """A ClientApp for ``cfg``; without it, settings come from Flower's run config."""
-    from fedapp.flower.secagg import secure_aggregation_mod
 
     def for_context(context: Context) -> Client:
         return client_fn(context, cfg)

@@ -93,8 +93,8 @@ def client_mods(cfg: RunConfig | None) -> list[Callable[..., Message]]:
 def _clipping_by_run_config(
     msg: Message, ctxt: Context, call_next: Callable[[Message, Context], Message]
 ) -> Message:
-    run_config = ctxt.run_config
-    if run_config.get("dp") == "central" and run_config.get("dp-clipping") == "client":
+    settings = ctxt.run_config
+    if settings.get("dp") == DpMode.CENTRAL and settings.get("dp-clipping") == DpClipping.CLIENT:
         return fixedclipping_mod(msg, ctxt, call_next)
     return call_next(msg, ctxt)
 

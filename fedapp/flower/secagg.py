@@ -50,7 +50,7 @@ from flwr.server.strategy import (
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
 from fedapp.errors import UsageError
-from fedapp.settings import SECAGG_MODULUS_BITS, RunConfig
+from fedapp.settings import SECAGG_MODULUS_BITS, DpMode, RunConfig
 
 if TYPE_CHECKING:
     from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
@@ -138,7 +138,7 @@ def _weighing_one(call_next: ClientAppCallable) -> ClientAppCallable:
 
 def _equal_weights(settings: Mapping[str, Any]) -> bool:
     """Whether clients weigh the same (client-level DP), from flat run settings."""
-    return settings.get("dp") == "central"
+    return settings.get("dp") == DpMode.CENTRAL
 
 
 def _one() -> float:

@@ -15,11 +15,12 @@ place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
+from fedapp.learning.model import build_model, evaluate, train
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
@@ -72,8 +73,6 @@ class GlobalTestTrainer:
     """
 
     def __init__(self, cfg: RunConfig, prep: Preprocessor) -> None:
-        from fedapp.learning.model import build_model
-
         self.cfg = cfg
         self.prep = prep
         # Built from the seed exactly as the server builds the federation's start.
@@ -97,8 +96,6 @@ class GlobalTestTrainer:
             :func:`fedapp.learning.model.binary_metrics` on the global test set.
 
         """
-        from fedapp.learning.model import evaluate, train
-
         x, y = self.prep.transform(rows)
         self.model.set_weights(self.initial)
         train(
@@ -161,3 +158,8 @@ def local_only(
         str(pid): trainer.score(data.client_data(cfg, pid).train, shuffle_seed(cfg, pid))
         for pid in range(cfg.clients)
     }
+
+
+def gap(federated: Mapping[str, float], centralized: Mapping[str, float]) -> dict[str, float]:
+    """What federation costs: ``federated[k] - centralized[k]`` for each metric ``k``."""
+    return {k: federated[k] - centralized[k] for k in federated}

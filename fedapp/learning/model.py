@@ -16,6 +16,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 # Keras 3.15 trips NumPy 2's `__array__(copy=...)` deprecation when saving.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras\.")
@@ -326,12 +331,6 @@ def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
         ``nan`` when ``y_true`` has a single class.
 
     """
-    from sklearn.metrics import (
-        average_precision_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.clip(np.asarray(y_prob, dtype=np.float64).ravel(), _EPS, 1 - _EPS)
     loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))

@@ -26,16 +26,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fedapp.errors import UsageError
+from fedapp.settings import DpMode
 
 if TYPE_CHECKING:
-    from flwr.common import FitRes, Scalar
-    from flwr.server.client_proxy import ClientProxy
-
     from fedapp.settings import RunConfig
 
 BUDGET_REACHED = "privacy budget reached"
@@ -83,6 +81,8 @@ def epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: fl
         return 0.0
     if noise_multiplier <= 0:
         return math.inf
+    # 1.3 s of imports (SciPy, absl), paid only by a run that accounts for DP:
+    # not by the CLI's checks or by every client process.
     import dp_accounting
     from dp_accounting import rdp
 
@@ -161,7 +161,7 @@ def planned_rounds(cfg: RunConfig) -> tuple[int, str | None]:
     With ``--dp central --target-epsilon`` the accountant knows before round 1
     how many rounds the budget pays for; the run is planned to end there.
     """
-    if cfg.dp == "central" and cfg.target_epsilon is not None:
+    if cfg.dp == DpMode.CENTRAL and cfg.target_epsilon is not None:
         affordable = central_accountant(cfg).affordable_rounds(cfg.target_epsilon, cfg.rounds)
         if affordable < cfg.rounds:
             return affordable, BUDGET_REACHED
@@ -184,9 +184,9 @@ def check_budget(cfg: RunConfig, train_rows: Sequence[int]) -> None:
         Naming ``target-epsilon`` and the smallest value that allows one round.
 
     """
-    if cfg.dp == "none" or cfg.target_epsilon is None:
+    if cfg.dp == DpMode.NONE or cfg.target_epsilon is None:
         return
-    if cfg.dp == "central":
+    if cfg.dp == DpMode.CENTRAL:
         first = central_accountant(cfg).epsilon(1)
     else:
         first = min(record_accountant(cfg, rows).epsilon(1) for rows in train_rows if rows)
@@ -235,7 +235,7 @@ class RecordBudget:
 
 
 # -- the server's view -------------------------------------------------------
-def client_fields(metrics: dict[str, Scalar]) -> dict[str, Scalar]:
+def client_fields(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """A record-level DP client's ε, for its entry in the fit event."""
     return {"epsilon": metrics[EPSILON_KEY]} if EPSILON_KEY in metrics else {}
 
@@ -263,31 +263,44 @@ class PrivacyLedger:
     @property
     def active(self) -> bool:
         """Whether the run is differentially private at all."""
-        return self.cfg.dp != "none"
+        return self.cfg.dp != DpMode.NONE
 
-    def admit(
-        self, results: list[tuple[ClientProxy, FitRes]], partition_key: str
-    ) -> list[tuple[ClientProxy, FitRes]]:
-        """Note each client's ε; return the results that carry a trained update."""
-        if self.cfg.dp != "record":
-            return results
-        for _, res in results:
-            pid = str(res.metrics[partition_key])
-            self.client_epsilon[pid] = float(res.metrics[EPSILON_KEY])
-            if res.metrics[SPENT_KEY]:
-                self.spent.add(pid)
-        return [(proxy, res) for proxy, res in results if res.num_examples > 0]
+    def admit(self, partition_id: int, metrics: Mapping[str, Any], examples: int) -> bool:
+        """Note one client's ε from its fit metrics; say whether it sent a trained update.
+
+        Parameters
+        ----------
+        partition_id : int
+            The client.
+        metrics : Mapping[str, Any]
+            Its fit metrics (record-level DP adds its ε and whether it is spent).
+        examples : int
+            The examples it trained on: 0 when it declined to train.
+
+        Returns
+        -------
+        bool
+            Whether its result belongs in the aggregate (always, without record-level DP).
+
+        """
+        if self.cfg.dp != DpMode.RECORD:
+            return True
+        pid = str(partition_id)
+        self.client_epsilon[pid] = float(metrics[EPSILON_KEY])
+        if metrics[SPENT_KEY]:
+            self.spent.add(pid)
+        return examples > 0
 
     @property
     def all_spent(self) -> bool:
         """Under record-level DP with a target ε: every client's budget is spent."""
-        return self.cfg.dp == "record" and len(self.spent) == self.cfg.clients
+        return self.cfg.dp == DpMode.RECORD and len(self.spent) == self.cfg.clients
 
     def round_event(self, server_round: int) -> dict[str, Any]:
         """The fields of round ``server_round``'s ``privacy`` event."""
         self.rounds = server_round
         event: dict[str, Any] = {"metrics": {"epsilon": self.epsilon, "delta": self.cfg.delta}}
-        if self.cfg.dp == "record":
+        if self.cfg.dp == DpMode.RECORD:
             event["clients"] = {
                 pid: {"epsilon": eps, "spent": pid in self.spent}
                 for pid, eps in sorted(self.client_epsilon.items(), key=lambda kv: int(kv[0]))
@@ -297,7 +310,7 @@ class PrivacyLedger:
     @property
     def epsilon(self) -> float:
         """ε so far: the federation's (central) or the largest client's (record)."""
-        if self.cfg.dp == "central":
+        if self.cfg.dp == DpMode.CENTRAL:
             return central_accountant(self.cfg).epsilon(self.rounds)
         return max(self.client_epsilon.values(), default=0.0)
 
@@ -311,9 +324,47 @@ class PrivacyLedger:
             "clip_norm": self.cfg.clip_norm,
             "target_epsilon": self.cfg.target_epsilon,
         }
-        if self.cfg.dp == "central":
+        if self.cfg.dp == DpMode.CENTRAL:
             out["clipping"] = self.cfg.dp_clipping
             out["sampling_rate"] = self.cfg.sample_size / self.cfg.clients
         else:
             out["clients"] = dict(sorted(self.client_epsilon.items(), key=lambda kv: int(kv[0])))
         return out
+
+
+class RoundPlan:
+    """The rounds a run runs: all it asked for, or fewer once its privacy budget is spent.
+
+    Client-level DP with a target ε knows before round 1 how many rounds the
+    budget pays for (:func:`planned_rounds`); under record-level DP the run
+    ends after the round in which the last client's budget ran out.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+
+    Attributes
+    ----------
+    last_round : int
+        The run's last round.
+    stop_reason : str | None
+        Why ``last_round`` is before the rounds asked for, if it is.
+
+    """
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.last_round, self.stop_reason = planned_rounds(cfg)
+
+    def includes(self, server_round: int) -> bool:
+        """Whether round ``server_round`` is run (Flower's loop runs on, idle, after the last)."""
+        return server_round <= self.last_round
+
+    def is_last(self, server_round: int) -> bool:
+        """Whether ``server_round`` is the run's last round."""
+        return server_round == self.last_round
+
+    def end_if_spent(self, server_round: int, ledger: PrivacyLedger) -> None:
+        """Make ``server_round`` the last round when every client's budget is spent."""
+        if ledger.all_spent and server_round < self.last_round:
+            self.last_round, self.stop_reason = server_round, BUDGET_REACHED

@@ -48,7 +48,9 @@ from fedapp.flower import client_app as client_module
 from fedapp.flower import server_app as server_module
 from fedapp.flower.client_app import ChurnClient, build_client_app
 from fedapp.flower.run_setup import prepare_run
-from fedapp.flower.server_app import FederatedRun, build_server_app, server_components
+from fedapp.flower.server_app import build_server_app, server_components
+from fedapp.flower.strategy import RunStrategy
+from fedapp.runs import Recorder
 from fedapp.settings import RunConfig
 
 SMALL = {"clients": 3, "rounds": 2, "demo_rows": 900, "seed": 11, "baseline": False}
@@ -163,12 +165,12 @@ def _run_in_process(
     cfg: RunConfig, root: Path, drop: Iterable[tuple[str, str, int]] = ()
 ) -> Recorded:
     run_dir = prepare_run(cfg, root)
-    components, strategy = server_components(cfg, run_dir)
+    components, strategy = server_components(cfg, Recorder(run_dir, cfg.rounds))
     grid = LocalGrid(build_client_app(cfg), cfg.clients)
     grid.drop.update(drop)
     rec = Recorded(cfg, run_dir.path, grid)
     real_fit = ChurnClient.fit
-    real_aggregate = FederatedRun.aggregate_fit
+    real_aggregate = RunStrategy.aggregate_fit
 
     def spy_fit(self: ChurnClient, parameters: NDArrays, config: dict) -> tuple:
         weights, n, metrics = real_fit(self, parameters, config)
@@ -179,7 +181,7 @@ def _run_in_process(
         )
         return weights, n, metrics
 
-    def spy_aggregate(self: FederatedRun, server_round: int, results: list, failures: list):
+    def spy_aggregate(self: RunStrategy, server_round: int, results: list, failures: list):
         rec.received[server_round] = [parameters_to_ndarrays(r.parameters) for _, r in results]
         out = real_aggregate(self, server_round, results, failures)
         rec.aggregated[server_round] = parameters_to_ndarrays(out[0])
@@ -188,7 +190,7 @@ def _run_in_process(
     with pytest.MonkeyPatch.context() as patch:
         _as_flowers_runtime(patch, grid)
         patch.setattr(ChurnClient, "fit", spy_fit)
-        patch.setattr(FederatedRun, "aggregate_fit", spy_aggregate)
+        patch.setattr(RunStrategy, "aggregate_fit", spy_aggregate)
         server_context = Context(
             run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={}
         )
@@ -271,6 +273,7 @@ def test_the_server_receives_only_masked_vectors(secure: Recorded) -> None:
 
 
 def test_the_strategy_gets_the_mean_and_never_a_clients_weights(secure: Recorded) -> None:
+    assert sorted(secure.received) == [1, 2]
     for server_round, received in secure.received.items():
         clients = [secure.fits[(server_round, p)] for p in range(3)]
         first = _flat(received[0])
@@ -312,6 +315,7 @@ def _error_bound(clients: list[tuple[NDArrays, int]], largest: int, reference: n
 
 
 def test_the_aggregate_is_fedavgs_within_the_quantisation_error(secure: Recorded) -> None:
+    assert sorted(secure.aggregated) == [1, 2]
     for server_round, aggregate in secure.aggregated.items():
         clients = [secure.fits[(server_round, p)] for p in range(3)]
         reference = _flat(_fedavg(clients))
@@ -332,9 +336,21 @@ def test_plain_and_secure_runs_end_with_the_same_model(secure: Recorded, plain: 
         return central[-1]["metrics"]
 
     assert final(secure)["auc"] == pytest.approx(final(plain)["auc"], abs=0.005)
+    assert sorted(secure.aggregated) == sorted(plain.aggregated) == [1, 2]
     secure_weights = _flat(secure.aggregated[secure.cfg.rounds])
     plain_weights = _flat(plain.aggregated[plain.cfg.rounds])
     assert np.abs(secure_weights - plain_weights).max() < 0.01
+
+
+def test_the_server_app_ends_a_plain_run_finished_with_its_summary(plain: Recorded) -> None:
+    # Execute: the `plain` fixture ran fedapp's ServerApp (Flower's legacy loop) to its end
+    status = json.loads((plain.run_dir / "status.json").read_text())
+    summary = json.loads((plain.run_dir / "summary.json").read_text())
+
+    # Assert
+    assert (status["state"], status["round"]) == ("finished", plain.cfg.rounds)
+    assert summary["rounds"] == plain.cfg.rounds and summary["strategy"] == "fedavg"
+    assert summary["federated"]["auc"] is not None
 
 
 def test_a_client_dropping_out_is_survived_above_the_threshold(tmp_path: Path) -> None:
@@ -368,6 +384,7 @@ def test_composes_with_client_side_clipping_of_client_level_dp(tmp_path: Path) -
     )  # fmt: skip
     rec = _run_in_process(cfg, tmp_path)
     quantum = 2**BITS
+    assert sorted(rec.aggregated) == [1, 2]
     for server_round, aggregate in rec.aggregated.items():
         start = _flat(rec.starts[server_round])
         clipped = []
@@ -390,7 +407,7 @@ def test_composes_with_client_side_clipping_of_client_level_dp(tmp_path: Path) -
 def test_the_flower_app_runs_secagg_from_its_run_config(tmp_path: Path) -> None:
     # `flwr run`: both apps are built before any run config exists; the
     # settings arrive in each Context.
-    cfg = RunConfig(**SMALL, secure_aggregation=True, run_dir=str(tmp_path))
+    cfg = RunConfig(**SMALL, secure_aggregation=True, runs_dir=str(tmp_path))
     run_config = cfg.to_flwr()
     grid = LocalGrid(client_module.app, cfg.clients, run_config)
     with pytest.MonkeyPatch.context() as patch:

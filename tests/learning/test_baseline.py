@@ -8,7 +8,13 @@ import pytest
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.baselines import GlobalTestTrainer, centralized, local_only, shuffle_seed
+from fedapp.learning.baselines import (
+    GlobalTestTrainer,
+    centralized,
+    gap,
+    local_only,
+    shuffle_seed,
+)
 from fedapp.learning.model import build_model, evaluate, train
 from fedapp.runs import METRIC_NAMES
 from fedapp.settings import RunConfig
@@ -73,3 +79,11 @@ def test_baseline_seeds_are_distinct_streams() -> None:
     assert len({tuple(s) for s in seeds}) == len(seeds)
     # Above any round, so no baseline replays a client's federated row order.
     assert all(s[1] > 10_000 for s in seeds)
+
+
+def test_gap_is_federated_minus_centralized_per_metric() -> None:
+    # Execute
+    got = gap({"auc": 0.85, "loss": 0.40}, {"auc": 0.90, "loss": 0.35, "f1": 0.7})
+
+    # Assert: per metric of the federated model, what federation costs
+    assert got == {"auc": pytest.approx(-0.05), "loss": pytest.approx(0.05)}

@@ -2,14 +2,10 @@
 
 import json
 import math
-from pathlib import Path
-from unittest.mock import MagicMock
 
 import numpy as np
 import pytest
-from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 
-from fedapp.flower.server_app import FederatedRun, SeededClientManager
 from fedapp.protection.anomaly import (
     client_records,
     cosine_similarity,
@@ -17,8 +13,6 @@ from fedapp.protection.anomaly import (
     robust_z_scores,
     round_signals,
 )
-from fedapp.runs import RunDir
-from fedapp.settings import RunConfig
 
 SQRT2 = math.sqrt(2)
 
@@ -112,41 +106,3 @@ def test_without_an_aggregate_cosines_are_nan_and_norms_still_count() -> None:
     assert json.loads(json.dumps(client_records(s)[0])).keys() == {
         "update-norm", "cosine", "update-norm-z", "cosine-z",
     }  # fmt: skip
-
-
-def _fit_res(update: tuple[float, float], pid: int) -> FitRes:
-    return FitRes(
-        status=Status(Code.OK, ""),
-        parameters=ndarrays_to_parameters([np.array(update, dtype=np.float64)]),
-        num_examples=10,
-        metrics={"partition-id": pid, "train-loss": 0.5},
-    )
-
-
-def test_federated_run_records_signals_whatever_the_strategy(tmp_path: Path) -> None:
-    # Prepare: FedAvg over the five updates above (global model at 0, equal example counts);
-    # the aggregate update is their mean (1.8, 1.0), written to metrics.jsonl as the reference
-    cfg = RunConfig(clients=5, strategy="fedavg")
-    events: list[dict] = []
-    run = FederatedRun(cfg, RunDir(tmp_path), SeededClientManager(0), on_event=events.append)
-    run.inner = run.plugin.build({}, run.params)
-    manager = MagicMock()
-    manager.num_available.return_value = 5
-    manager.sample.return_value = []
-    run.configure_fit(1, ndarrays_to_parameters([np.zeros(2)]), manager)
-    # results arrive in any order: recorded by partition id
-    results = [(MagicMock(), _fit_res(u, pid)) for pid, u in reversed(list(enumerate(UPDATES)))]
-    # Execute
-    run.aggregate_fit(1, results, [])
-    # Assert
-    [event] = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert event["stage"] == "fit" and list(event["clients"]) == ["0", "1", "2", "3", "4"]
-    mean = np.mean(UPDATES, axis=0)
-    for pid, update in enumerate(UPDATES):
-        entry = event["clients"][str(pid)]
-        assert entry["update-norm"] == pytest.approx(np.linalg.norm(update))
-        want = np.dot(update, mean) / (np.linalg.norm(update) * np.linalg.norm(mean))
-        assert entry["cosine"] == pytest.approx(want)
-        assert entry["examples"] == 10 and entry["train-loss"] == 0.5
-    assert event["flagged"] == [4]
-    assert events[0]["flagged"] == [4]

@@ -1,0 +1,107 @@
+"""The end of a run, in one place: its outcome, ``summary.json`` and the state ``finished``.
+
+Whatever drove the rounds (the simulation driver, the Flower App's
+ServerApp) reads the run strategy's :class:`RunOutcome` once Flower's loop
+has returned and calls :func:`finish_run`; the simulation driver first adds
+the centralized and local-only baselines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fedapp.runs import Recorder
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run's rounds produced.
+
+    Attributes
+    ----------
+    strategy : str
+        The strategy plugin's name.
+    rounds : int
+        The run's last round: fewer than asked when a privacy budget ended it.
+    rounds_run : int
+        The last round whose global model was evaluated.
+    stop_reason : str | None
+        Why the run ended before the rounds asked for, if it did.
+    federated : Mapping[str, float] | None
+        The last round's central evaluation (``None`` without a server-held test set).
+    federated_evaluation : Mapping[str, float] | None
+        The last round's example-weighted mean of the clients' own evaluations.
+    privacy : Mapping[str, Any] | None
+        The privacy ledger's summary of a DP run.
+    preprocessing : str
+        The federated preprocessing, as JSON (the baselines reuse it).
+
+    """
+
+    strategy: str
+    rounds: int
+    rounds_run: int
+    stop_reason: str | None = None
+    federated: Mapping[str, float] | None = None
+    federated_evaluation: Mapping[str, float] | None = None
+    privacy: Mapping[str, Any] | None = None
+    preprocessing: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run got to its last round's results."""
+        return self.rounds_run >= self.rounds
+
+
+def summary(
+    outcome: RunOutcome, wall_seconds: float, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``summary.json`` of ``outcome``, with ``extra`` (e.g. the baselines) after its own keys."""
+    out: dict[str, Any] = {
+        "federated": outcome.federated,
+        "federated_evaluation": outcome.federated_evaluation,
+        "wall_seconds": wall_seconds,
+        "rounds": outcome.rounds,
+        "strategy": outcome.strategy,
+    }
+    if outcome.stop_reason:
+        out["reason"] = outcome.stop_reason
+    if outcome.privacy is not None:
+        out["privacy"] = dict(outcome.privacy)
+    return out | dict(extra or {})
+
+
+def finish_run(
+    recorder: Recorder, outcome: RunOutcome, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write the run's summary and mark it ``finished`` at its last round.
+
+    Parameters
+    ----------
+    recorder : Recorder
+        The run's recorder; the summary's ``wall_seconds`` is its elapsed time.
+    outcome : RunOutcome
+        What the rounds produced.
+    extra : Mapping[str, Any] | None
+        More summary entries (the simulation's baselines and gap).
+
+    Returns
+    -------
+    dict[str, Any]
+        The summary written.
+
+    Raises
+    ------
+    RuntimeError
+        When the run did not get to its last round: it is not finished.
+
+    """
+    if not outcome.complete:
+        raise RuntimeError(
+            f"the run ended before its last round (round {outcome.rounds_run} of {outcome.rounds})"
+        )
+    written = summary(outcome, recorder.elapsed, extra)
+    recorder.finish(written, outcome.rounds, outcome.stop_reason)
+    return written

@@ -1,0 +1,144 @@
+"""Before round 1: every client's aggregate statistics, and the preprocessing they fit.
+
+Two halves:
+
+* :func:`query_statistics` speaks Flower: it waits (a bounded time) for the
+  federation's clients and sends each the statistics query
+  (``get_properties`` with :data:`~fedapp.flower.protocol.STATISTICS_QUERY`);
+* :func:`federation_setup` is pure: it parses the replies, merges the
+  statistics into the shared :class:`~fedapp.data.Preprocessor` and notes
+  each node's partition and the largest client's training rows (SecAgg+'s
+  weight bound).
+
+A reply is what :meth:`fedapp.flower.client_app.ChurnClient.get_properties`
+answers: the partition id, the schema and the statistics, both as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from logging import WARNING
+from typing import Any
+
+from flwr.common import Code, GetPropertiesIns, Scalar, log
+from flwr.server.client_manager import ClientManager
+
+from fedapp import data
+from fedapp.flower.protocol import PARTITION_KEY, STATISTICS_QUERY
+from fedapp.settings import RunConfig
+
+STATISTICS_TIMEOUT = 600.0
+WAIT_SLICE = 10.0
+
+
+def wait_for_clients(
+    client_manager: ClientManager,
+    clients: int,
+    timeout: float = STATISTICS_TIMEOUT,
+    wait_slice: float = WAIT_SLICE,
+) -> None:
+    """Block until ``clients`` clients are connected, logging every ``wait_slice`` seconds.
+
+    Raises
+    ------
+    RuntimeError
+        When fewer are connected after ``timeout`` seconds, saying how many.
+
+    """
+    waited = 0.0
+    while not client_manager.wait_for(clients, timeout=wait_slice):  # type: ignore[arg-type]
+        waited += wait_slice
+        connected = client_manager.num_available()
+        if waited >= timeout:
+            raise RuntimeError(
+                f"only {connected} of {clients} clients connected within "
+                f"{waited:g} s; set `clients` to the federation's number of SuperNodes"
+            )
+        log(WARNING, "waiting for clients: %s of %s connected", connected, clients)
+
+
+def query_statistics(
+    client_manager: ClientManager,
+    clients: int,
+    timeout: float = STATISTICS_TIMEOUT,
+    wait_slice: float = WAIT_SLICE,
+) -> dict[str, dict[str, Scalar]]:
+    """Ask every connected client for its statistics, once ``clients`` are connected.
+
+    Returns
+    -------
+    dict[str, dict[str, Scalar]]
+        Each node's (Flower's client id's) reply.
+
+    Raises
+    ------
+    RuntimeError
+        When too few clients connect within ``timeout`` seconds, or a client
+        answers with an error or without statistics.
+
+    """
+    wait_for_clients(client_manager, clients, timeout, wait_slice)
+    proxies = list(client_manager.all().values())
+    ins = GetPropertiesIns({STATISTICS_QUERY: True})
+    # In parallel: a deployed client may take a while to read its rows.
+    with ThreadPoolExecutor(max_workers=min(len(proxies), 16)) as pool:
+        answers = list(pool.map(lambda p: p.get_properties(ins, timeout, 0), proxies))
+    replies = {}
+    for proxy, answer in zip(proxies, answers, strict=True):
+        if answer.status.code != Code.OK or "statistics" not in answer.properties:
+            raise RuntimeError(
+                f"client {proxy.cid} did not send statistics: {answer.status.message}"
+            )
+        replies[proxy.cid] = dict(answer.properties)
+    return replies
+
+
+@dataclass(frozen=True)
+class FederationSetup:
+    """What the statistics query settles for the whole run.
+
+    Attributes
+    ----------
+    preprocessor : data.Preprocessor
+        The shared preprocessing, fitted on the merged statistics.
+    partition_of : dict[str, int]
+        Each node's partition id, by Flower client id.
+    largest_client : int
+        Training rows of the largest client.
+
+    """
+
+    preprocessor: data.Preprocessor
+    partition_of: dict[str, int]
+    largest_client: int
+
+
+def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -> FederationSetup:
+    """Merge the clients' statistics replies into the run's preprocessing.
+
+    Parameters
+    ----------
+    replies : Mapping[str, Mapping[str, Any]]
+        Each node's reply to the statistics query, by Flower client id.
+    cfg : RunConfig
+        The run's settings (target, category threshold, ...).
+
+    Returns
+    -------
+    FederationSetup
+        The preprocessing fitted on the statistics in partition order (the
+        schema is the lowest partition's), the partitions and the largest client.
+
+    """
+    by_partition = sorted(replies.values(), key=lambda r: int(r[PARTITION_KEY]))
+    statistics = [json.loads(r["statistics"]) for r in by_partition]
+    numeric, categorical = json.loads(by_partition[0]["schema"])
+    schema = data.Schema(tuple(numeric), tuple(categorical), target=cfg.resolved_target)
+    return FederationSetup(
+        preprocessor=data.fit_preprocessor(statistics, schema, cfg),
+        partition_of={cid: int(r[PARTITION_KEY]) for cid, r in replies.items()},
+        largest_client=max(int(s["rows"]) for s in statistics),
+    )

@@ -1,0 +1,260 @@
+"""The run strategy: a plugin's Flower strategy, delegated to, plus what every run needs.
+
+:class:`RunStrategy` lets the plugin's strategy choose clients and aggregate,
+and around it:
+
+* before round 1, the statistics query (:mod:`fedapp.flower.statistics`)
+  fits the shared preprocessing, which then travels with every round's
+  config, and the initial weights are built from the seed, so all clients
+  start alike;
+* results are aggregated in partition order, so that sums are reproducible;
+* each round's update signals (:mod:`fedapp.protection.anomaly`), ε and the
+  privacy budget's early stop (:mod:`fedapp.protection.privacy`);
+* central evaluation of the global model (:mod:`fedapp.learning.evaluation`);
+* every event and the run's progress through its :class:`~fedapp.runs.Recorder`.
+
+It never ends the run: once Flower's loop returns, the driver reads
+:attr:`RunStrategy.outcome` and calls :func:`fedapp.flower.outcome.finish_run`.
+"""
+
+from __future__ import annotations
+
+from flwr.common import (
+    EvaluateIns,
+    EvaluateRes,
+    FitIns,
+    FitRes,
+    NDArrays,
+    Parameters,
+    Scalar,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.strategy import Strategy
+
+from fedapp import registry
+from fedapp.flower import dp, reports, statistics
+from fedapp.flower.client_manager import SeededClientManager
+from fedapp.flower.outcome import RunOutcome
+from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
+from fedapp.flower.run_setup import common_kwargs
+from fedapp.learning.evaluation import CentralEvaluator
+from fedapp.protection import anomaly, privacy
+from fedapp.runs import Recorder, Scope, Stage
+from fedapp.settings import RunConfig
+
+
+class RunStrategy(Strategy):
+    """Run a plugin strategy with fedapp's statistics, evaluation and records.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run's settings.
+    recorder : Recorder
+        Where the events and progress go; its run directory gets
+        ``preprocessing.json`` and ``model.keras``.
+    client_manager : SeededClientManager
+        Shared with the server, so that it learns which node is which partition.
+
+    """
+
+    def __init__(
+        self, cfg: RunConfig, recorder: Recorder, client_manager: SeededClientManager
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.recorder = recorder
+        self.client_manager = client_manager
+        self.plugin = registry.get(cfg.strategy)
+        self.params = self.plugin.resolve(cfg.strategy_params)
+        self.inner: Strategy | None = None
+        self.setup: statistics.FederationSetup | None = None
+        # The shared preprocessing as JSON, sent with every round's config.
+        self.preprocessing = ""
+        self.central: CentralEvaluator | None = None
+        self.plan = privacy.RoundPlan(cfg)
+        self.privacy = privacy.PrivacyLedger(cfg)
+        self.final: dict[str, dict[str, float]] = {}
+        self.rounds_run = 0
+        self._round_start: NDArrays | None = None
+
+    def __repr__(self) -> str:
+        return f"RunStrategy({self.cfg.strategy})"
+
+    @property
+    def largest_client(self) -> int:
+        """Training rows of the largest client (0 before the statistics query)."""
+        return self.setup.largest_client if self.setup else 0
+
+    @property
+    def outcome(self) -> RunOutcome:
+        """What the rounds have produced so far."""
+        return RunOutcome(
+            strategy=self.cfg.strategy,
+            rounds=self.plan.last_round,
+            rounds_run=self.rounds_run,
+            stop_reason=self.plan.stop_reason,
+            federated=self.final.get("federated"),
+            federated_evaluation=self.final.get("federated_evaluation"),
+            privacy=self.privacy.summary() if self.privacy.active else None,
+            preprocessing=self.preprocessing,
+        )
+
+    # -- set-up ---------------------------------------------------------
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        """Gather statistics, fit preprocessing, build the model and the plugin's strategy."""
+        replies = statistics.query_statistics(client_manager, self.cfg.clients)
+        self.setup = statistics.federation_setup(replies, self.cfg)
+        self.client_manager.partition_of.update(self.setup.partition_of)
+        self.preprocessing = self.setup.preprocessor.to_json()
+        self.recorder.run_dir.preprocessing_file.write_text(self.preprocessing, encoding="utf-8")
+        self.central = CentralEvaluator.for_run(self.cfg, self.setup.preprocessor)
+        initial = ndarrays_to_parameters(self.central.initial_weights)
+        strategy = self.plugin.build(common_kwargs(self.cfg, initial), self.params)
+        self.inner = dp.wrap_strategy(strategy, self.cfg)
+        return initial
+
+    # -- rounds ---------------------------------------------------------
+    def configure_fit(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, FitIns]]:
+        """Let the plugin choose clients and config; add the shared preprocessing."""
+        if not self.plan.includes(server_round):
+            return []
+        assert self.inner is not None
+        # The reference of the round's updates, whatever the plugin keeps itself.
+        self._round_start = parameters_to_ndarrays(parameters)
+        chosen = self.inner.configure_fit(server_round, parameters, client_manager)
+        return self._with_config(chosen, server_round)
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Aggregate in partition order; record the round, its signals and its ε."""
+        if not results:
+            raise RuntimeError(
+                f"round {server_round}: no client finished fitting ({_describe(failures)})"
+            )
+        # Record-level DP: a client whose budget is spent sends no update.
+        admitted = [r for r in _by_partition(results) if self._admits(r[1])]
+        out: tuple[Parameters | None, dict[str, Scalar]] = (None, {})
+        if admitted:
+            out = self._aggregate(server_round, admitted, failures)
+        self._account(server_round)
+        return out
+
+    def evaluate(
+        self, server_round: int, parameters: Parameters
+    ) -> tuple[float, dict[str, Scalar]] | None:
+        """Score the global model on the server-held test set when due; save the last one."""
+        assert self.central is not None
+        if not self.plan.includes(server_round):
+            return None
+        self.rounds_run = server_round
+        weights, last = parameters_to_ndarrays(parameters), self.plan.is_last(server_round)
+        if last:
+            self.central.save(weights, self.recorder.run_dir.model_file)
+        if not self.central.is_due(server_round, self.plan.last_round):
+            return None
+        metrics = self.central.score(weights)
+        self.recorder.event(server_round, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
+        if last:
+            self.final["federated"] = metrics
+        return metrics["loss"], dict(metrics)
+
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, EvaluateIns]]:
+        """Let the plugin choose clients; add the shared preprocessing."""
+        if not self.plan.includes(server_round):
+            return []
+        assert self.inner is not None
+        chosen = self.inner.configure_evaluate(server_round, parameters, client_manager)
+        return self._with_config(chosen, server_round)
+
+    def aggregate_evaluate(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, EvaluateRes]],
+        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        """Example-weighted mean of the clients' own-test metrics, recorded per client."""
+        metrics, clients = reports.evaluate_fields([_report(r) for _, r in _by_partition(results)])
+        self.recorder.event(
+            server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients, failures=len(failures)
+        )
+        self.recorder.progress(server_round)
+        if self.plan.is_last(server_round):
+            self.final["federated_evaluation"] = metrics
+        return metrics.get("loss"), dict(metrics)
+
+    # -- hooks ----------------------------------------------------------
+    def _with_config(self, instructions: list, server_round: int) -> list:
+        for _, ins in instructions:
+            ins.config[PREPROCESSING_KEY] = self.preprocessing
+            ins.config[ROUND_KEY] = server_round
+        return instructions
+
+    def _admits(self, res: FitRes) -> bool:
+        report = _report(res)
+        return self.privacy.admit(report.partition_id, report.metrics, report.examples)
+
+    def _aggregate(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        assert self.inner is not None
+        # Read before the plugin aggregates: a wrapper may clip the results in place.
+        sent = [parameters_to_ndarrays(r.parameters) for _, r in results]
+        aggregated, fit_metrics = self.inner.aggregate_fit(server_round, results, failures)
+        signals = self._signals(sent, aggregated)
+        metrics, clients, extra = reports.fit_fields(
+            [_report(r) for _, r in results], signals, len(failures),
+            secure=self.cfg.secure_aggregation,
+        )  # fmt: skip
+        self.recorder.event(server_round, Stage.FIT, Scope.FEDERATED, metrics, clients, **extra)
+        return aggregated, fit_metrics
+
+    def _signals(
+        self, sent: list[NDArrays], aggregated: Parameters | None
+    ) -> anomaly.RoundSignals | None:
+        """Each client's update norm and cosine with the aggregate update, and who stands out."""
+        # Under SecAgg+ every result carries the same unmasked mean: there is no
+        # client's own update to score.
+        if self._round_start is None or self.cfg.secure_aggregation:
+            return None
+        new = None if aggregated is None else parameters_to_ndarrays(aggregated)
+        return anomaly.round_signals(self._round_start, sent, new, self.cfg.anomaly_threshold)
+
+    def _account(self, server_round: int) -> None:
+        """Record ε after this round; end the run here once every client's budget is spent."""
+        if not self.privacy.active:
+            return
+        event = self.privacy.round_event(server_round)
+        self.recorder.event(server_round, Stage.PRIVACY, Scope.FEDERATED, **event)
+        self.plan.end_if_spent(server_round, self.privacy)
+
+
+def _report(res: FitRes | EvaluateRes) -> reports.ClientReport:
+    return reports.ClientReport(int(res.metrics[PARTITION_KEY]), res.num_examples, res.metrics)
+
+
+def _by_partition(results: list) -> list:
+    return sorted(results, key=lambda r: int(r[1].metrics[PARTITION_KEY]))
+
+
+def _describe(failures: list) -> str:
+    if not failures:
+        return "no results"
+    first = failures[0]
+    if isinstance(first, BaseException):
+        return f"{len(failures)} failed, first: {first!r}"
+    return f"{len(failures)} failed, first: {first[1].status.message}"

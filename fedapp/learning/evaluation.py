@@ -1,0 +1,87 @@
+"""Central evaluation: the server's copy of the global model, scored on the server-held test set.
+
+The server builds the federation's initial weights here (from the seed, so
+every client starts alike), scores the global weights every ``eval_every``
+rounds and after the last one, and saves the final model. In a deployed
+federation (``data = 'node'``) the server holds no rows: nothing is scored,
+and the final model is still saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fedapp import data
+from fedapp.data.stats import Preprocessor
+from fedapp.learning.model import FedModel, build_model, evaluate
+from fedapp.settings import NODE_DATA, RunConfig
+
+
+def is_due(server_round: int, every: int, last_round: int) -> bool:
+    """Whether round ``server_round`` is centrally evaluated.
+
+    Rounds ``0, every, 2·every, ...`` (round 0 scores the initial model) and
+    always ``last_round``, whose metrics are the run's final ones.
+    """
+    return server_round % every == 0 or server_round == last_round
+
+
+class CentralEvaluator:
+    """Holds the server's model and test set; scores and saves the global weights.
+
+    Parameters
+    ----------
+    model : FedModel
+        The run's model, built once; each round only assigns weights.
+    test : tuple[np.ndarray, np.ndarray] | None
+        The transformed global test set, or ``None`` when the server holds no rows.
+    every : int
+        Score every ``every`` rounds (and after the last round).
+
+    """
+
+    def __init__(
+        self, model: FedModel, test: tuple[np.ndarray, np.ndarray] | None, every: int = 1
+    ) -> None:
+        self.model = model
+        self.test = test
+        self.every = every
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig, prep: Preprocessor) -> CentralEvaluator:
+        """The evaluator of ``cfg``: the seeded model over ``prep``'s features, the test set."""
+        model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+        # Deployed, the rows stay on the SuperNodes: there is nothing to test on here.
+        test = None if cfg.data == NODE_DATA else prep.transform(data.global_test(cfg))
+        return cls(model, test, cfg.eval_every)
+
+    @property
+    def initial_weights(self) -> list[np.ndarray]:
+        """The weights the model was built with (before any :meth:`score` or :meth:`save`)."""
+        return self.model.get_weights()
+
+    def is_due(self, server_round: int, last_round: int) -> bool:
+        """Whether round ``server_round`` is scored (see :func:`is_due`)."""
+        return self.test is not None and is_due(server_round, self.every, last_round)
+
+    def score(self, weights: Sequence[np.ndarray]) -> dict[str, float]:
+        """:func:`fedapp.learning.model.binary_metrics` of ``weights`` on the test set.
+
+        Raises
+        ------
+        ValueError
+            When the server holds no test set.
+
+        """
+        if self.test is None:
+            raise ValueError("the server holds no test set to score on")
+        self.model.set_weights(list(weights))
+        return evaluate(self.model, *self.test)
+
+    def save(self, weights: Sequence[np.ndarray], path: Path) -> None:
+        """Save the model with ``weights`` to ``path`` (``model.keras``)."""
+        self.model.set_weights(list(weights))
+        self.model.save(path)

@@ -1,0 +1,64 @@
+"""The contents of fit and evaluate events, against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedapp.flower.reports import ClientReport, evaluate_fields, fit_fields, weighted_means
+from fedapp.protection.anomaly import round_signals
+
+
+def test_weighted_means_weigh_by_examples_and_skip_nans() -> None:
+    # Prepare: auc 0.5 on 10 examples and 0.9 on 30; one client's loss is NaN
+    reports = [
+        ClientReport(0, 10, {"auc": 0.5, "loss": float("nan")}),
+        ClientReport(1, 30, {"auc": 0.9, "loss": 0.2}),
+    ]
+
+    # Execute
+    means = weighted_means(reports)
+
+    # Assert: auc (10·0.5 + 30·0.9) / 40 = 0.8; the loss of the one finite client
+    assert means == {"auc": pytest.approx(0.8), "loss": pytest.approx(0.2)}
+
+
+def test_evaluate_fields_list_each_clients_metrics_and_examples() -> None:
+    # Prepare: partition-id and train-loss are no evaluation metrics
+    reports = [ClientReport(2, 5, {"partition-id": 2, "accuracy": 0.6, "train-loss": 1.0})]
+
+    # Execute
+    metrics, clients = evaluate_fields(reports)
+
+    # Assert
+    assert metrics == {"accuracy": 0.6}
+    assert clients == {"2": {"accuracy": 0.6, "examples": 5}}
+
+
+def test_fit_fields_add_each_clients_signals_and_name_the_flagged() -> None:
+    # Prepare: four updates around (1, 0) and one ten times as long, from partitions 3..7
+    updates = [(1.0, 0.0), (1.1, 0.0), (0.9, 0.0), (1.0, 0.1), (10.0, 0.0)]
+    signals = round_signals([np.zeros(2)], [[np.array(u)] for u in updates], None)
+    reports = [ClientReport(3 + i, 10, {"train-loss": 0.1 * (i + 1)}) for i in range(5)]
+
+    # Execute
+    metrics, clients, extra = fit_fields(reports, signals, failures=1)
+
+    # Assert: mean loss (0.1 + ... + 0.5) / 5 = 0.3; partition 7 is flagged
+    assert metrics == {"train-loss": pytest.approx(0.3)}
+    assert extra == {"failures": 1, "flagged": [7]}
+    assert clients["7"]["update-norm"] == pytest.approx(10.0)
+    assert set(clients["3"]) == {"train-loss", "examples", "update-norm", "cosine",
+                                 "update-norm-z", "cosine-z"}  # fmt: skip
+
+
+def test_fit_fields_under_secure_aggregation_score_nobody() -> None:
+    # Prepare: a record-level DP client also reports its ε
+    reports = [ClientReport(0, 10, {"train-loss": 0.4, "dp-epsilon": 1.2})]
+
+    # Execute
+    _, clients, extra = fit_fields(reports, None, failures=0, secure=True)
+
+    # Assert: no signals and no `flagged`: no update was scored
+    assert extra == {"failures": 0, "secure-aggregation": True}
+    assert clients == {"0": {"train-loss": 0.4, "examples": 10, "epsilon": 1.2}}

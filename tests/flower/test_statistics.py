@@ -1,0 +1,88 @@
+"""The statistics query before round 1 and the preprocessing it fits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from flwr.server import SimpleClientManager
+
+from fedapp import data
+from fedapp.flower.statistics import federation_setup, query_statistics, wait_for_clients
+from fedapp.settings import RunConfig
+
+
+def test_the_query_collects_every_clients_reply_by_node(small_cfg: RunConfig, connect) -> None:
+    # Prepare
+    manager = connect(small_cfg)
+
+    # Execute
+    replies = query_statistics(manager, small_cfg.clients)
+
+    # Assert: node-9 is partition 0, node-8 partition 1, ...
+    assert {cid: r["partition-id"] for cid, r in replies.items()} == {
+        "node-9": 0, "node-8": 1, "node-7": 2,
+    }  # fmt: skip
+    assert all(set(r) == {"partition-id", "schema", "statistics"} for r in replies.values())
+
+
+def test_a_client_answering_with_an_error_stops_the_run(small_cfg: RunConfig, connect) -> None:
+    # Prepare
+    manager = connect(small_cfg, errors={1: "cannot read its file"})
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="client node-8 did not send statistics: cannot read"):
+        query_statistics(manager, small_cfg.clients)
+
+
+def test_the_wait_for_clients_is_bounded() -> None:
+    # Prepare: nobody connects
+    manager = SimpleClientManager()
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match=r"only 0 of 2 clients connected within 0\.03 s"):
+        wait_for_clients(manager, 2, timeout=0.03, wait_slice=0.01)
+
+
+def test_the_setup_is_the_federated_preprocessing_whatever_the_reply_order(
+    small_cfg: RunConfig, connect
+) -> None:
+    # Prepare: the replies, the last partition's first
+    replies = query_statistics(connect(small_cfg), small_cfg.clients)
+    shuffled = dict(reversed(list(replies.items())))
+
+    # Execute
+    setup = federation_setup(shuffled, small_cfg)
+
+    # Assert: what merging every client's statistics gives, in partition order
+    expected = data.federated_preprocessor(small_cfg)
+    assert setup.preprocessor.to_json() == expected.to_json()
+    assert setup.partition_of == {"node-9": 0, "node-8": 1, "node-7": 2}
+    train_rows = [len(data.client_data(small_cfg, pid).train) for pid in range(3)]
+    assert setup.largest_client == max(train_rows)
+
+
+def test_the_setup_reads_plain_replies_without_flower() -> None:
+    # Prepare: two hand-written replies (one numeric column, one category)
+    schema = '[["age"], ["plan"]]'
+    replies = {
+        "b": {"partition-id": 1, "schema": schema, "statistics":
+              '{"rows": 3, "positives": 1, "numeric": {"age": [3, 60.0, 1400.0]},'
+              ' "categorical": {"plan": {"basic": 3}}}'},
+        "a": {"partition-id": 0, "schema": schema, "statistics":
+              '{"rows": 5, "positives": 2, "numeric": {"age": [5, 100.0, 2200.0]},'
+              ' "categorical": {"plan": {"basic": 2, "pro": 3}}}'},
+    }  # fmt: skip
+    cfg = RunConfig(clients=2, target="churned", min_category_count=4)
+
+    # Execute
+    setup = federation_setup(replies, cfg)
+
+    # Assert: age over 8 rows: mean 160 / 8 = 20, variance 3600 / 8 - 20² = 50;
+    # plan: basic 5 times, pro 3 times (< 4, so "other"); the largest client has 5 rows
+    [(column, mean, std)] = setup.preprocessor.numeric
+    assert (column, mean) == ("age", 20.0) and std == pytest.approx(math.sqrt(50))
+    assert setup.preprocessor.categorical == (("plan", ("basic",)),)
+    assert setup.preprocessor.target == "churned"
+    assert setup.largest_client == 5
+    assert setup.partition_of == {"a": 0, "b": 1}

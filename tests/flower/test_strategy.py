@@ -1,0 +1,223 @@
+"""The run strategy: Flower's methods delegate to the plugin and record the run (no Ray)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import keras
+import numpy as np
+import pytest
+from flwr.common import (
+    Code,
+    EvaluateRes,
+    FitRes,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+
+from fedapp import data
+from fedapp.flower.client_manager import SeededClientManager
+from fedapp.flower.strategy import RunStrategy
+from fedapp.learning.model import build_model
+from fedapp.protection import privacy
+from fedapp.runs import Event, Recorder, RunDir
+from fedapp.settings import RunConfig
+
+UPDATES = [(3.0, 4.0), (4.0, 3.0), (0.0, 6.0), (8.0, 0.0), (-6.0, -8.0)]
+
+
+def _strategy(
+    cfg: RunConfig,
+    tmp_path: Path,
+    events: list[Event] | None = None,
+    manager: SeededClientManager | None = None,
+) -> RunStrategy:
+    """A run strategy recording into ``tmp_path``, sharing ``manager`` as Flower's server does."""
+    run_dir = RunDir(tmp_path)
+    run_dir.mark_started(cfg.rounds)
+    recorder = Recorder(run_dir, cfg.rounds, None if events is None else events.append)
+    return RunStrategy(cfg, recorder, manager or SeededClientManager(cfg.seed))
+
+
+def _lines(tmp_path: Path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+
+
+def _fit_res(update: tuple[float, float], pid: int, examples: int = 10, **metrics) -> FitRes:
+    return FitRes(
+        status=Status(Code.OK, ""),
+        parameters=ndarrays_to_parameters([np.array(update, dtype=np.float64)]),
+        num_examples=examples,
+        metrics={"partition-id": pid, "train-loss": 0.5, **metrics},
+    )
+
+
+def _evaluate_res(pid: int, examples: int, auc: float) -> EvaluateRes:
+    metrics = {"partition-id": pid, "auc": auc, "loss": 1 - auc}
+    return EvaluateRes(Status(Code.OK, ""), 1 - auc, examples, metrics)
+
+
+def test_the_strategy_records_signals_whatever_the_plugin(tmp_path: Path) -> None:
+    # Prepare: FedAvg over the five updates above (global model at 0, equal example counts);
+    # the aggregate update is their mean (1.8, 1.0), written to metrics.jsonl as the reference
+    cfg = RunConfig(clients=5, strategy="fedavg")
+    events: list[Event] = []
+    run = _strategy(cfg, tmp_path, events)
+    run.inner = run.plugin.build({}, run.params)
+    manager = MagicMock()
+    manager.num_available.return_value = 5
+    manager.sample.return_value = []
+    run.configure_fit(1, ndarrays_to_parameters([np.zeros(2)]), manager)
+    # results arrive in any order: recorded by partition id
+    results = [(MagicMock(), _fit_res(u, pid)) for pid, u in reversed(list(enumerate(UPDATES)))]
+    # Execute
+    run.aggregate_fit(1, results, [])
+    # Assert
+    [event] = _lines(tmp_path)
+    assert event["stage"] == "fit" and list(event["clients"]) == ["0", "1", "2", "3", "4"]
+    mean = np.mean(UPDATES, axis=0)
+    for pid, update in enumerate(UPDATES):
+        entry = event["clients"][str(pid)]
+        assert entry["update-norm"] == pytest.approx(np.linalg.norm(update))
+        want = np.dot(update, mean) / (np.linalg.norm(update) * np.linalg.norm(mean))
+        assert entry["cosine"] == pytest.approx(want)
+        assert entry["examples"] == 10 and entry["train-loss"] == 0.5
+    assert event["flagged"] == [4]
+    assert events[0].to_dict()["flagged"] == [4]
+
+
+def test_set_up_queries_the_clients_and_starts_from_the_seeded_model(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare
+    manager = connect(small_cfg)
+    run = _strategy(small_cfg, tmp_path, manager=manager)
+
+    # Execute
+    initial = run.initialize_parameters(manager)
+
+    # Assert: the model every client starts from, the preprocessing of all clients' statistics
+    prep = data.federated_preprocessor(small_cfg)
+    seeded = build_model(prep.n_features, small_cfg.hidden_units, seed=small_cfg.seed)
+    assert initial is not None
+    for got, want in zip(parameters_to_ndarrays(initial), seeded.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert (tmp_path / "preprocessing.json").read_text() == prep.to_json()
+    assert manager.partition_of == {"node-9": 0, "node-8": 1, "node-7": 2}
+    assert run.largest_client == max(len(data.client_data(small_cfg, p).train) for p in range(3))
+
+
+def test_every_round_config_carries_the_preprocessing_and_the_round(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare
+    manager = connect(small_cfg)
+    run = _strategy(small_cfg, tmp_path, manager=manager)
+    initial = run.initialize_parameters(manager)
+
+    # Execute
+    fits = run.configure_fit(2, initial, manager)
+    evaluations = run.configure_evaluate(2, initial, manager)
+
+    # Assert
+    assert len(fits) == len(evaluations) == 3
+    for _, ins in [*fits, *evaluations]:
+        assert ins.config["fedapp-preprocessing"] == run.preprocessing
+        assert ins.config["fedapp-round"] == 2
+    assert run.configure_fit(3, initial, manager) == []  # past the last round: idle
+
+
+def test_central_evaluation_runs_every_n_rounds_and_after_the_last(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: 5 rounds, scored every 2
+    cfg = small_cfg.replace(rounds=5, eval_every=2)
+    run = _strategy(cfg, tmp_path)
+    initial = run.initialize_parameters(connect(cfg))
+    weights = parameters_to_ndarrays(initial)
+
+    # Execute: Flower's loop scores round 0 (the initial model), then each round
+    scored = [run.evaluate(r, ndarrays_to_parameters(weights)) for r in range(6)]
+
+    # Assert: rounds 0, 2, 4 and the last, 5; events for those alone
+    assert [s is not None for s in scored] == [True, False, True, False, True, True]
+    central = [e for e in _lines(tmp_path) if e["scope"] == "centralized"]
+    assert [e["round"] for e in central] == [0, 2, 4, 5]
+    assert run.outcome.federated == central[-1]["metrics"]
+    assert run.outcome.complete and run.outcome.rounds_run == 5
+
+
+def test_the_final_model_is_saved_after_the_last_round(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: the global model of the last round
+    run = _strategy(small_cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(small_cfg)))
+    final = [w + 0.5 for w in initial]
+    run.evaluate(1, ndarrays_to_parameters(initial))
+    assert not (tmp_path / "model.keras").exists()
+
+    # Execute
+    run.evaluate(2, ndarrays_to_parameters(final))
+
+    # Assert
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    for got, want in zip(saved.get_weights(), final, strict=True):
+        np.testing.assert_allclose(got, want)
+
+
+def test_federated_evaluation_is_recorded_per_client_and_moves_the_status(
+    tmp_path: Path,
+) -> None:
+    # Prepare: auc 0.5 on 10 examples and 0.9 on 30, arriving out of partition order
+    cfg = RunConfig(clients=2, rounds=2)
+    run = _strategy(cfg, tmp_path)
+    results = [(MagicMock(), _evaluate_res(1, 30, 0.9)), (MagicMock(), _evaluate_res(0, 10, 0.5))]
+
+    # Execute
+    loss, metrics = run.aggregate_evaluate(2, results, [])
+
+    # Assert: (10·0.5 + 30·0.9) / 40 = 0.8
+    assert metrics["auc"] == pytest.approx(0.8) and loss == pytest.approx(0.2)
+    [event] = _lines(tmp_path)
+    assert (event["stage"], event["scope"], event["failures"]) == ("evaluate", "federated", 0)
+    assert list(event["clients"]) == ["0", "1"] and event["clients"]["1"]["examples"] == 30
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert (status["state"], status["round"]) == ("running", 2)
+    assert run.outcome.federated_evaluation == metrics
+
+
+def test_a_round_without_results_fails_the_run(tmp_path: Path) -> None:
+    # Prepare
+    run = _strategy(RunConfig(clients=2), tmp_path)
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="round 3: no client finished fitting"):
+        run.aggregate_fit(3, [], [RuntimeError("lost")])
+
+
+def test_record_dp_ends_the_run_after_the_round_every_budget_ran_out(tmp_path: Path) -> None:
+    # Prepare: both clients declined to train in round 2 of 5: their budgets are spent
+    cfg = RunConfig(clients=2, rounds=5, dp="record", target_epsilon=3.0)
+    run = _strategy(cfg, tmp_path)
+    spent = {privacy.SPENT_KEY: True}
+    results = [
+        (MagicMock(), _fit_res((0.0, 0.0), 0, 0, **{privacy.EPSILON_KEY: 2.5}, **spent)),
+        (MagicMock(), _fit_res((0.0, 0.0), 1, 0, **{privacy.EPSILON_KEY: 2.9}, **spent)),
+    ]
+
+    # Execute
+    aggregated = run.aggregate_fit(2, results, [])
+
+    # Assert: nothing to aggregate, ε recorded, round 2 is the last
+    assert aggregated == (None, {})
+    [event] = _lines(tmp_path)
+    assert (event["round"], event["stage"]) == (2, "privacy")
+    assert event["metrics"] == {"epsilon": 2.9, "delta": 1e-5}
+    outcome = run.outcome
+    assert (outcome.rounds, outcome.stop_reason) == (2, privacy.BUDGET_REACHED)
+    assert outcome.privacy is not None and outcome.privacy["clients"] == {"0": 2.5, "1": 2.9}
+    assert run.configure_fit(3, ndarrays_to_parameters([np.zeros(2)]), MagicMock()) == []
