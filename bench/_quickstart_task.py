@@ -89,7 +89,7 @@ def load_data(cfg_json: str, prep_json: str, partition_id: int) -> Arrays:
     """
     cfg = RunConfig.from_mapping(json.loads(cfg_json))
     prep = Preprocessor.from_json(prep_json)
-    rows = data.client_data(cfg, partition_id)
+    rows = data.client_share(cfg, partition_id)
     x_train, y_train = prep.transform(rows.train)
     x_test, y_test = prep.transform(rows.test)
     return x_train, y_train, x_test, y_test

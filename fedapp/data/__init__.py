@@ -3,7 +3,7 @@
 Data flows one way: tables (built-in, one file split by a partitioner, or one
 file per institution) → typed features and a 0/1 target → per-client splits
 → federated statistics (:mod:`fedapp.data.stats`) → a fitted
-``Preprocessor``. A simulated client calls :func:`client_data` for its own
+``Preprocessor``. A simulated client calls :func:`client_share` for its own
 share only; the driver uses :func:`global_test` and :func:`pooled_train` for
 the comparisons a simulation can afford and a real federation cannot.
 """
@@ -33,11 +33,11 @@ from fedapp.settings import DEMO_DATA, RunConfig
 from fedapp.settings.specs import PartitionSpec
 
 __all__ = [
-    "ClientData",
+    "ClientShare",
     "Federation",
     "Preprocessor",
     "Schema",
-    "client_data",
+    "client_share",
     "client_splits",
     "federated_preprocessor",
     "federation",
@@ -51,7 +51,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ClientData:
+class ClientShare:
     """One institution's rows: what it trains on and what it holds out."""
 
     train: pd.DataFrame
@@ -68,7 +68,7 @@ class Federation:
     missing); ``warnings`` point at likely problems (a leaking feature).
     """
 
-    clients: tuple[ClientData, ...]
+    clients: tuple[ClientShare, ...]
     schema: Schema
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
@@ -136,7 +136,7 @@ def _load(key: _DataKey) -> Federation:
         train, test = stratified_split(local[target].to_numpy(), key.test_fraction, rng)
         if len(train) == 0 or len(test) == 0:
             raise UsageError(f"{source}: {len(local)} rows, too few to hold out a test split")
-        clients.append(ClientData(local.iloc[train], local.iloc[test], schema, source))
+        clients.append(ClientShare(local.iloc[train], local.iloc[test], schema, source))
     for name, frames in (
         ("training", [c.train for c in clients]),
         ("held-out", [c.test for c in clients]),
@@ -165,12 +165,12 @@ def load_federation(cfg: RunConfig) -> Federation:
     return _load(_DataKey.of(cfg))
 
 
-def client_splits(cfg: RunConfig) -> tuple[ClientData, ...]:
+def client_splits(cfg: RunConfig) -> tuple[ClientShare, ...]:
     """Every client's data (see :func:`federation`)."""
     return federation(cfg).clients
 
 
-def client_data(cfg: RunConfig, partition_id: int) -> ClientData:
+def client_share(cfg: RunConfig, partition_id: int) -> ClientShare:
     """The rows of one client (what a SuperNode would read from its own disk)."""
     splits = client_splits(cfg)
     if not 0 <= partition_id < len(splits):

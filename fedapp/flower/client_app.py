@@ -54,7 +54,7 @@ def _model(n_features: int, hidden_units: tuple[int, ...], learning_rate: float)
 def _arrays(cfg_json: str, partition_id: int, preprocessing: str) -> _Arrays:
     """This client's rows, transformed once with the federation's preprocessing."""
     cfg = RunConfig.from_mapping(json.loads(cfg_json))
-    rows = data.client_data(cfg, partition_id)
+    rows = data.client_share(cfg, partition_id)
     prep = data.Preprocessor.from_json(preprocessing)
     x_train, y_train = prep.transform(rows.train)
     x_test, y_test = prep.transform(rows.test)
@@ -70,9 +70,9 @@ class ChurnClient(NumPyClient):
         The run's settings (local epochs, batch size, ...).
     partition_id : int
         Which institution this is (Flower's ``partition-id`` node config).
-    rows : RunConfig | None
+    data_cfg : RunConfig | None
         Where the rows come from when not from ``cfg``'s own split: a deployed
-        SuperNode's one-file federation (:func:`node_rows`), where it is the
+        SuperNode's one-file federation (:func:`node_data_config`), where it is the
         only client.
     state : RecordDict | None
         The node's persistent Flower state (``Context.state``): where
@@ -84,14 +84,14 @@ class ChurnClient(NumPyClient):
         self,
         cfg: RunConfig,
         partition_id: int,
-        rows: RunConfig | None = None,
+        data_cfg: RunConfig | None = None,
         state: RecordDict | None = None,
     ) -> None:
         self.cfg = cfg
         self.partition_id = partition_id
         self.state = RecordDict() if state is None else state
-        self._rows, self._rows_index = (cfg, partition_id) if rows is None else (rows, 0)
-        self._cfg_json = json.dumps(self._rows.to_dict(), sort_keys=True)
+        self._data_cfg, self._share = (cfg, partition_id) if data_cfg is None else (data_cfg, 0)
+        self._cfg_json = json.dumps(self._data_cfg.to_dict(), sort_keys=True)
         # A simulated attacker knows it is one; nothing it sends says so.
         self.attack = attacks.client_attack(
             cfg.clients, cfg.malicious, cfg.attack, cfg.seed, partition_id
@@ -101,7 +101,7 @@ class ChurnClient(NumPyClient):
         """Answer the server's statistics query with aggregates of the training rows."""
         if not config.get(STATISTICS_QUERY):
             return {PARTITION_KEY: self.partition_id}
-        rows = data.client_data(self._rows, self._rows_index)
+        rows = data.client_share(self._data_cfg, self._share)
         stats = data.local_statistics(rows.train, rows.schema, self.cfg.min_category_count)
         return {
             PARTITION_KEY: self.partition_id,
@@ -167,13 +167,13 @@ class ChurnClient(NumPyClient):
         return metrics["loss"], len(arrays.y_test), {PARTITION_KEY: self.partition_id, **metrics}
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
-        arrays = _arrays(self._cfg_json, self._rows_index, str(config[PREPROCESSING_KEY]))
+        arrays = _arrays(self._cfg_json, self._share, str(config[PREPROCESSING_KEY]))
         model = _model(arrays.x_train.shape[1], self.cfg.hidden_units, self.cfg.learning_rate)
         model.set_weights(parameters)
         return arrays, model
 
 
-def node_rows(cfg: RunConfig, path: str) -> RunConfig:
+def node_data_config(cfg: RunConfig, path: str) -> RunConfig:
     """The one-file federation of a SuperNode's ``data-path``, read as ``cfg`` says.
 
     Only the settings that decide how a table is read and split carry over;
@@ -206,8 +206,8 @@ def client_fn(context: Context, cfg: RunConfig | None = None) -> Client:
         raise UsageError(f"this SuperNode's node config has no '{PARTITION_KEY}'")
     partition_id = int(node[PARTITION_KEY])
     if DATA_PATH_KEY in node:
-        rows = node_rows(cfg, str(node[DATA_PATH_KEY]))
-        return ChurnClient(cfg, partition_id, rows, context.state).to_client()
+        own = node_data_config(cfg, str(node[DATA_PATH_KEY]))
+        return ChurnClient(cfg, partition_id, own, context.state).to_client()
     if cfg.data == NODE_DATA:
         raise UsageError(
             f"the run reads each SuperNode's own data, but this one's node config has no "

@@ -155,7 +155,7 @@ def local_only(
     """
     trainer = trainer or GlobalTestTrainer(cfg, prep)
     return {
-        str(pid): trainer.score(data.client_data(cfg, pid).train, shuffle_seed(cfg, pid))
+        str(pid): trainer.score(data.client_share(cfg, pid).train, shuffle_seed(cfg, pid))
         for pid in range(cfg.clients)
     }
 

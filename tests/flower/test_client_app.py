@@ -31,7 +31,7 @@ def test_statistics_answer_holds_no_row_and_no_id(client: ChurnClient, small_cfg
     answer = client.get_properties({STATISTICS_QUERY: True})
     assert set(answer) == {"partition-id", "schema", "statistics"}
     stats = json.loads(answer["statistics"])
-    rows = data.client_data(small_cfg, 1).train
+    rows = data.client_share(small_cfg, 1).train
     assert stats["rows"] == len(rows)
     # Per numeric column: exactly count, sum and sum of squares.
     assert all(len(v) == 3 for v in stats["numeric"].values())
@@ -51,14 +51,14 @@ def test_fit_returns_weights_count_and_allowed_metrics(client, round_config, sma
     weights, examples, metrics = client.fit(start, round_config)
     assert [w.shape for w in weights] == [w.shape for w in start]
     assert any(not np.array_equal(a, b) for a, b in zip(weights, start, strict=True))
-    assert examples == len(data.client_data(small_cfg, 1).train)
+    assert examples == len(data.client_share(small_cfg, 1).train)
     assert set(metrics) <= ALLOWED_METRICS and metrics["partition-id"] == 1
 
 
 def test_evaluate_scores_own_test_rows(client, round_config, small_cfg) -> None:
     start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
     loss, examples, metrics = client.evaluate(start, round_config)
-    assert examples == len(data.client_data(small_cfg, 1).test)
+    assert examples == len(data.client_share(small_cfg, 1).test)
     assert set(metrics) == ALLOWED_METRICS - {"train-loss"}
     assert loss == metrics["loss"] and 0 <= metrics["accuracy"] <= 1
 

@@ -115,7 +115,7 @@ def test_record_budget_counts_rounds_in_the_node_state() -> None:
 
 def test_spent_client_declines_to_train_but_still_evaluates(small_cfg: RunConfig) -> None:
     cfg = small_cfg.replace(dp="record", noise_multiplier=1.2, clip_norm=1.0)
-    rows = len(data.client_data(cfg, 0).train)
+    rows = len(data.client_share(cfg, 0).train)
     cfg = cfg.replace(target_epsilon=privacy.record_accountant(cfg, rows).epsilon(1))
     prep = data.federated_preprocessor(cfg)
     config = {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}

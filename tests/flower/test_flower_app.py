@@ -60,7 +60,7 @@ def test_the_client_app_component_answers_the_statistics_query(
     properties = compat.recorddict_to_getpropertiesres(reply.content).properties
     assert properties["partition-id"] == 1
     rows = json.loads(properties["statistics"])["rows"]
-    assert rows == len(data.client_data(cfg, 1).train)
+    assert rows == len(data.client_share(cfg, 1).train)
 
 
 def test_app_config_is_a_run_config() -> None:

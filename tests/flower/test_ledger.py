@@ -135,7 +135,7 @@ def test_fit_reply_is_weights_count_and_metrics(cfg: RunConfig) -> None:
     strings, numbers, shapes = _leaves(reply)
     assert shapes == [w.shape for w in weights]
     fit = compat.recorddict_to_fitres(reply, keep_input=True)
-    assert fit.num_examples == len(data.client_data(cfg, PID).train)
+    assert fit.num_examples == len(data.client_share(cfg, PID).train)
     assert set(fit.metrics) == {"partition-id", "train-loss"}
     _assert_no_row_leaves(cfg, strings, numbers)
 
@@ -149,7 +149,7 @@ def test_evaluate_reply_is_count_and_metrics(cfg: RunConfig) -> None:
     strings, numbers, shapes = _leaves(reply)
     assert shapes == []
     evaluation = compat.recorddict_to_evaluateres(reply)
-    assert evaluation.num_examples == len(data.client_data(cfg, PID).test)
+    assert evaluation.num_examples == len(data.client_share(cfg, PID).test)
     assert set(evaluation.metrics) == {
         "partition-id", "auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss",
     }  # fmt: skip

@@ -58,7 +58,7 @@ def test_the_setup_is_the_federated_preprocessing_whatever_the_reply_order(
     expected = data.federated_preprocessor(small_cfg)
     assert setup.preprocessor.to_json() == expected.to_json()
     assert setup.partition_of == {"node-9": 0, "node-8": 1, "node-7": 2}
-    train_rows = [len(data.client_data(small_cfg, pid).train) for pid in range(3)]
+    train_rows = [len(data.client_share(small_cfg, pid).train) for pid in range(3)]
     assert setup.largest_client == max(train_rows)
 
 

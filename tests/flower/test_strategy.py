@@ -107,7 +107,7 @@ def test_set_up_queries_the_clients_and_starts_from_the_seeded_model(
         np.testing.assert_array_equal(got, want)
     assert (tmp_path / "preprocessing.json").read_text() == prep.to_json()
     assert manager.partition_of == {"node-9": 0, "node-8": 1, "node-7": 2}
-    assert run.largest_client == max(len(data.client_data(small_cfg, p).train) for p in range(3))
+    assert run.largest_client == max(len(data.client_share(small_cfg, p).train) for p in range(3))
 
 
 def test_every_round_config_carries_the_preprocessing_and_the_round(

@@ -159,4 +159,4 @@ def test_preprocessor_standardises_imputes_and_folds_rare_categories() -> None:
 
 def test_client_data_rejects_unknown_partition(small_cfg: RunConfig) -> None:
     with pytest.raises(UsageError, match=r"outside 0\.\.2"):
-        data.client_data(small_cfg, 3)
+        data.client_share(small_cfg, 3)

@@ -232,7 +232,7 @@ def test_inspect_style_split_of_one_file(tmp_path: Path) -> None:
 def test_statistics_never_carry_ids(tmp_path: Path) -> None:
     path = _csv(tmp_path, "c.csv", _customers(rows=200))
     cfg = RunConfig(data=path, target="Churn", id_column="customerID", clients=2)
-    client = data.client_data(cfg, 0)
+    client = data.client_share(cfg, 0)
     stats = data.local_statistics(client.train, client.schema, cfg.min_category_count)
     assert "C0-" not in json.dumps(stats)
 

@@ -23,7 +23,7 @@ import yaml
 from fedapp.deploy import processes as deploy
 from fedapp.deploy.certs import generate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INSTITUTIONS = ("bank", "telco", "clinic")
 OVERLAYS = ("dev", "prod")
 # checkov pins its own dependencies, so .ci/run installs it in a venv of its own.

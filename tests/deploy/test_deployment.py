@@ -30,7 +30,7 @@ from fedapp.runs import RunDir
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INSTITUTIONS = ("bank", "telco", "clinic")
 CONNECTION = "local"
 FEDAPP = [sys.executable, "-m", "fedapp"]
