@@ -9,44 +9,13 @@ import hashlib
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
+from run_files import SUMMARY, make_run
 
 from fedapp.errors import UsageError
-from fedapp.runs import RunDir, RunState, RunView
+from fedapp.runs import RunState, RunView
 from fedapp_ui import store
-
-# The part of a run's config.json these tests need; tests/runs/ reads a whole one.
-CONFIG: dict[str, Any] = {"rounds": 2, "strategy": "fedavg", "data": "demo", "clients": 2}
-
-SUMMARY: dict[str, Any] = {
-    "federated": {"auc": 0.71, "accuracy": 0.75, "loss": 0.51},
-    "centralized": {"auc": 0.76, "accuracy": 0.76, "loss": 0.49},
-    "gap": {"auc": -0.05, "accuracy": -0.01, "loss": 0.02},
-    "wall_seconds": 17.5,
-}
-
-
-def make_run(
-    root: Path,
-    name: str,
-    state: RunState = RunState.FINISHED,
-    round_: int = 2,
-    config: dict[str, Any] | None = None,
-    summary: dict[str, Any] | None = None,
-    **status: Any,
-) -> RunDir:
-    """A run directory written by hand through the run-directory contract."""
-    run = RunDir.create(root / name, root, "fedavg")
-    cfg = {**CONFIG, "run-dir": str(run.path), **(config or {})}
-    run.write_config(cfg)
-    run.set_status(state, round_, cfg["rounds"], **status)
-    run.append_metrics({"round": 0, "stage": "evaluate", "scope": "centralized", "metrics": {}})
-    if summary is not None:
-        run.write_summary(summary)
-    return run
-
 
 # run_path
 
