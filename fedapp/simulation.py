@@ -11,23 +11,19 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fedapp.flower.outcome import RunOutcome, finish_run
 from fedapp.flower.run_setup import check, prepare_run
-from fedapp.runs import Event, Recorder, RunDir, RunState
+from fedapp.runs import EventListener, Recorder, RunDir, RunState
 from fedapp.settings import RunConfig
-
-# What the progress listener gets: an event as its line of metrics.jsonl.
-EventDict = dict[str, Any]
 
 
 def simulate(
     cfg: RunConfig,
     root: Path = Path("runs"),
-    on_event: Callable[[EventDict], None] | None = None,
+    on_event: EventListener | None = None,
     verbose: bool = False,
 ) -> tuple[RunDir, dict[str, Any]]:
     """Run ``cfg`` on the simulation engine; return the run directory and summary.
@@ -42,14 +38,14 @@ def simulate(
         The run's settings.
     root : Path
         Where a generated run directory goes.
-    on_event : Callable[[EventDict], None] | None
-        Called with each event as its ``metrics.jsonl`` object (progress display).
+    on_event : EventListener | None
+        Called with each event once it is in ``metrics.jsonl`` (progress display).
     verbose : bool
         Show Flower's and Ray's logs.
 
     """
     run_dir = prepare_run(cfg, root)
-    recorder = Recorder(run_dir, cfg.rounds, None if on_event is None else _as_dicts(on_event))
+    recorder = Recorder(run_dir, cfg.rounds, on_event)
     _stop_on_sigterm()
     try:
         _start_ray(verbose)
@@ -92,10 +88,6 @@ def baselines(cfg: RunConfig, outcome: RunOutcome) -> dict[str, Any]:
         "gap": gap(outcome.federated, pooled),
         "local_only": local_only(cfg, prep, trainer),
     }
-
-
-def _as_dicts(listener: Callable[[EventDict], None]) -> Callable[[Event], None]:
-    return lambda event: listener(event.to_dict())
 
 
 def failure_reason(err: BaseException) -> str:

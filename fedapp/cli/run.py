@@ -25,7 +25,7 @@ from fedapp.cli.app import app
 from fedapp.cli.output import console, exit_now, fail, print_notes
 from fedapp.cli.render import clients_table, print_summary, schema_table
 from fedapp.errors import UsageError
-from fedapp.runs import json_safe
+from fedapp.runs import Event, Scope, Stage, json_safe
 from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
 
 
@@ -209,18 +209,17 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
     with progress:
         task = progress.add_task("starting", total=cfg.rounds, metrics="")
 
-        def on_event(event: dict[str, Any]) -> None:
-            m = event["metrics"]
-            if event["stage"] == "evaluate" and event["scope"] == "centralized":
-                progress.update(
-                    task,
-                    description=f"{cfg.strategy}",
-                    completed=event["round"],
-                    metrics=f"AUC {m['auc']:.4f}  loss {m['loss']:.4f}",
-                )
-            if not console.is_terminal and event["scope"] == "centralized":
+        def on_event(event: Event) -> None:
+            if event.stage is not Stage.EVALUATE:
+                return
+            if event.scope is Scope.FEDERATED:  # every round, whatever eval-every says
+                progress.update(task, description=cfg.strategy, completed=event.round)
+                return
+            m = event.metrics
+            progress.update(task, metrics=f"AUC {m['auc']:.4f}  loss {m['loss']:.4f}")
+            if not console.is_terminal:
                 console.print(
-                    f"round {event['round']}/{cfg.rounds}: auc {m['auc']:.4f} "
+                    f"round {event.round}/{cfg.rounds}: auc {m['auc']:.4f} "
                     f"accuracy {m['accuracy']:.4f} loss {m['loss']:.4f}",
                     highlight=False,
                 )

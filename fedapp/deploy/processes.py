@@ -32,6 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import (
+    load_pem_private_key,
+    load_ssh_private_key,
+)
+
 from fedapp.errors import UsageError
 
 # Flower 1.42's SuperLink port: Fleet, Control and Runtime APIs and GET /health.
@@ -298,8 +305,6 @@ def _readable(flag: str, value: str) -> bytes:
 
 
 def _certificate(flag: str, value: str) -> Path:
-    from cryptography import x509
-
     content = _readable(flag, value)
     try:
         x509.load_pem_x509_certificates(content)
@@ -309,8 +314,6 @@ def _certificate(flag: str, value: str) -> Path:
 
 
 def _pem_key(flag: str, value: str) -> None:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     content = _readable(flag, value)
     try:
         load_pem_private_key(content, password=None)
@@ -319,9 +322,6 @@ def _pem_key(flag: str, value: str) -> None:
 
 
 def _ssh_key(flag: str, value: str) -> None:
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
-
     content = _readable(flag, value)
     try:
         key = load_ssh_private_key(content, password=None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import pytest
 
+from fedapp.runs import Event
 from fedapp.settings import RunConfig
 from fedapp.simulation import simulate
 
@@ -29,7 +30,7 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 
 def test_run_directory_contract(tmp_path: Path) -> None:
-    events_seen: list[dict] = []
+    events_seen: list[Event] = []
     run, summary = simulate(RunConfig(**TINY), tmp_path, on_event=events_seen.append)
     names = {p.name for p in run.path.iterdir()}
     assert {"config.json", "status.json", "metrics.jsonl", "summary.json", "model.keras",
@@ -51,7 +52,7 @@ def test_run_directory_contract(tmp_path: Path) -> None:
     assert status["pid"] == os.getpid() and status["host"] == socket.gethostname()
 
     events = _metrics(run.path)
-    assert events == [{k: v for k, v in e.items() if k != "time"} for e in events_seen]
+    assert events == [{k: v for k, v in e.to_dict().items() if k != "time"} for e in events_seen]
     central = [e for e in events if e["scope"] == "centralized"]
     federated = [e for e in events if e["stage"] == "evaluate" and e["scope"] == "federated"]
     fits = [e for e in events if e["stage"] == "fit"]
