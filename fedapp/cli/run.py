@@ -102,9 +102,7 @@ def _with_settings(*params: signatures.Parameter, sections: tuple[str, ...] = ()
     options = [_option(entry) for entry in fields(*sections) if entry.cli]
 
     def decorate(command: Any) -> Any:
-        head = [p for p in params if p.kind is not signatures.Parameter.KEYWORD_ONLY]
-        tail = [p for p in params if p.kind is signatures.Parameter.KEYWORD_ONLY]
-        command.__signature__ = signatures.Signature([*head, tail[0], *options, *tail[1:]])
+        command.__signature__ = signatures.Signature([*params, *options])
         return command
 
     return decorate
@@ -113,7 +111,7 @@ def _with_settings(*params: signatures.Parameter, sections: tuple[str, ...] = ()
 def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> RunConfig:
     """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``."""
     flags = {
-        describe(name).key: _plain(value)
+        describe(name).key: value
         for name, value in options.items()
         if value is not None and value != []
     }
@@ -123,14 +121,6 @@ def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> Ru
     if extra:
         settings["strategy-params"] = {**base.get("strategy-params", {}), **extra}
     return RunConfig.from_mapping(settings, source=str(config) if config else "options")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def strategy_flags() -> str:
