@@ -2,9 +2,10 @@
 
 ``runs/<run-id>/`` holds ``config.json``, ``status.json`` (rewritten
 atomically), ``metrics.jsonl`` (appended per event), ``summary.json``,
-``preprocessing.json`` (the federated preprocessing, aggregates only) and
-``model.keras``. Readers such as the UI and the benchmarks use this module
-and never the engine.
+``preprocessing.json`` (the federated preprocessing, aggregates only),
+``model.keras`` and ``curves.json`` (ROC, precision-recall and confusion
+matrix of the final model on the global test set). Readers such as the UI
+and the benchmarks use this module and never the engine.
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ class RunDir:
     def preprocessing_file(self) -> Path:  # noqa: D102
         return self.path / "preprocessing.json"
 
+    @property
+    def curves_file(self) -> Path:  # noqa: D102
+        return self.path / "curves.json"
+
     @classmethod
     def create(cls, path: Path | None, root: Path, name: str) -> RunDir:
         """Make a new run directory; never reuse one that holds a run.
@@ -216,6 +221,12 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any]:  # noqa: D102
         return json.loads(self.summary_file.read_text(encoding="utf-8"))
+
+    def write_curves(self, curves: dict[str, Any]) -> None:  # noqa: D102
+        write_json_atomic(self.curves_file, curves)
+
+    def read_curves(self) -> dict[str, Any]:  # noqa: D102
+        return json.loads(self.curves_file.read_text(encoding="utf-8"))
 
     def read_metrics(self) -> Iterator[dict[str, Any]]:
         """Yield the events of ``metrics.jsonl`` in order (a torn last line is skipped)."""

@@ -1,7 +1,7 @@
 """One read model of a run, shared by the CLI and the UI.
 
 A :class:`RunView` is what a run directory says, read once: its settings,
-its recorded status, its summary once it has finished, and the state a
+its recorded status, its summary once it has finished or was stopped, and the state a
 reader should show (:class:`~fedapp.runs.state.RunState`), including the
 inferred ``starting`` and ``interrupted``. It reads files only, never the
 engine, so any process on any machine with the folder can show a run.
@@ -66,7 +66,9 @@ class RunView:
     status : dict
         ``status.json`` (empty while the run is being set up).
     summary : dict | None
-        ``summary.json``, once the run has finished.
+        ``summary.json``, once the run has finished, or was stopped after a
+        round whose global model it kept (then ``partial`` is true and
+        ``round`` says which round the model and metrics are from).
     created : float
         When the run started (Unix time).
 
@@ -85,15 +87,16 @@ class RunView:
 
         A file that is missing or being rewritten by another process reads as
         empty; so does a ``status.json`` whose state is not one a run records.
-        The summary is read only once the run is ``finished``: before that,
-        a leftover one says nothing about this run.
+        The summary is read only once the run is ``finished`` or ``stopped``:
+        before that, a leftover one says nothing about this run.
         """
         run = RunDir(path)
         config = _read(run.read_config) or {}
         status = _read(run.read_status) or {}
         if status.get("state") not in STATES:
             status = {}
-        summary = _read(run.read_summary) if status.get("state") == RunState.FINISHED else None
+        summarised = status.get("state") in (RunState.FINISHED, RunState.STOPPED)
+        summary = _read(run.read_summary) if summarised else None
         started = status.get("started")
         created = float(started) if isinstance(started, int | float) else path.stat().st_mtime
         return cls(path.name, path, config, status, summary, created)
@@ -185,6 +188,30 @@ class RunView:
         data = cfg.get("data", "demo")
         source = "demo" if data == "demo" else Path(str(data)).name
         return f"{source}, {cfg.get('partition')}, {cfg.get('clients')} clients"
+
+    @property
+    def partial_round(self) -> int | None:
+        """The round a stopped run's summary and model are from (``None`` for a whole run)."""
+        if not self.summary or not self.summary.get("partial"):
+            return None
+        return int(self.summary.get("round", self.round))
+
+    @property
+    def phase(self) -> dict[str, Any] | None:
+        """What a running run does outside its rounds (start-up, statistics, baselines).
+
+        ``status.json``'s ``phase``: ``name``, ``label`` (how people read it),
+        ``done`` and ``total`` (``total`` is 0 when the step has no count).
+        """
+        phase = self.status.get("phase")
+        if self.state is not RunState.RUNNING or not isinstance(phase, dict):
+            return None
+        return phase
+
+    @cached_property
+    def curves(self) -> dict[str, Any] | None:
+        """``curves.json``: the final model's ROC, precision-recall and confusion matrix."""
+        return _read(self.run_dir.read_curves)
 
     @property
     def privacy(self) -> dict[str, Any] | None:
