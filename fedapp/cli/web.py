@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,13 @@ from fedapp.cli.app import app
 from fedapp.cli.output import console, fail
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Signals `fedapp ui` passes on to its server: whoever stops the command
+# (Ctrl-C, `kill`, a service manager) stops what it serves.
+_FORWARDED = (signal.SIGTERM, signal.SIGINT)
+# Seconds the server may take to stop after a forwarded signal before it is killed.
+STOP_GRACE_SECONDS = 10.0
+# How the server ends when asked to stop: cleanly, or by the forwarded signal.
+_STOPPED_CODES = {0, 130, 143, *(-s for s in _FORWARDED)}
 
 
 @app.command()
@@ -51,6 +59,9 @@ def ui(
     if not data.is_dir():
         raise fail(f"--data-dir {data} is not a folder")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the server binds: connections of a server stopped a moment ago,
+        # still in TIME_WAIT, do not make the port busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as err:
@@ -78,14 +89,49 @@ def ui(
         highlight=False,
         soft_wrap=True,
     )
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    try:
-        if browser:
-            time.sleep(2.0)  # let the server come up before the browser asks
-            if server.poll() is None:
-                webbrowser.open(url)
-        code = server.wait()
-    except KeyboardInterrupt:  # the server got the same Ctrl-C: let it finish
-        code = server.wait()
-    if code not in (0, -2, 130):
+    code = _serve(command, env, url if browser else None)
+    if code not in _STOPPED_CODES:
         raise fail(f"the UI server exited with code {code}", 1)
+
+
+def _serve(command: list[str], env: dict[str, str], url: str | None) -> int:
+    """Run the server until it ends, passing on the signals that stop this command.
+
+    Parameters
+    ----------
+    command : list[str]
+        The server's command line.
+    env : dict[str, str]
+        Its environment.
+    url : str | None
+        Opened in a browser once the server is up; ``None`` opens nothing.
+
+    Returns
+    -------
+    int
+        The server's exit code (negative: the signal that ended it).
+
+    """
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    asked: list[float] = []  # when a stop was asked for
+
+    def forward(signum: int, _frame: object) -> None:
+        asked.append(time.monotonic())
+        if server.poll() is None:
+            server.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in _FORWARDED}
+    try:
+        if url is not None:
+            time.sleep(2.0)  # let the server come up before the browser asks
+            if server.poll() is None and not asked:
+                webbrowser.open(url)
+        while True:
+            try:
+                return server.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if asked and time.monotonic() - asked[0] > STOP_GRACE_SECONDS:
+                    server.kill()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
