@@ -428,3 +428,11 @@ def test_runs_lists_and_deletes(runs_root: Path) -> None:
 
     assert not at.exception
     assert sorted(p.name for p in runs_root.iterdir()) == ["busy"]
+
+
+def test_run_page_offers_the_preprocessing_needed_to_score_new_rows(runs_root: Path) -> None:
+    run = write_run(runs_root, "scored")
+    run.preprocessing_file.write_text('{"numeric": {}}', encoding="utf-8")
+    at = app(RUN, run="scored")
+    [button] = [b for b in at.get("download_button") if "preprocessing.json" in b.label]
+    assert button.proto.url.endswith(".json")

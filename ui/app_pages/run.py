@@ -164,6 +164,8 @@ def _show_launch() -> None:
 def _downloads(view: RunView) -> None:
     files = [
         ("Model (model.keras)", view.run_dir.model_file, "application/octet-stream"),
+        # The model scores new rows only once they are preprocessed as in training.
+        ("Preprocessing (preprocessing.json)", view.run_dir.preprocessing_file, "application/json"),
         ("Metrics (metrics.jsonl)", view.run_dir.metrics_file, "application/jsonl"),
         ("Summary (summary.json)", view.run_dir.summary_file, "application/json"),
         ("Settings (config.json)", view.run_dir.config_file, "application/json"),
