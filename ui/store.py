@@ -24,6 +24,10 @@ UI_DIR = ".fedapp-ui"
 DATA_SUFFIXES = (".csv", ".parquet")
 LAUNCH_SUFFIXES = (".json", ".log", ".settings.json")
 
+# An uploaded file keeps its name, in these characters besides letters and digits.
+_UPLOAD_CHARS = frozenset(" ._-()")
+MAX_UPLOAD_NAME = 100
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -86,11 +90,12 @@ def data_path(root: Path, typed: str) -> Path:
 
 
 def save_upload(root: Path, filename: str, content: bytes) -> Path:
-    """Store an uploaded table under the runs folder, named by its content.
+    """Store an uploaded table under the runs folder: ``uploads/<content hash>/<its name>``.
 
-    The user's file name only lends its suffix; the stored name is the
-    content's hash, so the same upload is stored once and no name can clash
-    or escape.
+    The folder is named by the content's hash, so the same upload is stored
+    once and two files of the same name never clash; the file keeps the
+    user's name (made safe by :func:`upload_name`), so that ``config.json``,
+    the run's labels and its messages name it as the user knows it.
 
     Raises
     ------
@@ -98,18 +103,36 @@ def save_upload(root: Path, filename: str, content: bytes) -> Path:
         For a file that is not ``.csv`` or ``.parquet``, or an empty one.
 
     """
-    suffix = Path(filename).suffix.lower()
-    if suffix not in DATA_SUFFIXES:
+    name = upload_name(filename)
+    if Path(name).suffix.lower() not in DATA_SUFFIXES:
         raise UsageError(f"{filename}: not a .csv or .parquet file")
     if not content:
         raise UsageError(f"{filename}: the file is empty")
-    folder = ui_folder(root, "uploads")
-    path = folder / f"{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
+    folder = ui_folder(root, "uploads") / hashlib.sha256(content).hexdigest()[:24]
+    path = folder / name
+    if path.parent != folder:  # belt and braces: the name is never a path
+        raise UsageError(f"{filename}: not a usable file name")
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.part")
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{name}.part"
         tmp.write_bytes(content)
         os.replace(tmp, path)
     return path
+
+
+def upload_name(filename: str) -> str:
+    """An uploaded file's name as stored: its last path part, in safe characters.
+
+    Letters (of any script), digits, spaces and ``._-()`` are kept, anything
+    else becomes ``_``; leading dots go (no hidden files) and the name is cut
+    to :data:`MAX_UPLOAD_NAME` characters, keeping its suffix.
+    """
+    last = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    safe = "".join(c if c.isalnum() or c in _UPLOAD_CHARS else "_" for c in last)
+    dot = safe.rfind(".")
+    stem, suffix = (safe[:dot], safe[dot:]) if dot >= 0 else (safe, "")
+    stem = stem.lstrip(".").strip() or "upload"  # ".csv", "..csv": nothing to call it
+    return stem[: MAX_UPLOAD_NAME - len(suffix)] + suffix
 
 
 def ui_folder(root: Path, name: str) -> Path:

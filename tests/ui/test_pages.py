@@ -222,8 +222,9 @@ def test_upload_a_table_pick_target_and_split_by_column(runs_root: Path, launche
     assert (cfg.target, cfg.id_column, cfg.partition, cfg.clients) == (
         "Exited", "CustomerId", "column:Region", 3,
     )  # fmt: skip
-    stored = Path(cfg.data)
-    assert stored.parent == runs_root / ".fedapp-ui" / "uploads" and stored.name != "bank.csv"
+    stored = Path(cfg.data)  # content-addressed, under the name the user knows
+    assert stored.parent.parent == runs_root / ".fedapp-ui" / "uploads"
+    assert stored.name == "bank.csv"
 
 
 def test_a_bad_upload_shows_the_clis_error_in_the_page(runs_root: Path, launched: list) -> None:

@@ -158,36 +158,77 @@ def test_data_path_refuses_unusable_paths_with_a_usage_error(data_root: Path, ty
 # save_upload
 
 
-def test_save_upload_stores_by_content_hash_never_by_the_users_name(tmp_path: Path) -> None:
+def test_save_upload_keeps_the_users_file_name_in_a_folder_named_by_the_content(
+    tmp_path: Path,
+) -> None:
     # Prepare
     content = b"a,y\n1,0\n2,1\n"
 
     # Execute
-    path = store.save_upload(tmp_path, "../../evil.CSV", content)
+    path = store.save_upload(tmp_path, "bank_churn.csv", content)
 
     # Assert
     uploads = (tmp_path / store.UI_DIR / "uploads").resolve()
-    assert path.parent == uploads
-    assert path.name == hashlib.sha256(content).hexdigest()[:24] + ".csv"
-    assert "evil" not in str(path)
+    assert path == uploads / hashlib.sha256(content).hexdigest()[:24] / "bank_churn.csv"
     assert path.read_bytes() == content
-    assert not (tmp_path.parent / "evil.CSV").exists()
-    assert sorted(p.name for p in uploads.iterdir()) == [path.name]  # no temporary left
+    assert [p.name for p in path.parent.iterdir()] == ["bank_churn.csv"]  # no temporary left
 
 
-def test_save_upload_stores_the_same_content_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("filename", "stored"),
+    [
+        ("../../evil.CSV", "evil.CSV"),
+        ("/etc/cron.d/x.csv", "x.csv"),
+        ("C:\\Users\\me\\bank.csv", "bank.csv"),
+        (".hidden.csv", "hidden.csv"),
+        ("..csv", "upload.csv"),
+        ("a;b|c$(rm).parquet", "a_b_c_(rm).parquet"),
+        ("Données clients 2024.csv", "Données clients 2024.csv"),
+        ("x" * 300 + ".csv", "x" * 96 + ".csv"),
+    ],
+    ids=["up", "absolute", "windows", "hidden", "no-stem", "shell", "unicode", "long"],
+)
+def test_save_upload_never_lets_the_users_name_leave_its_folder(
+    tmp_path: Path, filename: str, stored: str
+) -> None:
+    # Execute
+    path = store.save_upload(tmp_path, filename, b"a,y\n1,0\n")
+
+    # Assert
+    uploads = (tmp_path / store.UI_DIR / "uploads").resolve()
+    assert path.parent.parent == uploads
+    assert path.name == stored
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [path]
+
+
+def test_save_upload_stores_the_same_file_once(tmp_path: Path) -> None:
     # Prepare
     content = b"a,y\n1,0\n"
 
     # Execute
     first = store.save_upload(tmp_path, "first.csv", content)
-    second = store.save_upload(tmp_path, "second.csv", content)
+    again = store.save_upload(tmp_path, "first.csv", content)
+    renamed = store.save_upload(tmp_path, "second.csv", content)
     other = store.save_upload(tmp_path, "first.csv", content + b"2,1\n")
 
     # Assert
-    assert first == second
-    assert other != first
-    assert len(list(first.parent.iterdir())) == 2
+    assert first == again
+    assert renamed.parent == first.parent and renamed.name == "second.csv"
+    assert other.parent != first.parent and other.name == "first.csv"
+    assert len(list(first.parent.parent.iterdir())) == 2
+
+
+def test_an_old_style_upload_still_names_its_run(tmp_path: Path) -> None:
+    # Prepare: uploads were once stored as <uploads>/<hash>.csv
+    old = store.ui_folder(tmp_path, "uploads") / "c8d19b04d279e66bf37ae919.csv"
+    old.write_text("a,y\n1,0\n", encoding="utf-8")
+    make_run(tmp_path, "old-upload", config={"data": str(old), "partition": "iid"})
+
+    # Execute
+    [view] = store.list_runs(tmp_path)
+
+    # Assert
+    assert view.data_label == "c8d19b04d279e66bf37ae919.csv, iid, 2 clients"
 
 
 @pytest.mark.parametrize(
