@@ -9,16 +9,22 @@ Nothing here draws widgets, so all of it is tested without Streamlit.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError, create_model
+
 from fedapp import registry
 from fedapp.errors import UsageError
-from fedapp.settings import RunConfig, describe
+from fedapp.protection import privacy
+from fedapp.settings import RunConfig, describe, fields
 from fedapp.settings.specs import Attack
+from fedapp.settings.table import usage_error
+from fedapp_ui import preview
 
 # A column becomes one institution per value only if it has this many values
 # at most: more would be a federation of hundreds of tiny clients.
@@ -28,6 +34,13 @@ MAX_LABELS = 10
 
 _TARGET_HINTS = re.compile(r"^(target|label|y|churn(ed)?|exited|outcome|default(ed)?|class)$", re.I)
 _ID_HINTS = re.compile(r"(^id$|_id$|^id_|customer.?id|row.?(number|num|no)$|^index$)", re.I)
+# Identifiers of a row's place in the file rather than of whom it is about:
+# the last choice for the identifier, and a column to drop beside another one.
+_POSITION_HINTS = re.compile(r"(row.?(number|num|no)$|^index$)", re.I)
+# Text columns named like these hold a person's own words or details.
+_FREE_TEXT_HINTS = re.compile(r"(name$|e.?mail|address|phone|comment|note|description)", re.I)
+# A text column with this share of rows distinct (or more) is free text, not a category.
+FREE_TEXT_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,10 @@ class Column:
         Those values (as text) if there are few, else empty.
     unique_per_row : bool
         Every row has its own value (an identifier, or a continuous number).
+    numeric : bool
+        Its values read as numbers (blanks and a few typos aside).
+    rows : int
+        The table's rows (0 when not known).
 
     """
 
@@ -51,6 +68,8 @@ class Column:
     distinct: int
     values: tuple[str, ...]
     unique_per_row: bool
+    numeric: bool = True
+    rows: int = 0
 
 
 def describe_columns(paths: Sequence[Path]) -> list[Column]:
@@ -63,6 +82,8 @@ def describe_columns(paths: Sequence[Path]) -> list[Column]:
 
     """
     # pandas: paid when a table is read, not on the page's first draw.
+    import pandas as pd
+
     from fedapp.data.sources import read_table
 
     frames = [read_table(p) for p in paths]
@@ -73,7 +94,15 @@ def describe_columns(paths: Sequence[Path]) -> list[Column]:
         distinct = int(values.nunique())
         few = distinct <= MAX_PARTITION_VALUES
         shown = tuple(sorted(str(v) for v in values.unique())) if few else ()
-        columns.append(Column(str(name), distinct, shown, distinct == len(frame)))
+        text = values.astype(str).str.strip()
+        text = text[text != ""]
+        # Mostly numbers: a number column with a typo is still not free text.
+        numeric = (
+            bool(pd.to_numeric(text, errors="coerce").notna().mean() >= 0.9) if len(text) else True
+        )
+        columns.append(
+            Column(str(name), distinct, shown, distinct == len(frame), numeric, len(frame))
+        )
     return columns
 
 
@@ -87,11 +116,39 @@ def guess_target(columns: Sequence[Column]) -> int:
 
 
 def guess_id_column(columns: Sequence[Column]) -> str | None:
-    """A column that looks like a row identifier, if one does."""
+    """A column unique per row and named like an identifier, if one is.
+
+    One naming whom a row is about (``CustomerId``) comes before one
+    numbering the rows (``RowNumber``, ``index``).
+    """
+    found = [c.name for c in columns if c.unique_per_row and _ID_HINTS.search(c.name)]
+    found.sort(key=lambda name: bool(_POSITION_HINTS.search(name)))  # stable: file order
+    return found[0] if found else None
+
+
+def suggested_drops(
+    columns: Sequence[Column], target: str, id_column: str | None
+) -> dict[str, str]:
+    """Columns that are unlikely features, with why: other identifiers, and free text.
+
+    Free text is a text column with more values than any split would use
+    and either a name like ``Surname`` or ``email``, or a distinct value in
+    :data:`FREE_TEXT_SHARE` of the rows or more: as a category it would fold
+    almost entirely into "other", and it says who the customer is.
+    """
+    suggested = {}
     for c in columns:
-        if _ID_HINTS.search(c.name) and c.unique_per_row:
-            return c.name
-    return None
+        if c.name in (target, id_column):
+            continue
+        if c.unique_per_row and _ID_HINTS.search(c.name):
+            suggested[c.name] = "an identifier (unique per row)"
+        elif (
+            not c.numeric
+            and c.distinct > MAX_PARTITION_VALUES
+            and (_FREE_TEXT_HINTS.search(c.name) or c.distinct >= FREE_TEXT_SHARE * c.rows)
+        ):
+            suggested[c.name] = f"free text ({c.distinct} distinct values)"
+    return suggested
 
 
 def partition_columns(columns: Sequence[Column], exclude: Sequence[str]) -> list[Column]:
@@ -109,6 +166,52 @@ def strategy_params(plugin: registry.StrategyPlugin, values: Mapping[str, Any]) 
 
     """
     return plugin.resolve({k: v for k, v in values.items() if v is not None})
+
+
+def param_error(plugin: registry.StrategyPlugin, name: str, value: Any) -> str | None:
+    """Why ``value`` is refused for the plugin's parameter ``name``, as the CLI says it."""
+    if value is None:
+        return None  # blank: the default
+    declared = {p.name: p for p in plugin.params}
+    try:
+        declared[name].parse(value)
+    except UsageError as err:
+        return str(err)
+    return None
+
+
+def setting_error(setting: str, value: Any, form: Mapping[str, Any]) -> str | None:
+    """Why ``value`` is refused for ``setting`` on its own, as the CLI says it.
+
+    Checks the value against the setting's declaration alone (its type and
+    range, with pydantic, as :class:`RunConfig` does); the rules between
+    settings are :func:`build_config`'s. ``form`` gives the other values a
+    message names (``malicious`` is at most ``clients``).
+    """
+    entry = describe(setting)
+    try:
+        _one_setting(entry.name)(**{entry.name: value})
+    except ValidationError as err:
+        return str(usage_error(err, _SETTINGS, {**form, entry.key: value}, "form"))
+    except UsageError as err:  # a spec's own parser (partition, attack)
+        return str(err)
+    # Declared beside the setting, so said under it too (the rules check it again).
+    bound = form.get(describe(entry.at_most).key) if entry.at_most else None
+    if isinstance(bound, int) and isinstance(value, int) and value > bound:
+        return str(entry.out_of_range(value, bound))
+    return None
+
+
+_SETTINGS = {s.name: s for s in fields()}
+
+
+@functools.cache
+def _one_setting(name: str) -> type[BaseModel]:
+    """A model of setting ``name`` alone, declared as in :class:`RunConfig`."""
+    info = RunConfig.model_fields[name]
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"Only_{name}", __config__=RunConfig.model_config, **{name: (info.annotation, info)}
+    )
 
 
 def attack_spec(kind: str, strength: float) -> Attack:
@@ -151,8 +254,9 @@ def widget(name: str) -> Widget:
     """The input of setting ``name``, read from its declaration alone.
 
     An optional number starts blank, meaning its unset value (shown as the
-    placeholder); a bound the widget cannot enforce (``> 0`` of a float) is
-    left to the config's check, whose message the page shows.
+    placeholder). Numbers get no ``min_value`` or ``max_value``: with them
+    the browser would keep the last valid value behind a red box and never
+    send what was typed; :func:`setting_error` says what is wrong instead.
     """
     entry = describe(name)
     common: dict[str, Any] = {"key": entry.name, "help": entry.help}
@@ -164,9 +268,7 @@ def widget(name: str) -> Widget:
         return Widget(entry.key, "toggle", entry.label, common | {"value": entry.default})
     if entry.type in (int, float) and not entry.many:
         number = entry.type
-        limits = {"min_value": entry.minimum, "max_value": entry.maximum}
-        options = {k: number(v) for k, v in limits.items() if v is not None}
-        options["value"] = None if entry.default is None else number(entry.default)
+        options = {"value": None if entry.default is None else number(entry.default)}
         options["step"] = number(entry.step) if entry.step else (1 if number is int else None)
         options["placeholder"] = entry.unset
         if number is float:
@@ -198,21 +300,52 @@ def build_config(form: Mapping[str, Any]) -> RunConfig:
     return cfg
 
 
-def check_data(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Load and split the data as the run will; return its notes and warnings.
+def check_data(cfg: RunConfig) -> preview.DataPreview:
+    """Load and split the data as the run will, and check its privacy budget against it.
+
+    Returns
+    -------
+    preview.DataPreview
+        What the data holds (:func:`load_data`).
 
     Raises
     ------
     UsageError
         For data the CLI would refuse (bad values, an unusable target, a split
-        that leaves a client empty), with the CLI's message.
+        that leaves a client empty) or a target ε no round fits in, with the
+        CLI's message.
+
+    """
+    found = load_data(cfg)
+    check_privacy(cfg, found)
+    return found
+
+
+def load_data(cfg: RunConfig) -> preview.DataPreview:
+    """Load and split the data as the run will; describe it as ``fedapp inspect`` does.
+
+    Raises
+    ------
+    UsageError
+        For data the CLI would refuse, with the CLI's message.
 
     """
     # pandas: paid when the data is checked, not on the page's first draw.
     from fedapp import data
 
-    loaded = data.load_federation(cfg)
-    return loaded.notes, loaded.warnings
+    return preview.describe(data.load_federation(cfg))
+
+
+def check_privacy(cfg: RunConfig, found: preview.DataPreview) -> None:
+    """Refuse a target ε that does not pay for one round, as the run would at its start.
+
+    Raises
+    ------
+    UsageError
+        Naming ``target-epsilon`` and the least value that allows one round.
+
+    """
+    privacy.check_budget(cfg, found.train_rows)
 
 
 def user_message(err: UsageError, names: Mapping[Path, str]) -> str:

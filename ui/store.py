@@ -32,9 +32,17 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def folders() -> tuple[Path, Path]:
-    """The runs folder and the data folder the UI was started with (``fedapp ui``)."""
+    """The runs folder and the data folder the UI was started with (``fedapp ui``).
+
+    Without ``--data-dir`` the data folder is the runs folder.
+    """
     runs = Path(os.environ.get("FEDAPP_UI_RUNS_DIR", "runs")).resolve()
     return runs, Path(os.environ.get("FEDAPP_UI_DATA_DIR", str(runs))).resolve()
+
+
+def data_dir_given() -> bool:
+    """Whether ``fedapp ui`` was given a ``--data-dir`` (else it is the runs folder)."""
+    return "FEDAPP_UI_DATA_DIR" in os.environ
 
 
 def run_path(root: Path, name: str) -> Path:
@@ -58,11 +66,21 @@ def run_path(root: Path, name: str) -> Path:
     return path
 
 
-def data_path(root: Path, typed: str) -> Path:
+def data_path(root: Path, typed: str, given: bool = True) -> Path:
     """Resolve a data file typed by the user inside the data folder ``root``.
 
     Relative paths are taken from ``root``; absolute ones must lie inside it.
     Symbolic links are followed before the check, so none can lead outside.
+
+    Parameters
+    ----------
+    root : Path
+        The data folder.
+    typed : str
+        The path as typed.
+    given : bool
+        Whether ``root`` was chosen with ``--data-dir``; if not (it is the
+        runs folder), a path outside it is answered with the option to pass.
 
     Raises
     ------
@@ -80,8 +98,17 @@ def data_path(root: Path, typed: str) -> Path:
         exists = inside and path.is_file()
     except (OSError, ValueError) as err:  # a NUL byte, a name too long for the system
         raise UsageError(f"{text!r}: not a usable path ({err})") from None
+    if not inside and not given:
+        folder = path if path.is_dir() else path.parent
+        raise UsageError(
+            f"{text}: outside the data folder, which is the runs folder {base} because "
+            f"`fedapp ui` was started without --data-dir; to use files from {folder}, "
+            f"restart it with `fedapp ui --data-dir {folder}`, or upload the file"
+        )
     if not inside:
-        raise UsageError(f"{text}: outside the data folder {base}; only files under it can be used")
+        raise UsageError(
+            f"{text}: outside the data folder {base} (--data-dir); only files under it can be used"
+        )
     if not exists:
         raise UsageError(f"{text}: no such file in the data folder {base}")
     if path.suffix.lower() not in DATA_SUFFIXES:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from fedapp.errors import UsageError
 from fedapp.registry import StrategyPlugin
 from fedapp.runs import RunState, RunView
-from fedapp_ui import run_form
+from fedapp.settings import DATA_SECTIONS, RunConfig, fields
+from fedapp_ui import preview, run_form
 
 # Scores with four decimals, differences signed, in every table.
 _SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -50,15 +53,56 @@ def columns_of(paths: tuple[Path, ...]) -> list[run_form.Column]:
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the table…")
-def _columns(paths: tuple[Path, ...], _stamps: tuple[int, ...]) -> list[run_form.Column]:
+def _columns(paths: tuple[Path, ...], stamps: tuple[int, ...]) -> list[run_form.Column]:
+    # `stamps` is part of the cache's key: a file rewritten in place is read again.
     return run_form.describe_columns(paths)
 
 
-def param_inputs(plugin: StrategyPlugin) -> dict[str, Any]:
+def data_preview(cfg: RunConfig) -> preview.DataPreview | str:
+    """The data ``cfg`` would run on (:func:`run_form.load_data`), or why it cannot.
+
+    Read once per data settings and file version (path and modification
+    time), so that a page redrawn for any other setting does not reload it.
+    """
+    settings = cfg.to_dict()
+    key = json.dumps({s.key: settings[s.key] for s in fields(*DATA_SECTIONS)}, sort_keys=True)
+    files = [Path(f) for f in (*cfg.client_data, cfg.data) if f != "demo"]
+    stamps = tuple(f.stat().st_mtime_ns if f.is_file() else 0 for f in files)
+    return _data_preview(key, stamps, cfg)
+
+
+@st.cache_data(max_entries=8, show_spinner="Checking the data…")
+def _data_preview(key: str, stamps: tuple[int, ...], _cfg: RunConfig) -> preview.DataPreview | str:
+    # `key` and `stamps` are the cache's key (hashed); `_cfg`, which they describe, is not.
+    try:
+        return run_form.load_data(_cfg)
+    except UsageError as err:  # kept too: the same bad file is not read again on each redraw
+        return str(err)
+
+
+def show_preview(found: preview.DataPreview, expanded: bool) -> None:
+    """The data a run would use: its notes and warnings, and ``fedapp inspect``'s tables."""
+    st.markdown(f":material/table_chart: {found.headline}")
+    for note in found.notes:
+        st.caption(f":material/info: {note}")
+    for warning in found.warnings:
+        st.warning(warning, icon=":material/warning:")
+    with st.expander(
+        "Columns and institutions (as `fedapp inspect` shows them)", expanded=expanded
+    ):
+        st.dataframe(found.columns, hide_index=True, key="preview_columns")
+        st.dataframe(
+            found.clients, hide_index=True, key="preview_clients",
+            column_config={"positive rate": st.column_config.NumberColumn(format="percent")},
+        )  # fmt: skip
+
+
+def param_inputs(plugin: StrategyPlugin, errors: dict[str, str]) -> dict[str, Any]:
     """One input per declared parameter of ``plugin``, laid out in a row.
 
     Widgets are keyed ``param.<strategy>.<name>``, so a third-party plugin
-    gets its form with no change here.
+    gets its form with no change here. A value the plugin refuses is said
+    under its input and recorded in ``errors`` (by the input's key).
     """
     if not plugin.params:
         st.caption("This strategy has no parameters.")
@@ -69,41 +113,67 @@ def param_inputs(plugin: StrategyPlugin) -> dict[str, Any]:
         cell = cells[i % len(cells)]
         key = f"param.{plugin.name}.{p.name}"
         label = p.name.replace("-", " ").capitalize()
+        # No min_value: the browser would keep the last valid value and not say so.
         if p.type is bool:
-            values[p.name] = cell.toggle(label, value=bool(p.default), key=key, help=p.help)
-        elif p.choices:
-            values[p.name] = cell.selectbox(
-                label, p.choices, index=list(p.choices).index(p.default), key=key, help=p.help
+            values[p.name] = cell.toggle(
+                label, key=key, help=p.help, **_initial(key, bool(p.default))
             )
-        elif p.type is int:
+        elif p.choices:
+            index = list(p.choices).index(p.default)
+            values[p.name] = cell.selectbox(
+                label, p.choices, key=key, help=p.help, **_initial(key, index, "index")
+            )
+        elif p.type in (int, float):
+            number = p.type(p.default)
+            fmt = {"format": "%g"} if p.type is float else {"step": 1}
             values[p.name] = cell.number_input(
-                label, value=int(p.default), step=1, key=key, help=p.help,
-                min_value=int(p.minimum) if p.minimum is not None else None,
-            )  # fmt: skip
-        elif p.type is float:
-            values[p.name] = cell.number_input(
-                label, value=float(p.default), key=key, help=p.help, format="%g",
-                min_value=float(p.minimum) if p.minimum is not None else None,
-            )  # fmt: skip
+                label, key=key, help=p.help, **fmt, **_initial(key, number)
+            )
         else:
-            values[p.name] = cell.text_input(label, value=str(p.default), key=key, help=p.help)
+            values[p.name] = cell.text_input(
+                label, key=key, help=p.help, **_initial(key, str(p.default))
+            )
+        _say(cell, key, run_form.param_error(plugin, p.name, values[p.name]), errors)
     return values
 
 
-def setting_input(name: str, where: Any = st, **overrides: Any) -> Any:
+def setting_input(
+    name: str, form: dict[str, Any], errors: dict[str, str], where: Any = st, **overrides: Any
+) -> Any:
     """The widget of a declared setting, keyed by its name (:func:`run_form.widget`).
 
+    Its value goes into ``form`` under the setting's key; a value the
+    setting refuses is said under the widget and recorded in ``errors``.
     ``where`` is the container (a column); ``overrides`` adjust the widget's
     arguments (e.g. a ``format_func`` naming the choices).
     """
     spec = run_form.widget(name)
-    return getattr(where, spec.kind)(spec.label, **(spec.options | overrides))
+    options = spec.options | overrides
+    if spec.options["key"] in st.session_state:  # set before the widget (Run again)
+        options = {k: v for k, v in options.items() if k not in ("value", "index")}
+    value = getattr(where, spec.kind)(spec.label, **options)
+    form[spec.setting] = value
+    _say(where, spec.setting, run_form.setting_error(spec.setting, value, form), errors)
+    return value
 
 
-def setting_inputs(names: Sequence[str], form: dict[str, Any]) -> None:
-    """A row of :func:`setting_input` widgets; their values go into ``form`` by key."""
+def setting_inputs(names: Sequence[str], form: dict[str, Any], errors: dict[str, str]) -> None:
+    """A row of :func:`setting_input` widgets."""
     for cell, name in zip(st.columns(len(names)), names, strict=True):
-        form[run_form.widget(name).setting] = setting_input(name, cell)
+        setting_input(name, form, errors, cell)
+
+
+def _initial(key: str, value: Any, argument: str = "value") -> dict[str, Any]:
+    """A widget's initial value, unless the session already holds one for it (Run again)."""
+    return {} if key in st.session_state else {argument: value}
+
+
+def _say(where: Any, key: str, error: str | None, errors: dict[str, str]) -> None:
+    """Show a field's error under it and keep it for the Start button."""
+    if error is None:
+        return
+    errors[key] = error
+    where.error(error, icon=":material/error:")
 
 
 def state_badge(state: RunState) -> None:

@@ -82,7 +82,10 @@ def ui(
         "--client.toolbarMode", "minimal", "--theme.base", "light",
         "--theme.primaryColor", "#2563eb",
     ]  # fmt: skip
-    env = {**os.environ, "FEDAPP_UI_RUNS_DIR": str(runs), "FEDAPP_UI_DATA_DIR": str(data)}
+    env = {**os.environ, "FEDAPP_UI_RUNS_DIR": str(runs)}
+    env.pop("FEDAPP_UI_DATA_DIR", None)
+    if data_dir is not None:  # without it, the UI says which --data-dir a path needs
+        env["FEDAPP_UI_DATA_DIR"] = str(data)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     console.print(
         f"fedapp UI on [bold]{url}[/]; runs in {runs}, data files from {data}. Ctrl-C stops it.",

@@ -149,7 +149,7 @@ def test_new_run_sets_privacy_secure_aggregation_and_attackers(
     at.radio(key="dp").set_value("central").run()
     at.number_input(key="noise_multiplier").set_value(0.8)
     at.number_input(key="clip_norm").set_value(0.5)
-    at.number_input(key="target_epsilon").set_value(3.0)
+    at.number_input(key="target_epsilon").set_value(8.0)  # one round costs ε 6.1
     at.radio(key="dp_clipping").set_value("client")
     at.toggle(key="secure_aggregation").set_value(True)
     at.number_input(key="malicious").set_value(1).run()
@@ -159,7 +159,7 @@ def test_new_run_sets_privacy_secure_aggregation_and_attackers(
 
     [(cfg, _)] = launched
     assert (cfg.dp, cfg.noise_multiplier, cfg.clip_norm) == ("central", 0.8, 0.5)
-    assert (cfg.target_epsilon, cfg.dp_clipping, cfg.secure_aggregation) == (3.0, "client", True)
+    assert (cfg.target_epsilon, cfg.dp_clipping, cfg.secure_aggregation) == (8.0, "client", True)
     assert (cfg.malicious, cfg.attack) == (1, "scale:4")
 
 
@@ -169,10 +169,12 @@ def test_new_run_shows_the_clis_error_for_impossible_attackers(
     at = app()
     at.number_input(key="clients").set_value(2)
     at.number_input(key="malicious").set_value(3).run()
-    at.button(key="start").click().run()
 
+    assert at.error[0].value == (
+        "malicious must be in [0, 2] (at most the number of clients), got 3"
+    )
+    assert at.button(key="start").disabled
     assert launched == []
-    assert "malicious" in at.error[0].value
 
 
 def test_new_run_offers_a_third_party_plugin_and_its_parameters(
@@ -186,6 +188,128 @@ def test_new_run_offers_a_third_party_plugin_and_its_parameters(
     at.button(key="start").click().run()
     [(cfg, _)] = launched
     assert cfg.strategy_params == {"tag": "from-the-ui"}
+
+
+MU = "param.fedprox.proximal-mu"
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([("number_input", "rounds", 0)], "rounds must be > 0, got 0"),
+        ([("number_input", "learning_rate", 0.0)], "learning-rate must be > 0, got 0.0"),
+        ([("number_input", "demo_rows", 0)], "demo-rows must be > 0, got 0"),
+        (
+            [("selectbox", "strategy", "fedprox"), ("number_input", MU, -1.0)],
+            "--proximal-mu must be >= 0, got -1.0",
+        ),
+        (
+            [("radio", "partition_kind", "dirichlet"), ("number_input", "alpha", 0.0)],
+            "partition 'dirichlet:0': dirichlet alpha must be > 0",
+        ),
+        (
+            [("number_input", "malicious", 1), ("number_input", "attack_strength", 0.0)],
+            "attack sign-flip: F must be > 0, got 0",
+        ),
+    ],
+    ids=["rounds", "learning-rate", "rows", "strategy-parameter", "alpha", "attack"],
+)  # fmt: skip
+def test_an_invalid_field_blocks_start_and_says_why(
+    runs_root: Path, launched: list, steps: list[tuple[str, str, Any]], expected: str
+) -> None:
+    at = app()
+    for kind, key, value in steps:
+        getattr(at, kind)(key=key).set_value(value).run()
+
+    # Assert: said under the field and by Start, which cannot be clicked
+    assert not at.exception
+    field, blocked = (e.value for e in at.error)
+    assert field == expected
+    assert "Start is blocked" in blocked and expected in blocked
+    assert at.button(key="start").disabled
+    assert launched == []
+
+
+def test_a_fixed_field_unblocks_start_with_the_value_typed(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.number_input(key="rounds").set_value(0).run()
+    at.number_input(key="rounds").set_value(4).run()
+    assert not at.error
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert cfg.rounds == 4
+
+
+@pytest.mark.parametrize(
+    ("dp", "extra"),
+    [("central", []), ("record", [("number_input", "noise_multiplier", 0.3)])],
+)
+def test_the_privacy_budget_is_checked_on_the_form(
+    runs_root: Path, launched: list, dp: str, extra: list[tuple[str, str, Any]]
+) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(600)
+    at.radio(key="dp").set_value(dp).run()
+    for kind, key, value in extra:
+        getattr(at, kind)(key=key).set_value(value)
+    at.number_input(key="target_epsilon").set_value(0.5).run()
+
+    # Assert: the run's own check (one round must fit in the budget), before launch
+    assert not at.exception
+    field, blocked = (e.value for e in at.error)
+    assert field.startswith("target-epsilon must be >= ") and field.endswith("got 0.5")
+    assert field in blocked
+    assert at.button(key="start").disabled
+    assert launched == []
+
+
+def bank_upload(rows: int = 300) -> bytes:
+    """A churn table with a row number, a customer id and a surname, as bank_churn.csv has."""
+    lines = ["RowNumber,CustomerId,Surname,Geography,Age,Exited"] + [
+        f"{i + 1},{15600000 + i * 7},Name{i},{['France', 'Spain', 'Germany'][i % 3]},"
+        f"{20 + i % 50},{int(i % 5 == 0)}"
+        for i in range(rows)
+    ]
+    return "\n".join(lines).encode()
+
+
+def test_new_run_previews_the_data_before_start(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.segmented_control(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("bank.csv", bank_upload(), "text/csv")).run()
+    at.selectbox(key="partition_column").set_value("Geography").run()
+
+    # Assert: the identifier is the customer's, the row number and surname are set aside
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="id_column").value == "CustomerId"
+    assert at.multiselect(key="drop").value == ["RowNumber", "Surname"]
+    assert any("free text (300 distinct values)" in c.value for c in at.caption)
+    # ... and the data is shown as `fedapp inspect` shows it
+    assert any(
+        "300 rows in 3 institutions; target 'Exited': 60 positive" in m.value for m in at.markdown
+    )
+    shown_columns, shown_clients = at.dataframe
+    columns = shown_columns.value.set_index("column")
+    assert dict(columns["kind"]) == {"Age": "numeric", "Geography": "categorical"}
+    clients = shown_clients.value.set_index("institution")
+    assert list(clients["rows"]) == [100, 100, 100]
+    assert list(clients.index) == ["Geography=France", "Geography=Germany", "Geography=Spain"]
+    assert not at.button(key="start").disabled
+
+
+def test_a_server_path_outside_without_a_data_dir_says_what_to_pass(
+    runs_root: Path, launched: list, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "tables"
+    elsewhere.mkdir()
+    (elsewhere / "bank.csv").write_bytes(bank_upload())
+    at = app()
+    at.segmented_control(key="source").set_value("File on the server").run()
+    at.text_input(key="server_path").set_value(str(elsewhere / "bank.csv")).run()
+
+    [error] = at.error
+    assert f"restart it with `fedapp ui --data-dir {elsewhere}`" in error.value
+    assert "or upload the file" in error.value
 
 
 @pytest.mark.parametrize("name", ["../evil", "/etc/cron.d/x", ".hidden", "a/b"])
@@ -236,12 +360,14 @@ def test_a_bad_upload_shows_the_clis_error_in_the_page(runs_root: Path, launched
     at.file_uploader(key="upload").set_value(("clients.csv", text.encode(), "text/csv")).run()
     at.selectbox(key="target").set_value("churn").run()
     at.radio(key="partition_kind").set_value("iid").run()
-    at.button(key="start").click().run()
 
+    # Assert: said before Start, under the data, and Start waits for a fix
     assert not at.exception
-    [error] = at.error
+    error, blocked = at.error
     assert "clients.csv" in error.value and "age" in error.value
+    assert error.value in blocked.value and "Start is blocked" in blocked.value
     assert ".fedapp-ui" not in error.value  # the stored name stays internal
+    assert at.button(key="start").disabled
     assert launched == []
 
     at.multiselect(key="categorical").set_value(["age"]).run()  # what the error advises

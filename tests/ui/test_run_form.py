@@ -50,10 +50,10 @@ def test_describe_columns_counts_values_and_spots_unique_columns(tmp_path: Path)
 
     # Assert
     assert columns == [
-        Column("id", 4, ("1", "2", "3", "4"), True),
-        Column("city", 2, ("Lyon", "Paris"), False),  # blanks are not a value
-        Column("score", 3, ("0.5", "0.7", "0.9"), False),
-        Column("flag", 2, ("no", "yes"), False),
+        Column("id", 4, ("1", "2", "3", "4"), True, numeric=True, rows=4),
+        Column("city", 2, ("Lyon", "Paris"), False, numeric=False, rows=4),  # blanks: no value
+        Column("score", 3, ("0.5", "0.7", "0.9"), False, numeric=True, rows=4),
+        Column("flag", 2, ("no", "yes"), False, numeric=False, rows=4),
     ]
 
 
@@ -150,6 +150,9 @@ def test_guess_target(columns: list[Column], expected: int) -> None:
     [
         ([col("Surname", 90), col("CustomerId", 100, unique=True)], "CustomerId"),
         ([col("RowNumber", 100, unique=True), col("x", 3)], "RowNumber"),
+        # a row's number says nothing of whom the row is about: the customer's id wins
+        ([col("RowNumber", 100, unique=True), col("CustomerId", 100, unique=True)], "CustomerId"),
+        ([col("index", 100, unique=True), col("account_id", 100, unique=True)], "account_id"),
         ([col("x", 3), col("id", 100, unique=True)], "id"),
         ([col("customer_id", 100, unique=True)], "customer_id"),
         ([col("CustomerId", 90), col("x", 100, unique=True)], None),  # repeats: not an id
@@ -160,6 +163,50 @@ def test_guess_target(columns: list[Column], expected: int) -> None:
 def test_guess_id_column(columns: list[Column], expected: str | None) -> None:
     # Execute / Assert
     assert run_form.guess_id_column(columns) == expected
+
+
+def test_suggested_drops_are_other_identifiers_and_free_text(tmp_path: Path) -> None:
+    # Prepare
+    columns = run_form.describe_columns([write_bank(tmp_path / "bank.csv", rows=120)])
+
+    # Execute
+    suggested = run_form.suggested_drops(columns, target="Exited", id_column="CustomerId")
+
+    # Assert: Surname has 7 distinct values in 120 rows here, so text alone is not enough
+    assert suggested == {"RowNumber": "an identifier (unique per row)"}
+
+
+def test_suggested_drops_name_free_text_columns() -> None:
+    # Prepare
+    columns = [
+        Column("RowNumber", 900, (), True, numeric=True),
+        Column("CustomerId", 900, (), True, numeric=True),
+        Column("Surname", 400, (), False, numeric=False),
+        Column("Geography", 3, ("France", "Germany", "Spain"), False, numeric=False),
+        Column("Balance", 700, (), False, numeric=True),
+        Column("Exited", 2, ("0", "1"), False, numeric=True),
+    ]
+
+    # Execute
+    suggested = run_form.suggested_drops(columns, target="Exited", id_column="CustomerId")
+
+    # Assert: numbers with many values are features; text with many is free text
+    assert suggested == {
+        "RowNumber": "an identifier (unique per row)",
+        "Surname": "free text (400 distinct values)",
+    }
+
+
+def test_describe_columns_tells_numbers_from_text(tmp_path: Path) -> None:
+    # Prepare: numbers stored as text with a blank (" ") are still numbers
+    csv = tmp_path / "t.csv"
+    csv.write_text("charges,name\n1.5,ann\n \n3,bob\n", encoding="utf-8")
+
+    # Execute
+    charges, name = run_form.describe_columns([csv])
+
+    # Assert
+    assert (charges.numeric, name.numeric) == (True, False)
 
 
 def test_partition_columns_keeps_two_to_fifty_values_not_excluded() -> None:
@@ -312,11 +359,60 @@ def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
     )
 
     # Execute
-    notes, warnings = run_form.check_data(cfg)
+    found = run_form.check_data(cfg)
+
+    # Assert: what `fedapp inspect` shows of it
+    assert found.notes == (f"{csv}: positive class of 'Exited' is '1' (inferred)",)
+    assert found.warnings == ()
+    assert found.headline == "60 rows in 3 institutions; target 'Exited': 15 positive (25.0%)"
+    kinds = dict(zip(found.columns["column"], found.columns["kind"], strict=True))
+    assert kinds == {
+        "Age": "numeric", "HasCard": "numeric", "Surname": "categorical",
+        "Geography": "categorical",
+    }  # fmt: skip
+    assert list(found.columns.columns) == ["column", "kind", "missing", "summary"]
+    clients = found.clients.set_index("institution")
+    assert list(clients.index) == ["Geography=France", "Geography=Germany", "Geography=Spain"]
+    assert list(clients["rows"]) == [20, 20, 20]
+    assert clients["train"].sum() + clients["test"].sum() == 60
+    assert found.train_rows == tuple(clients["train"])
+    assert clients.loc["Geography=France", "positive rate"] == pytest.approx(
+        sum(1 for i in range(0, 60, 3) if i % 4 == 0) / 20
+    )
+
+
+def test_check_data_says_which_institution_cannot_give_an_auc(tmp_path: Path) -> None:
+    # Prepare: the third institution's rows are all negatives
+    lines = ["Region,x,y"] + [
+        f"{'abc'[i % 3]},{i},{int(i % 3 != 2 and i % 2 == 0)}" for i in range(60)
+    ]
+    csv = tmp_path / "t.csv"
+    csv.write_text("\n".join(lines), encoding="utf-8")
+    cfg = RunConfig(data=str(csv), target="y", partition="column:Region", clients=3)
+
+    # Execute
+    found = run_form.check_data(cfg)
 
     # Assert
-    assert notes == (f"{csv}: positive class of 'Exited' is '1' (inferred)",)
-    assert warnings == ()
+    [warning] = found.warnings
+    assert warning.startswith("Region=c: its 4 held-out rows are all of one class")
+
+
+def test_check_data_refuses_a_privacy_budget_no_round_fits_in(tmp_path: Path) -> None:
+    # Prepare: record-level DP; a client's ε of one round depends on its rows
+    csv = write_bank(tmp_path / "bank.csv")
+    cfg = RunConfig(
+        data=str(csv), target="Exited", partition="column:Geography", clients=3,
+        dp="record", noise_multiplier=0.5, target_epsilon=0.5,
+    )  # fmt: skip
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        run_form.check_data(cfg)
+
+    # Assert: the run's own check, before launch
+    assert str(caught.value).startswith("target-epsilon must be >= ")
+    assert str(caught.value).endswith("got 0.5")
 
 
 def three_class_csv(folder: Path) -> Path:
@@ -451,12 +547,46 @@ def test_widget_of_a_number_comes_from_its_declaration() -> None:
     # Execute
     spec = run_form.widget("eval_every")
 
-    # Assert
+    # Assert: no min_value, which would make the browser keep the last valid
+    # value behind a red box; what is typed reaches the check (setting_error)
     assert (spec.setting, spec.kind, spec.label) == ("eval-every", "number_input", entry.label)
     assert spec.options == {
-        "key": "eval_every", "help": entry.help, "min_value": 1, "value": 1, "step": 1,
-        "placeholder": None,
+        "key": "eval_every", "help": entry.help, "value": 1, "step": 1, "placeholder": None,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "form", "expected"),
+    [
+        ("rounds", 0, {}, "rounds must be > 0, got 0"),
+        ("rounds", 3, {}, None),
+        ("learning-rate", 0.0, {}, "learning-rate must be > 0, got 0.0"),
+        ("delta", 1.0, {}, "delta must be in (0, 1), got 1.0"),
+        ("target-epsilon", None, {}, None),  # blank: no budget
+        ("target-epsilon", -1.0, {}, "target-epsilon must be > 0, got -1.0"),
+        (
+            "malicious", -1, {"clients": 8},
+            "malicious must be in [0, 8] (at most the number of clients), got -1",
+        ),
+        ("demo-rows", None, {}, "form: 'demo-rows' must be an integer, got None"),
+    ],
+)  # fmt: skip
+def test_setting_error_checks_one_value_against_its_declaration(
+    setting: str, value: object, form: dict[str, object], expected: str | None
+) -> None:
+    # Execute / Assert
+    assert run_form.setting_error(setting, value, form) == expected
+
+
+def test_param_error_checks_a_strategy_parameter_as_the_cli_does() -> None:
+    # Prepare
+    fedprox = registry.get("fedprox")
+
+    # Execute / Assert
+    assert run_form.param_error(fedprox, "proximal-mu", -1.0) == (
+        "--proximal-mu must be >= 0, got -1.0"
+    )
+    assert run_form.param_error(fedprox, "proximal-mu", 0.5) is None
 
 
 def test_widget_of_an_optional_number_starts_blank_meaning_unset() -> None:

@@ -1,4 +1,8 @@
-"""New run: pick the data, the split, the training and the strategy; launch."""
+"""New run: pick the data, the split, the training and the strategy; launch.
+
+Every value is checked as it is entered, the data is loaded and described
+before launch, and Start stays disabled while anything is refused.
+"""
 
 from pathlib import Path
 from typing import Any
@@ -7,9 +11,9 @@ import streamlit as st
 
 from fedapp import registry
 from fedapp.errors import UsageError
-from fedapp.settings import describe
+from fedapp.settings import DATA_SECTIONS, RunConfig, describe, fields
 from fedapp.settings.specs import ATTACKS, PartitionSpec
-from fedapp_ui import launcher, run_form, store, widgets
+from fedapp_ui import launcher, preview, run_form, store, widgets
 
 runs_root, data_root = store.folders()
 
@@ -20,6 +24,7 @@ st.caption(
 )
 
 form: dict[str, Any] = {}
+errors: dict[str, str] = {}  # by setting (or widget) key: each one blocks Start
 columns: list[run_form.Column] = []
 uploaded_names: dict[Path, str] = {}
 
@@ -57,14 +62,14 @@ with st.container(border=True):
         )  # fmt: skip
         if typed:
             try:
-                path = store.data_path(data_root, typed)
+                path = store.data_path(data_root, typed, given=store.data_dir_given())
                 columns = widgets.columns_of((path,))
             except UsageError as err:
                 st.error(str(err), icon=":material/error:")
                 st.stop()
             form["data"] = str(path)
     else:
-        form["demo-rows"] = widgets.setting_input("demo_rows")
+        widgets.setting_input("demo_rows", form, errors)
 
     is_demo = source in (None, "Built-in demo")
     has_file = bool(columns)
@@ -95,8 +100,17 @@ with st.container(border=True):
             help=about["id_column"].help,
         )  # fmt: skip
         features = [n for n in others if n != id_column]
+        suggested = run_form.suggested_drops(columns, target, id_column)
         left, right = st.columns(2)
-        drop = left.multiselect(about["drop"].label, features, key="drop", help=about["drop"].help)
+        drop = left.multiselect(
+            about["drop"].label, features, default=[n for n in features if n in suggested],
+            key="drop", help=about["drop"].help,
+        )  # fmt: skip
+        if suggested:
+            left.caption(
+                "Suggested, as unlikely features: "
+                + "; ".join(f"**{n}**, {why}" for n, why in suggested.items())
+            )
         categorical = right.multiselect(
             about["categorical"].label, [n for n in features if n not in drop],
             key="categorical", help=about["categorical"].help,
@@ -108,6 +122,7 @@ with st.container(border=True):
             "drop": drop,
             "categorical": categorical,
         }
+    data_box = st.container()  # filled once the split is known (below)
 
 # --- Institutions -----------------------------------------------------------
 with st.container(border=True):
@@ -145,26 +160,28 @@ with st.container(border=True):
                 fixed_clients = counts[by]
                 form["partition"] = PartitionSpec("column", column=by)
         elif kind in ("dirichlet", "quantity"):
-            alpha = st.number_input(
-                "α (smaller is more skewed)", min_value=0.01, max_value=100.0, value=0.5,
-                step=0.1, key="alpha",
-            )  # fmt: skip
-            form["partition"] = PartitionSpec(kind, alpha=alpha)
+            # No min_value: the browser would keep the last valid α and not say so.
+            alpha = st.number_input("α (smaller is more skewed)", value=0.5, step=0.1, key="alpha")
+            try:
+                form["partition"] = PartitionSpec(kind, alpha=alpha)
+            except UsageError as err:
+                errors["partition"] = str(err)
+                st.error(str(err), icon=":material/error:")
         else:
             form["partition"] = PartitionSpec("iid")
     c1, c2 = st.columns(2)
     if fixed_clients is None:
-        form["clients"] = widgets.setting_input("clients", c1)
+        widgets.setting_input("clients", form, errors, c1)
     else:  # set by the split; shown, not asked
         c1.number_input(describe("clients").label, value=fixed_clients, disabled=True)
         form["clients"] = fixed_clients
-    form["clients-per-round"] = widgets.setting_input("clients_per_round", c2)
+    widgets.setting_input("clients_per_round", form, errors, c2)
 
 # --- Training ---------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Training", divider="gray")
-    widgets.setting_inputs(["rounds", "eval_every", "local_epochs", "batch_size"], form)
-    widgets.setting_inputs(["learning_rate", "seed"], form)
+    widgets.setting_inputs(["rounds", "eval_every", "local_epochs", "batch_size"], form, errors)
+    widgets.setting_inputs(["learning_rate", "seed"], form, errors)
 
 # --- Strategy ---------------------------------------------------------------
 with st.container(border=True):
@@ -172,15 +189,15 @@ with st.container(border=True):
     for b in registry.broken().values():
         st.warning(b.error)
     plugins = registry.installed()
-    about = describe("strategy")
+    about_strategy = describe("strategy")
     name = st.selectbox(
-        about.label, list(plugins), index=list(plugins).index(about.default)
-        if about.default in plugins else 0, key="strategy", help=about.help,
+        about_strategy.label, list(plugins), index=list(plugins).index(about_strategy.default)
+        if about_strategy.default in plugins else 0, key="strategy", help=about_strategy.help,
     )  # fmt: skip
     plugin = plugins[name]
     st.caption(plugin.summary)
     form["strategy"] = name
-    form["strategy-params"] = widgets.param_inputs(plugin)
+    form["strategy-params"] = widgets.param_inputs(plugin, errors)
 
 # --- Privacy and hostile clients -------------------------------------------
 with st.expander("Privacy and hostile clients", icon=":material/shield:"):
@@ -189,26 +206,64 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
         "central": "Client-level (noise on the aggregate)",
         "record": "Record-level (DP-SGD in each client)",
     }
-    form["dp"] = widgets.setting_input("dp", format_func=dp_kinds.__getitem__)
+    widgets.setting_input("dp", form, errors, format_func=dp_kinds.__getitem__)
     if form["dp"] != "none":
-        names = ["noise_multiplier", "clip_norm", "target_epsilon", "delta"]
-        widgets.setting_inputs(names, form)
+        widgets.setting_inputs(
+            ["noise_multiplier", "clip_norm", "target_epsilon", "delta"], form, errors
+        )
         if form["dp"] == "central":
-            form["dp-clipping"] = widgets.setting_input("dp_clipping")
-    form["secure-aggregation"] = widgets.setting_input("secure_aggregation")
+            widgets.setting_input("dp_clipping", form, errors)
+    privacy_box = st.container()  # the budget against the data, once it is loaded (below)
+    widgets.setting_input("secure_aggregation", form, errors)
     c1, c2, c3 = st.columns(3)
-    form["malicious"] = widgets.setting_input("malicious", c1)
+    widgets.setting_input("malicious", form, errors, c1)
     if form["malicious"]:
         kind = c2.selectbox("Attack", ATTACKS, key="attack_kind")
         strength = c3.number_input(
-            "Strength (F or SIGMA)", min_value=0.0, value=10.0, key="attack_strength",
+            "Strength (F or SIGMA)", value=10.0, key="attack_strength",
             disabled=kind == "label-flip",
         )  # fmt: skip
         try:
             form["attack"] = run_form.attack_spec(kind, strength)
         except UsageError as err:
-            st.error(str(err), icon=":material/error:")
-            st.stop()
+            errors["attack"] = str(err)
+            c3.error(str(err), icon=":material/error:")
+
+
+# --- Checks ----------------------------------------------------------------
+def _check(form: dict[str, Any], errors: dict[str, str]) -> RunConfig | None:
+    """The checked config, or ``None``; what is wrong goes into ``errors`` and its section."""
+    data_keys = {s.key for s in fields(*DATA_SECTIONS)}
+    found: preview.DataPreview | str | None = None
+    # The data settings alone decide the preview: a bad value elsewhere does not hide it.
+    if not errors.keys() & data_keys:
+        try:
+            data_cfg = run_form.build_config({k: v for k, v in form.items() if k in data_keys})
+            found = widgets.data_preview(data_cfg)
+        except UsageError as err:
+            found = str(err)
+    with data_box:
+        if isinstance(found, str):
+            errors["data"] = run_form.user_message(UsageError(found), uploaded_names)
+            st.error(errors["data"], icon=":material/error:")
+        elif found is not None:
+            widgets.show_preview(found, expanded=not is_demo)
+    if errors:
+        return None
+    try:
+        cfg = run_form.build_config(form)
+    except UsageError as err:  # a rule between settings: said by the Start button
+        errors["settings"] = run_form.user_message(err, uploaded_names)
+        return None
+    if isinstance(found, preview.DataPreview):
+        try:
+            run_form.check_privacy(cfg, found)
+        except UsageError as err:
+            errors["target-epsilon"] = str(err)
+            privacy_box.error(str(err), icon=":material/error:")
+            return None
+    return cfg
+
 
 # --- Launch -----------------------------------------------------------------
 with st.container(border=True):
@@ -217,16 +272,29 @@ with st.container(border=True):
         "Run name (optional)", key="run_name", placeholder="generated: <time>-<strategy>-<id>",
         help="Letters, digits, '.', '_' and '-'; the run's folder inside the runs folder.",
     )  # fmt: skip
-    form["baseline"] = widgets.setting_input("baseline", c2)
-    if st.button("Start run", type="primary", key="start", icon=":material/play_arrow:"):
+    if run_name.strip():
         try:
-            name = run_name.strip() or None
-            if name:
-                store.run_path(runs_root, name)  # refuse a bad name before any work
-            cfg = run_form.build_config(form)
-            with st.spinner("Checking the data…"):
-                run_form.check_data(cfg)
-            run_id = launcher.launch(cfg, runs_root, name)
+            store.run_path(runs_root, run_name.strip())
+        except UsageError as err:
+            errors["run-name"] = str(err)
+            c1.error(str(err), icon=":material/error:")
+    widgets.setting_input("baseline", form, errors, c2)
+
+    cfg = _check(form, errors)
+
+    if errors:
+        st.error(
+            "**Start is blocked** until these are fixed:\n"
+            + "\n".join(f"- {message}" for message in dict.fromkeys(errors.values())),
+            icon=":material/block:",
+        )
+    clicked = st.button(
+        "Start run", type="primary", key="start", icon=":material/play_arrow:",
+        disabled=bool(errors),
+    )  # fmt: skip
+    if clicked and not errors and cfg is not None:
+        try:
+            run_id = launcher.launch(cfg, runs_root, run_name.strip() or None)
         except UsageError as err:
             st.error(run_form.user_message(err, uploaded_names), icon=":material/error:")
         else:

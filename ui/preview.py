@@ -1,0 +1,133 @@
+"""What the New run page shows of the data before a run: ``fedapp inspect``'s view.
+
+Built from the loaded :class:`fedapp.data.Federation` (the rows a run would
+train and test on), as plain tables; nothing here draws widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fedapp.runs import client_label
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fedapp.data import Federation
+
+# Most frequent values listed for a categorical column.
+TOP_VALUES = 3
+
+
+@dataclass(frozen=True)
+class DataPreview:
+    """The data a run would use, described before it starts.
+
+    Attributes
+    ----------
+    headline : str
+        Rows, institutions and the target's positive rate, in one line.
+    columns : pd.DataFrame
+        One row per feature: ``column``, ``kind``, ``missing``, ``summary``.
+    clients : pd.DataFrame
+        One row per institution: ``client``, ``institution``, ``rows``,
+        ``train``, ``test``, ``positive rate``.
+    notes : tuple[str, ...]
+        What loading decided (the positive class, blanks read as missing).
+    warnings : tuple[str, ...]
+        Likely problems: a leaking feature, an institution whose held-out
+        rows cannot give an AUC.
+    train_rows : tuple[int, ...]
+        Each institution's training rows (record-level DP's sampling rates).
+
+    """
+
+    headline: str
+    columns: pd.DataFrame
+    clients: pd.DataFrame
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...]
+    train_rows: tuple[int, ...]
+
+
+def describe(loaded: Federation) -> DataPreview:
+    """Describe a loaded federation as the New run page shows it."""
+    # pandas: only a page that previews data pays for it.
+    import pandas as pd
+
+    target = loaded.schema.target
+    pooled = pd.concat([part for c in loaded.clients for part in (c.train, c.test)])
+    positives = int(pooled[target].sum())
+    headline = (
+        f"{len(pooled)} rows in {len(loaded.clients)} institutions; target '{target}': "
+        f"{positives} positive ({positives / len(pooled):.1%})"
+    )
+    labels = [client_label(c.source) for c in loaded.clients]
+    return DataPreview(
+        headline=headline,
+        columns=pd.DataFrame(
+            _column_rows(pooled, loaded.schema.numeric, loaded.schema.categorical)
+        ),
+        clients=pd.DataFrame(_client_rows(loaded, labels)),
+        notes=tuple(loaded.notes),
+        warnings=(*loaded.warnings, *_one_class_tests(loaded, labels)),
+        train_rows=tuple(len(c.train) for c in loaded.clients),
+    )
+
+
+def _column_rows(
+    pooled: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for name in numeric:
+        values = pooled[name]
+        summary = (
+            f"mean {values.mean():.4g}, std {values.std():.4g}, "
+            f"min {values.min():.4g}, max {values.max():.4g}"
+        )
+        rows.append(_column(name, "numeric", values, summary))
+    for name in categorical:
+        counts = pooled[name].value_counts()
+        shown = ", ".join(f"{value} ({count})" for value, count in counts.head(TOP_VALUES).items())
+        more = ", ..." if len(counts) > TOP_VALUES else ""
+        rows.append(
+            _column(name, "categorical", pooled[name], f"{len(counts)} values: {shown}{more}")
+        )
+    return rows
+
+
+def _column(name: str, kind: str, values: pd.Series, summary: str) -> dict[str, object]:
+    return {"column": name, "kind": kind, "missing": int(values.isna().sum()), "summary": summary}
+
+
+def _client_rows(loaded: Federation, labels: Sequence[str]) -> list[dict[str, object]]:
+    target = loaded.schema.target
+    rows: list[dict[str, object]] = []
+    for pid, (client, label) in enumerate(zip(loaded.clients, labels, strict=True)):
+        total = len(client.train) + len(client.test)
+        positives = int(client.train[target].sum() + client.test[target].sum())
+        rows.append(
+            {
+                "client": pid, "institution": label, "rows": total,
+                "train": len(client.train), "test": len(client.test),
+                "positive rate": positives / total,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _one_class_tests(loaded: Federation, labels: Sequence[str]) -> list[str]:
+    """Institutions whose held-out rows hold one class: their AUC cannot be computed."""
+    target = loaded.schema.target
+    warnings = []
+    for client, label in zip(loaded.clients, labels, strict=True):
+        held_out = client.test[target]
+        if held_out.nunique() < 2:
+            warnings.append(
+                f"{label}: its {len(held_out)} held-out rows are all of one class, so its "
+                "AUC is undefined and the clients' weighted AUC leaves it out; give it more "
+                "rows (fewer clients, or a larger test-fraction)"
+            )
+    return warnings
