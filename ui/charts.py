@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import qualitative, sample_colorscale
 
 from fedapp.runs import METRIC_LABELS
 
@@ -25,6 +25,7 @@ __all__ = [
     "compare_runs",
     "epsilon_by_round",
     "metric_by_round",
+    "palette",
     "rounds_shown",
     "series",
     "update_norms",
@@ -32,6 +33,8 @@ __all__ = [
 
 # D3's palette stays legible on white, unlike the pastel first colours of `Safe`.
 PALETTE: tuple[str, ...] = tuple(qualitative.D3)
+# For more lines than D3 has colours: 24 that stay apart, then hues along Turbo.
+_MANY: tuple[str, ...] = tuple(qualitative.Dark24)
 BASELINE_COLOR = "#555555"
 HEIGHT = 400
 EMPTY_MESSAGE = "No rounds yet"
@@ -39,8 +42,23 @@ EMPTY_MESSAGE = "No rounds yet"
 # The federated training loss only exists in the fit events; everything else is
 # an evaluation score.
 TRAIN_LOSS = "train-loss"
+# The clients' own evaluation of the global model, weighted by their held-out rows.
+WEIGHTED = "clients' held-out data (weighted)"
 # Lower is better for these, which decides where a baseline's label fits best.
 _LOWER_IS_BETTER = frozenset({"loss", TRAIN_LOSS})
+
+
+def palette(count: int) -> tuple[str, ...]:
+    """``count`` colours, none repeated: D3's ten, then Dark24's 24, then hues along Turbo.
+
+    Lines beyond 24 get evenly spaced hues: distinct, if harder to tell apart
+    than the named colours; the legend and the hover name each one.
+    """
+    if count <= len(PALETTE):
+        return PALETTE[:count]
+    if count <= len(_MANY):
+        return _MANY[:count]
+    return tuple(sample_colorscale("Turbo", [i / (count - 1) for i in range(count)]))
 
 
 def series(
@@ -118,8 +136,11 @@ def metric_by_round(
     go.Figure
         A line ``"global test set"`` (the centralized evaluation, from round 0,
         the initial weights) and a line ``"clients' held-out data (weighted)"``
-        (the federated evaluation); a line without any round is left out. With
-        no rounds at all, an empty chart that says so.
+        (the federated evaluation); a line without any round is left out. Where
+        the events say how many clients each weighted value covers
+        (``coverage`` and ``reported``), the hover says it per round, and the
+        line's name says it when the last round's leaves clients out. With no
+        rounds at all, an empty chart that says so.
 
     """
     events = list(events)  # read twice, and callers may pass a generator
@@ -130,14 +151,16 @@ def metric_by_round(
     else:
         lines = [
             ("global test set", series(events, metric, scope="centralized")),
-            ("clients' held-out data (weighted)", series(events, metric, scope="federated")),
+            (WEIGHTED, series(events, metric, scope="federated")),
         ]
     figure = _figure(f"{label} per round", label)
     for index, (name, (rounds, values)) in enumerate(lines):
         if rounds:
-            figure.add_trace(_line(name, rounds, values, PALETTE[index % len(PALETTE)]))
+            figure.add_trace(_line(name, rounds, values, PALETTE[index]))
     if not figure.data:
         return _empty(figure)
+    if metric != TRAIN_LOSS:
+        _show_coverage(figure, events, metric)
     finite = _number(baseline)
     if finite is not None:
         # Round 0 starts worse than the baseline: below it for a score and
@@ -172,7 +195,9 @@ def clients_by_round(
     -------
     go.Figure
         One line per client that reported the metric, ordered by client id
-        (numerically). With no rounds at all, an empty chart that says so.
+        (numerically), each in its own colour (:func:`palette`); a client
+        that reported it without a value in any round is named ``"<name>
+        (no <metric>)"``. With no rounds at all, an empty chart that says so.
 
     """
     events = list(events)
@@ -187,11 +212,14 @@ def clients_by_round(
     ]
     labels = labels or {}
     figure = _figure(f"{label} per client", label)
-    for index, client in enumerate(_client_ids(matching)):
+    clients = _client_ids(matching)
+    for client, colour in zip(clients, palette(len(clients)), strict=True):
         rounds, values = series(matching, metric, stage=stage, scope="federated", client=client)
         if rounds:
             name = labels.get(client, f"client {client}")
-            figure.add_trace(_line(name, rounds, values, PALETTE[index % len(PALETTE)]))
+            if all(v is None for v in values):  # its line would be invisible: the legend says why
+                name = f"{name} (no {label})"
+            figure.add_trace(_line(name, rounds, values, colour))
     if not figure.data:
         return _empty(figure)
     return _finish(figure)
@@ -229,7 +257,7 @@ def compare_runs(
     figure = _figure(f"{label} per round on the global test set", label)
     # A run keeps its colour by position even when another one has no rounds yet,
     # so that colours do not shift while runs are starting.
-    colours = {run: PALETTE[index % len(PALETTE)] for index, run in enumerate(runs)}
+    colours = dict(zip(runs, palette(len(runs)), strict=True))
     all_rounds: set[int] = set()
     for run, events in runs.items():
         rounds, values = series(events, metric, scope="centralized")
@@ -300,13 +328,13 @@ def epsilon_by_round(
     if rounds:
         figure.add_trace(_line("run", rounds, values, PALETTE[0]))
     labels = labels or {}
-    for index, client in enumerate(_client_ids(events), start=1):
+    clients = _client_ids(events)
+    for client, colour in zip(clients, palette(len(clients) + 1)[1:], strict=True):
         rounds, values = series(
             events, "epsilon", stage="privacy", scope="federated", client=client
         )
         if rounds:
-            trace = _line(labels.get(client, f"client {client}"), rounds, values,
-                          PALETTE[index % len(PALETTE)])  # fmt: skip
+            trace = _line(labels.get(client, f"client {client}"), rounds, values, colour)
             trace.line.width = 1
             figure.add_trace(trace)
     if not figure.data:
@@ -351,14 +379,14 @@ def update_norms(
     attackers = {str(m) for m in malicious}
     figure = _figure("Update norm per client", "‖w_i - w_global‖")
     norms: dict[tuple[int, str], float | None] = {}
-    for index, client in enumerate(_client_ids(fits)):
+    clients = _client_ids(fits)
+    for client, colour in zip(clients, palette(len(clients)), strict=True):
         rounds, values = series(fits, "update-norm", stage="fit", scope="federated", client=client)
         if not rounds:
             continue
         norms.update(((r, client), v) for r, v in zip(rounds, values, strict=True))
         name = labels.get(client, f"client {client}")
-        trace = _line(f"{name} (attacker)" if client in attackers else name, rounds, values,
-                      PALETTE[index % len(PALETTE)])  # fmt: skip
+        trace = _line(f"{name} (attacker)" if client in attackers else name, rounds, values, colour)
         if client in attackers:
             trace.line.dash = "dash"
         figure.add_trace(trace)
@@ -407,6 +435,29 @@ def rounds_shown(figure: go.Figure) -> int:
             if x is not None and y is not None:
                 largest = max(largest, int(x))
     return largest
+
+
+def _show_coverage(figure: go.Figure, events: Sequence[Mapping[str, Any]], metric: str) -> None:
+    """Say on the weighted line how many clients each round's value covers."""
+    weighted = [t for t in figure.data if t.name == WEIGHTED]
+    covered: dict[int, tuple[int, int]] = {}
+    for event in events:
+        if event.get("stage") != "evaluate" or event.get("scope") != "federated":
+            continue
+        k = (event.get("coverage") or {}).get(metric)
+        n = event.get("reported")
+        if isinstance(event.get("round"), int) and isinstance(k, int) and isinstance(n, int):
+            covered[event["round"]] = (k, n)
+    if not weighted or not covered:
+        return
+    (trace,) = weighted
+    trace.text = [
+        f"{covered[r][0]} of {covered[r][1]} clients" if r in covered else "" for r in trace.x
+    ]
+    trace.hovertemplate = "%{y:.4f}, weighted over %{text}"
+    last = covered.get(max(trace.x))
+    if last is not None and last[0] < last[1]:
+        trace.name = f"clients' held-out data (weighted, {last[0]} of {last[1]} clients)"
 
 
 def _number(value: Any) -> float | None:

@@ -13,6 +13,8 @@ from fedapp.runs import METRIC_LABELS, METRIC_NAMES, Event, RunState, RunView, S
 
 # The metrics offered above the charts: AUC, accuracy and loss first.
 CHART_METRICS = ("auc", "accuracy", "loss", "pr_auc", "f1", "precision", "recall", "train-loss")
+# The steps of a run, as status.json's `phase` names them.
+PHASES = ("engine", "clients", "statistics", "rounds", "baselines")
 
 
 def label(metric: str) -> str:
@@ -55,8 +57,12 @@ def progress_text(view: RunView) -> str:
         return "Checking the data and starting the run…"
     if view.state is RunState.RUNNING:
         if view.round == 0:
+            if view.phase:  # said by the step's own bar (phase_progress)
+                return f"Getting ready for round 1 of {view.rounds}"
             return "Starting Flower's simulation engine and collecting federated statistics…"
         if view.round >= view.rounds:
+            if view.phase:
+                return f"All {view.rounds} rounds done"
             return (
                 "Training the centralized and local-only baselines…"
                 if view.config.get("baseline", True)
@@ -64,6 +70,144 @@ def progress_text(view: RunView) -> str:
             )
         return f"Round {view.round} of {view.rounds}"
     return f"{str(view.state).capitalize()} after round {view.round} of {view.rounds}"
+
+
+def phase_progress(view: RunView) -> tuple[str, float] | None:
+    """What a running run does outside its rounds, and how far it is: its own progress bar.
+
+    ``None`` during the rounds (the rounds' bar says it), once the run has
+    ended, or for an engine that records no phases.
+    """
+    phase = view.phase
+    if phase is None or phase.get("name") == "rounds":
+        return None
+    label = str(phase.get("label") or phase.get("name") or "working")
+    label = label[:1].upper() + label[1:]
+    done, total = phase.get("done"), phase.get("total")
+    if isinstance(total, int) and total > 0 and isinstance(done, int):
+        return f"{label}: {done} of {total}", min(max(done / total, 0.0), 1.0)
+    return f"{label}…", 0.0
+
+
+def phase_steps(view: RunView) -> list[tuple[str, str]]:
+    """Each step of a run (:data:`PHASES`) with ``done``, ``now`` or ``next``.
+
+    The baselines are a step only for a run that trains them.
+    """
+    steps = [p for p in PHASES if p != "baselines" or view.config.get("baseline", True)]
+    phase = view.phase or {}
+    current = phase.get("name")
+    if current not in steps:
+        current = "rounds" if view.round else None
+    at = steps.index(current) if current in steps else -1
+    return [
+        (name, "done" if i < at else "now" if i == at else "next") for i, name in enumerate(steps)
+    ]
+
+
+def gap_text(view: RunView, metric: str = "auc") -> str:
+    """The gap to centralized, signed; promised "after the run" only while it goes on."""
+    gap = view.final(metric, "gap")
+    if gap is not None:
+        return fmt(gap, signed=True)
+    return "after the run" if view.state.active else "—"
+
+
+def model_round(view: RunView) -> str | None:
+    """Which round's model the run's final metrics are of: ``final``, ``at round r``, or none."""
+    if not view.summary:
+        return None
+    partial = view.partial_round
+    return "final" if partial is None else f"at round {partial}"
+
+
+def failures_table(events: Iterable[Event], labels: Mapping[str, str]) -> pd.DataFrame:
+    """Each client that failed a round (fit or evaluate) and why, in round order.
+
+    An event that counts ``failures`` without naming them (written before
+    runs recorded who failed) gives rows of unknown clients.
+    """
+    rows = []
+    for event in events:
+        if event.scope is not Scope.FEDERATED or event.stage not in (Stage.FIT, Stage.EVALUATE):
+            continue
+        failed = event.extra.get("failed")
+        named = [f for f in failed if isinstance(f, Mapping)] if isinstance(failed, list) else []
+        count = event.extra.get("failures")
+        unnamed = max(count - len(named), 0) if isinstance(count, int) else 0
+        for entry in [*named, *({} for _ in range(unnamed))]:
+            pid = entry.get("partition")
+            client = labels.get(str(pid), f"client {pid}") if pid is not None else "unknown"
+            reason = str(entry.get("reason") or "not recorded")
+            rows.append({"round": event.round, "stage": str(event.stage), "client": client,
+                         "reason": reason})  # fmt: skip
+    return pd.DataFrame(rows, columns=["round", "stage", "client", "reason"])
+
+
+def coverage(events: Iterable[Event], metric: str) -> tuple[int, int] | None:
+    """How many clients the latest weighted ``metric`` covers, of how many reported.
+
+    From the newest federated evaluation (its ``coverage`` and ``reported``);
+    ``None`` if there is none or it does not record them (an older run).
+    """
+    latest: Event | None = None
+    for event in events:
+        if event.stage is Stage.EVALUATE and event.scope is Scope.FEDERATED:
+            latest = event
+    if latest is None:
+        return None
+    covered = (latest.extra.get("coverage") or {}).get(metric)
+    reported = latest.extra.get("reported")
+    if isinstance(covered, int) and isinstance(reported, int):
+        return covered, reported
+    return None
+
+
+def coverage_text(covered: tuple[int, int] | None, metric: str) -> str | None:
+    """A warning when the clients' weighted ``metric`` leaves some clients out, else ``None``."""
+    if covered is None or covered[0] >= covered[1]:
+        return None
+    k, n = covered
+    return (
+        f"The clients' weighted {label(metric)} of the last round covers {k} of {n} clients: "
+        f"the others reported no {label(metric)} (a held-out set of one class has none)."
+    )
+
+
+def missing_clients_text(
+    events: Iterable[Event], metric: str, labels: Mapping[str, str]
+) -> str | None:
+    """Which clients the per-client chart has no line for, or gaps in; ``None`` if none."""
+    stage = Stage.FIT if metric == "train-loss" else Stage.EVALUATE
+    seen: dict[str, list[bool]] = {}
+    for event in events:
+        if event.stage is not stage or event.scope is not Scope.FEDERATED:
+            continue
+        for pid, entry in event.clients.items():
+            value = entry.get(metric) if isinstance(entry, Mapping) else None
+            finite = isinstance(value, int | float) and math.isfinite(value)
+            seen.setdefault(str(pid), []).append(finite)
+    ordered = [
+        (labels.get(pid, f"client {pid}"), values)
+        for pid, values in sorted(seen.items(), key=_order)
+    ]
+    never = [name for name, values in ordered if not any(values)]
+    some = [name for name, values in ordered if any(values) and not all(values)]
+    parts = []
+    if never:
+        parts.append(f"No {label(metric)} in any round from {', '.join(never)}")
+    if some:
+        parts.append(f"none in some rounds from {', '.join(some)}")
+    if not parts:
+        return None
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
+def _order(item: tuple[str, Any]) -> tuple[int, int, str]:
+    """Numeric client ids first, by value."""
+    pid = item[0]
+    return (0, int(pid), pid) if pid.isdigit() else (1, 0, pid)
 
 
 def protection_text(config: Mapping[str, Any]) -> str | None:
@@ -145,12 +289,13 @@ def runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
             "data": r.data_label,
             "rounds": f"{r.round}/{r.rounds}",
             "AUC": r.final("auc"),
+            "model": model_round(r),
             "gap": r.final("auc", "gap"),
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
         }
         for r in runs
     ]
-    columns = ["run", "state", "strategy", "data", "rounds", "AUC", "gap", "started"]
+    columns = ["run", "state", "strategy", "data", "rounds", "AUC", "model", "gap", "started"]
     return pd.DataFrame(rows, columns=columns).round(4)
 
 
@@ -159,6 +304,7 @@ def compare_table(runs: Sequence[RunView]) -> pd.DataFrame:
     rows = []
     for r in runs:
         row: dict[str, Any] = {"run": r.run_id, "strategy": r.strategy_label, "data": r.data_label}
+        row["model"] = model_round(r)
         for name in ("auc", "pr_auc", "accuracy", "f1", "loss"):
             row[label(name)] = r.final(name)
         row["centralized AUC"] = r.final("auc", "centralized")

@@ -5,10 +5,12 @@ import pytest
 
 from fedapp.runs import METRIC_LABELS
 from fedapp_ui.charts import (
+    PALETTE,
     clients_by_round,
     compare_runs,
     epsilon_by_round,
     metric_by_round,
+    palette,
     rounds_shown,
     series,
     update_norms,
@@ -458,3 +460,70 @@ def test_update_norms_under_secure_aggregation_is_empty() -> None:
     # Assert
     assert len(figure.data) == 0
     assert [a.text for a in figure.layout.annotations] == ["No rounds yet"]
+
+
+# many clients, and weighted values that leave some out (16)
+
+
+@pytest.mark.parametrize("clients", [3, 12, 24, 40])
+def test_clients_by_round_never_repeats_a_colour(clients: int) -> None:
+    # Prepare
+    events = [federated(1, {str(c): {"auc": 0.5 + c / 100} for c in range(clients)})]
+
+    # Execute
+    figure = clients_by_round(events, "auc")
+
+    # Assert
+    colours = [trace.line.color for trace in figure.data]
+    assert len(colours) == clients
+    assert len(set(colours)) == clients
+
+
+@pytest.mark.parametrize("count", [1, 10, 11, 24, 25, 60])
+def test_palette_gives_distinct_colours(count: int) -> None:
+    # Execute
+    colours = palette(count)
+
+    # Assert
+    assert len(colours) == len(set(colours)) == count
+    assert palette(min(count, 10)) == PALETTE[: min(count, 10)]  # the usual ten stay the same
+
+
+def test_clients_by_round_names_a_client_without_any_value() -> None:
+    # Prepare
+    events = [federated(r, {"0": {"auc": 0.6}, "1": {"auc": None}}) for r in (1, 2)]
+
+    # Execute
+    figure = clients_by_round(events, "auc", labels={"0": "a", "1": "b"})
+
+    # Assert
+    assert names(figure) == ["a", "b (no AUC)"]
+
+
+def test_metric_by_round_says_how_many_clients_each_weighted_value_covers() -> None:
+    # Prepare
+    events = [
+        central(0, auc=0.5),
+        {**federated(1, {}, auc=1.0), "coverage": {"auc": 1, "loss": 12}, "reported": 12},
+        {**federated(2, {}, auc=1.0), "coverage": {"auc": 1, "loss": 12}, "reported": 12},
+    ]
+
+    # Execute
+    figure = metric_by_round(events, "auc")
+
+    # Assert
+    (weighted,) = [t for t in figure.data if t.name.startswith("clients' held-out data")]
+    assert weighted.name == "clients' held-out data (weighted, 1 of 12 clients)"
+    assert list(weighted.text) == ["1 of 12 clients", "1 of 12 clients"]
+    assert "%{text}" in weighted.hovertemplate
+
+
+def test_metric_by_round_keeps_its_name_when_every_client_counts() -> None:
+    # Prepare
+    events = [{**federated(1, {}, auc=0.7), "coverage": {"auc": 3}, "reported": 3}]
+
+    # Execute
+    figure = metric_by_round(events, "auc")
+
+    # Assert
+    assert names(figure) == ["clients' held-out data (weighted)"]

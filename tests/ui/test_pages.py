@@ -563,3 +563,89 @@ def test_run_page_offers_the_preprocessing_needed_to_score_new_rows(runs_root: P
     at = app(RUN, run="scored")
     [button] = [b for b in at.get("download_button") if "preprocessing.json" in b.label]
     assert button.proto.url.endswith(".json")
+
+
+# --- Run: a stopped run, phases, failures and coverage -------------------------
+
+
+def stop_run(root: Path, name: str, *, at: int = 1, rounds: int = 5) -> RunDir:
+    """A run stopped after round ``at`` that kept that round's model and metrics."""
+    run = write_run(root, name, state="stopped", done=at, rounds=rounds)
+    run.write_summary(
+        {
+            "federated": {"auc": 0.8249, "accuracy": 0.8, "loss": 0.45},
+            "federated_evaluation": {"auc": 0.81, "accuracy": 0.79, "loss": 0.46},
+            "wall_seconds": 12.0, "rounds": rounds, "strategy": "fedavg",
+            "partial": True, "round": at,
+        }
+    )  # fmt: skip
+    run.model_file.write_bytes(b"model of round 1")
+    return run
+
+
+def test_a_stopped_run_shows_its_kept_model_and_metrics_at_its_round(runs_root: Path) -> None:
+    stop_run(runs_root, "halted")
+    at = app(RUN, run="halted")
+
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Gap to centralized"] != "after the run"  # the run has ended
+    assert any("model and metrics below are those of round 1" in w.value for w in at.warning)
+    assert any(h.value == "Model of round 1 on the global test set" for h in at.subheader)
+    assert at.dataframe[0].value.loc[0, "federated"] == pytest.approx(0.8249)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Model of round 1 (model.keras)" in labels
+
+
+def test_runs_shows_a_stopped_runs_auc_at_its_round(runs_root: Path) -> None:
+    write_run(runs_root, "whole", auc=0.8)
+    stop_run(runs_root, "halted")
+
+    listing = app(RUNS).dataframe[0].value.set_index("run")
+    assert listing.loc["run?run=halted", "AUC"] == pytest.approx(0.8249)
+    assert listing.loc["run?run=halted", "model"] == "at round 1"
+    assert listing.loc["run?run=whole", "model"] == "final"
+
+
+def test_a_run_before_round_1_shows_its_phase_with_its_own_progress(runs_root: Path) -> None:
+    run = write_run(runs_root, "warming", state="running", done=0, rounds=5, pid=os.getpid())
+    status = json.loads(run.status_file.read_text())
+    status["phase"] = {"name": "clients", "label": "starting the clients", "done": 3, "total": 12}
+    run.status_file.write_text(json.dumps(status))
+
+    at = app(RUN, run="warming")
+
+    bars = [(p.proto.text, p.proto.value) for p in at.get("progress")]
+    assert ("Starting the clients: 3 of 12", 25) in bars
+    steps = " ".join(c.value for c in at.caption)
+    assert "engine" in steps and "statistics" in steps and "baselines" in steps
+
+
+def test_the_run_page_names_the_clients_that_failed_and_why(runs_root: Path) -> None:
+    run = write_run(runs_root, "bumpy")
+    run.append_metrics(
+        {"round": 2, "stage": "fit", "scope": "federated", "metrics": {}, "clients": {},
+         "failures": 1, "failed": [{"partition": 1, "reason": "MemoryError: out of memory"}]}
+    )  # fmt: skip
+    at = app(RUN, run="bumpy")
+
+    assert any("1 client-round failed" in w.value for w in at.warning)
+    failures = [d.value for d in at.dataframe if "reason" in d.value.columns]
+    assert failures[0].to_dict("records") == [
+        {"round": 2, "stage": "fit", "client": "inst-1", "reason": "MemoryError: out of memory"}
+    ]
+
+
+def test_the_run_page_says_how_many_clients_a_weighted_value_covers(runs_root: Path) -> None:
+    run = RunDir.create(runs_root / "tiny", runs_root, "fedavg")
+    labels = [f"demo data (institution=inst-{c})" for c in range(12)]
+    run.write_config({**RunConfig(clients=12, rounds=1).to_dict(), "client-sources": labels})
+    clients = {str(c): {"auc": 1.0 if c == 0 else None, "examples": 2} for c in range(12)}
+    run.append_metrics(
+        {"round": 1, "stage": "evaluate", "scope": "federated", "metrics": {"auc": 1.0},
+         "clients": clients, "coverage": {"auc": 1}, "reported": 12}
+    )  # fmt: skip
+    run.set_status("finished", 1, 1)
+    at = app(RUN, run="tiny")
+
+    assert any("covers 1 of 12 clients" in w.value for w in at.warning)
+    assert any("No AUC in any round from inst-1, inst-2" in c.value for c in at.caption)

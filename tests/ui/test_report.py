@@ -30,7 +30,7 @@ METRICS = {
 CENTRAL = {**METRICS, "auc": 0.757655, "loss": 0.4906}
 GAP = {name: METRICS[name] - CENTRAL[name] for name in METRICS}
 
-RUNS_COLUMNS = ["run", "state", "strategy", "data", "rounds", "AUC", "gap", "started"]
+RUNS_COLUMNS = ["run", "state", "strategy", "data", "rounds", "AUC", "model", "gap", "started"]
 
 
 def view(
@@ -307,7 +307,7 @@ def test_runs_table() -> None:
     # Assert
     assert list(table.columns) == RUNS_COLUMNS
     busy, done = table.to_dict("records")
-    assert {k: v for k, v in busy.items() if k not in ("AUC", "gap")} == {
+    assert {k: v for k, v in busy.items() if k not in ("AUC", "gap", "model")} == {
         "run": "20250102-fedavg",
         "state": "running",
         "strategy": "fedavg",
@@ -317,6 +317,7 @@ def test_runs_table() -> None:
     }
     assert math.isnan(busy["AUC"])
     assert math.isnan(busy["gap"])
+    assert pd.isna(busy["model"])  # no model yet
     assert done == {
         "run": "20250101-fedprox",
         "state": "finished",
@@ -324,6 +325,7 @@ def test_runs_table() -> None:
         "data": "demo, column:institution, 2 clients",
         "rounds": "3/3",
         "AUC": 0.7123,
+        "model": "final",
         "gap": -0.0453,
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(CREATED)),
     }
@@ -350,6 +352,7 @@ def test_compare_table() -> None:
         "run",
         "strategy",
         "data",
+        "model",
         "AUC",
         "PR-AUC",
         "accuracy",
@@ -363,6 +366,7 @@ def test_compare_table() -> None:
         "run": "20250101-fedprox",
         "strategy": "fedprox (proximal-mu 0.1)",
         "data": "demo, column:institution, 2 clients",
+        "model": "final",
         "AUC": 0.7123,
         "PR-AUC": 0.39,
         "accuracy": 0.7525,
@@ -412,3 +416,197 @@ def test_has_client_signal_looks_at_one_stage_and_key() -> None:
     # Execute / Assert
     assert not report.has_client_signal(events, Stage.FIT, "update-norm")
     assert report.has_client_signal(events, Stage.EVALUATE, "update-norm")
+
+
+# a stopped run's kept model (14)
+
+
+def partial_summary(round_: int = 2) -> dict[str, Any]:
+    """What a run stopped after ``round_`` keeps: its model's metrics, no baselines."""
+    return {
+        "federated": {**METRICS, "auc": 0.8249},
+        "federated_evaluation": METRICS,
+        "wall_seconds": 40.0,
+        "rounds": 5,
+        "strategy": "fedavg",
+        "partial": True,
+        "round": round_,
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "summary", "expected"),
+    [
+        (RunState.FINISHED, "whole", "final"),
+        (RunState.STOPPED, "partial", "at round 2"),
+        (RunState.STOPPED, None, None),  # stopped before any round: no model
+        (RunState.RUNNING, None, None),
+        (RunState.FAILED, None, None),
+    ],
+)
+def test_model_round_says_which_rounds_model_the_metrics_are_of(
+    state: RunState, summary: str | None, expected: str | None
+) -> None:
+    # Prepare
+    summaries = {"whole": finished_summary(), "partial": partial_summary(), None: None}
+    run = view(state=state, round_=2, rounds=5, summary=summaries[summary])
+
+    # Execute / Assert
+    assert report.model_round(run) == expected
+
+
+def test_runs_and_compare_tables_show_a_stopped_runs_metrics_at_its_round() -> None:
+    # Prepare
+    stopped = view("stopped", state=RunState.STOPPED, round_=2, rounds=5, summary=partial_summary())
+
+    # Execute
+    [listed] = report.runs_table([stopped]).to_dict("records")
+    [compared] = report.compare_table([stopped]).to_dict("records")
+
+    # Assert
+    assert (listed["AUC"], listed["model"]) == (0.8249, "at round 2")
+    assert (compared["AUC"], compared["model"]) == (0.8249, "at round 2")
+
+
+def test_gap_text_promises_a_gap_only_while_the_run_goes_on() -> None:
+    # Prepare
+    running = view(state=RunState.RUNNING, round_=1, rounds=5)
+    stopped = view(state=RunState.STOPPED, round_=2, rounds=5, summary=partial_summary())
+    finished = view(summary=finished_summary())
+
+    # Execute / Assert
+    assert report.gap_text(running) == "after the run"
+    assert report.gap_text(stopped) == "—"
+    assert report.gap_text(finished) == "-0.0453"
+
+
+# phases (19)
+
+
+@pytest.mark.parametrize(
+    ("round_", "phase", "text", "value"),
+    [
+        (0, {"name": "engine", "label": "starting the simulation engine", "done": 0, "total": 0},
+         "Starting the simulation engine…", 0.0),
+        (0, {"name": "clients", "label": "starting the clients", "done": 3, "total": 12},
+         "Starting the clients: 3 of 12", 0.25),
+        (0, {"name": "statistics", "label": "collecting federated statistics", "done": 12,
+             "total": 12}, "Collecting federated statistics: 12 of 12", 1.0),
+        (5, {"name": "baselines", "label": "training the local-only baselines", "done": 1,
+             "total": 4}, "Training the local-only baselines: 1 of 4", 0.25),
+    ],
+)  # fmt: skip
+def test_phase_progress_says_what_the_run_does_outside_its_rounds(
+    round_: int, phase: dict[str, Any], text: str, value: float
+) -> None:
+    # Prepare
+    run = view(state=RunState.RUNNING, round_=round_, rounds=5, phase=phase)
+
+    # Execute / Assert
+    assert report.phase_progress(run) == (text, value)
+
+
+def test_phase_progress_is_none_during_the_rounds_and_after_the_run() -> None:
+    # Prepare
+    rounds = {"name": "rounds", "label": "training", "done": 2, "total": 5}
+    in_rounds = view(state=RunState.RUNNING, round_=2, rounds=5, phase=rounds)
+    ended = view(state=RunState.FINISHED, round_=5, rounds=5, phase=rounds)
+    unknown = view(state=RunState.RUNNING, round_=0, rounds=5)  # an engine without phases
+
+    # Execute / Assert
+    assert report.phase_progress(in_rounds) is None
+    assert report.phase_progress(ended) is None
+    assert report.phase_progress(unknown) is None
+
+
+def test_phase_steps_mark_what_is_done_and_what_comes() -> None:
+    # Prepare
+    phase = {"name": "statistics", "label": "collecting federated statistics", "done": 1,
+             "total": 3}  # fmt: skip
+    run = view(state=RunState.RUNNING, round_=0, rounds=5, phase=phase)
+    without_baselines = view(
+        state=RunState.RUNNING, round_=0, rounds=5, phase=phase, config={"baseline": False}
+    )
+
+    # Execute / Assert
+    assert report.phase_steps(run) == [
+        ("engine", "done"), ("clients", "done"), ("statistics", "now"), ("rounds", "next"),
+        ("baselines", "next"),
+    ]  # fmt: skip
+    assert [name for name, _ in report.phase_steps(without_baselines)][-1] == "rounds"
+
+
+# failures and coverage (16)
+
+
+def federated_eval(round_: int, **extra: Any) -> Event:
+    return Event(round_, Stage.EVALUATE, Scope.FEDERATED, {"auc": 1.0}, {}, extra=extra)
+
+
+def test_failures_table_names_each_failed_client_and_why() -> None:
+    # Prepare
+    failed = [{"partition": 3, "reason": "ValueError: empty batch"}, {"partition": None,
+              "reason": "Ray actor died"}]  # fmt: skip
+    events = [
+        Event(1, Stage.FIT, Scope.FEDERATED, {}, extra={"failures": 2, "failed": failed}),
+        federated_eval(1, failures=0, failed=[]),
+        Event(2, Stage.FIT, Scope.FEDERATED, {}, extra={"failures": 1}),  # older runs: a count
+    ]
+
+    # Execute
+    table = report.failures_table(events, {"3": "inst-3"})
+
+    # Assert
+    assert table.to_dict("records") == [
+        {"round": 1, "stage": "fit", "client": "inst-3", "reason": "ValueError: empty batch"},
+        {"round": 1, "stage": "fit", "client": "unknown", "reason": "Ray actor died"},
+        {"round": 2, "stage": "fit", "client": "unknown", "reason": "not recorded"},
+    ]
+
+
+def test_failures_table_is_empty_when_every_client_answered() -> None:
+    # Execute / Assert
+    assert report.failures_table([federated_eval(1, failures=0, failed=[])], {}).empty
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"coverage": {"auc": 1, "loss": 12}, "reported": 12}, (1, 12)),
+        ({"coverage": {"auc": 12}, "reported": 12}, (12, 12)),
+        ({}, None),  # written before coverage was recorded
+    ],
+)
+def test_coverage_of_the_latest_weighted_value(
+    extra: dict[str, Any], expected: tuple[int, int] | None
+) -> None:
+    # Prepare
+    events = [federated_eval(1, coverage={"auc": 5}, reported=5), federated_eval(2, **extra)]
+
+    # Execute / Assert
+    assert report.coverage(events, "auc") == expected
+
+
+def test_coverage_text_warns_when_a_weighted_value_leaves_clients_out() -> None:
+    # Execute / Assert
+    assert report.coverage_text((1, 12), "auc") == (
+        "The clients' weighted AUC of the last round covers 1 of 12 clients: the others "
+        "reported no AUC (a held-out set of one class has none)."
+    )
+    assert report.coverage_text((12, 12), "auc") is None
+    assert report.coverage_text(None, "auc") is None
+
+
+def test_clients_without_values_are_named() -> None:
+    # Prepare
+    events = [
+        Event(r, Stage.EVALUATE, Scope.FEDERATED, {}, {
+            "0": {"auc": 0.7}, "1": {"auc": None}, "2": {"auc": 0.6 if r == 2 else None},
+        }) for r in (1, 2)
+    ]  # fmt: skip
+
+    # Execute
+    text = report.missing_clients_text(events, "auc", {"0": "a", "1": "b", "2": "c"})
+
+    # Assert
+    assert text == "No AUC in any round from b; none in some rounds from c."

@@ -68,29 +68,14 @@ def show_run() -> None:
 
     events = view.events()
     lines = [e.to_dict() for e in events]  # the charts plot metrics.jsonl's lines
-    st.progress(
-        min(view.round / view.rounds, 1.0) if view.rounds else 0.0, text=report.progress_text(view)
-    )
+    _progress(view)
     cells = st.columns(4)
     cells[0].metric("Round", f"{view.round} / {view.rounds}")
     cells[1].metric("Elapsed", report.duration(view.elapsed))
-    latest = report.latest(events, "auc")
-    cells[2].metric("Global test AUC", report.fmt(latest))
-    gap = view.final("auc", "gap")
-    cells[3].metric(
-        "Gap to centralized", report.fmt(gap, signed=True) if gap is not None else "after the run"
-    )
-    if view.state is RunState.FAILED:
-        st.error(f"The run failed: {view.error}", icon=":material/error:")
-    elif view.state is RunState.STOPPED:
-        st.warning(f"The run was stopped at round {view.round}.", icon=":material/stop_circle:")
-    elif view.state is RunState.INTERRUPTED:
-        st.warning(
-            "The run's process ended without finishing (killed, or the machine restarted).",
-            icon=":material/warning:",
-        )
-    for warning in view.config.get("data-warnings") or []:
-        st.warning(warning, icon=":material/warning:")
+    cells[2].metric("Global test AUC", report.fmt(report.latest(events, "auc")))
+    cells[3].metric("Gap to centralized", report.gap_text(view))
+    _state_notes(view)
+    _failures(view, events)
 
     metric = st.segmented_control(
         "Metric", report.CHART_METRICS, default="auc", key="metric",
@@ -102,23 +87,95 @@ def show_run() -> None:
         key="chart_global",
         theme=None,
     )
+    covered = report.coverage_text(report.coverage(events, metric), metric)
+    if covered:
+        left.warning(covered, icon=":material/warning:")
     right.plotly_chart(
         charts.clients_by_round(lines, metric, labels=view.client_labels()),
         key="chart_clients",
         theme=None,
     )
+    missing = report.missing_clients_text(events, metric, view.client_labels())
+    if missing:
+        right.caption(f":material/info: {missing}")
     _protection(view, events, lines)
-    if view.summary:
-        a, b = st.columns([3, 2])
-        a.subheader("Final model on the global test set")
-        a.dataframe(report.final_table(view), hide_index=True, column_config=widgets.SCORES)
-        local = report.local_only_table(view)
-        if local is not None:
-            b.subheader("Alone vs federated (AUC)")
-            b.dataframe(local, hide_index=True, column_config=widgets.SCORES)
+    _final(view)
     with st.expander("Settings (config.json)"):
         st.json(view.config, expanded=False)
     _downloads(view)
+
+
+def _progress(view: RunView) -> None:
+    """The rounds' progress and, outside the rounds, the current step's own progress."""
+    st.progress(
+        min(view.round / view.rounds, 1.0) if view.rounds else 0.0, text=report.progress_text(view)
+    )
+    phase = report.phase_progress(view)
+    if phase is None:
+        return
+    text, value = phase
+    st.progress(value, text=text)
+    marks = {"done": ":material/check_circle:", "now": ":material/pending:",
+             "next": ":material/radio_button_unchecked:"}  # fmt: skip
+    st.caption(" · ".join(f"{marks[how]} {name}" for name, how in report.phase_steps(view)))
+
+
+def _state_notes(view: RunView) -> None:
+    """Why a run ended as it did, and what loading the data warned of."""
+    if view.state is RunState.FAILED:
+        st.error(f"The run failed: {view.error}", icon=":material/error:")
+    elif view.state is RunState.STOPPED and view.partial_round is not None:
+        st.warning(
+            f"The run was stopped after round {view.round}; the model and metrics below are "
+            f"those of round {view.partial_round} (no baselines: they come after the last round).",
+            icon=":material/stop_circle:",
+        )
+    elif view.state is RunState.STOPPED:
+        st.warning(
+            f"The run was stopped at round {view.round}, before it completed a round: "
+            "it kept no model.",
+            icon=":material/stop_circle:",
+        )
+    elif view.state is RunState.INTERRUPTED:
+        st.warning(
+            "The run's process ended without finishing (killed, or the machine restarted).",
+            icon=":material/warning:",
+        )
+    for warning in view.config.get("data-warnings") or []:
+        st.warning(warning, icon=":material/warning:")
+
+
+def _failures(view: RunView, events: list[Event]) -> None:
+    """Which clients failed in which round, and why."""
+    table = report.failures_table(events, view.client_labels())
+    if table.empty:
+        return
+    count = (view.summary or {}).get("failed_client_rounds", len(table))
+    noun = "client-round" if count == 1 else "client-rounds"
+    st.warning(
+        f"{count} {noun} failed: the aggregate of those rounds left those clients out.",
+        icon=":material/warning:",
+    )
+    with st.expander("Failed clients per round"):
+        st.dataframe(table, hide_index=True)
+
+
+def _final(view: RunView) -> None:
+    """The kept model's metrics: the final one's, or a stopped run's of its last round."""
+    if not view.summary:
+        return
+    partial = view.partial_round
+    a, b = st.columns([3, 2])
+    a.subheader(
+        "Final model on the global test set"
+        if partial is None
+        else f"Model of round {partial} on the global test set"
+    )
+    a.dataframe(report.final_table(view), hide_index=True, column_config=widgets.SCORES)
+    local = report.local_only_table(view)
+    if local is not None:
+        b.subheader("Alone vs federated (AUC)")
+        b.dataframe(local, hide_index=True, column_config=widgets.SCORES)
 
 
 def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:
@@ -162,8 +219,10 @@ def _show_launch() -> None:
 
 
 def _downloads(view: RunView) -> None:
+    partial = view.partial_round
+    model = "Model" if partial is None else f"Model of round {partial}"
     files = [
-        ("Model (model.keras)", view.run_dir.model_file, "application/octet-stream"),
+        (f"{model} (model.keras)", view.run_dir.model_file, "application/octet-stream"),
         # The model scores new rows only once they are preprocessed as in training.
         ("Preprocessing (preprocessing.json)", view.run_dir.preprocessing_file, "application/json"),
         ("Metrics (metrics.jsonl)", view.run_dir.metrics_file, "application/jsonl"),
