@@ -36,6 +36,10 @@ PALETTE: tuple[str, ...] = tuple(qualitative.D3)
 # For more lines than D3 has colours: 24 that stay apart, then hues along Turbo.
 _MANY: tuple[str, ...] = tuple(qualitative.Dark24)
 BASELINE_COLOR = "#555555"
+# Compared runs' lines: dashes and markers that tell coinciding curves apart
+# ("dot" is left to the baselines).
+RUN_DASHES = ("solid", "dash", "dashdot", "longdash", "longdashdot", "5px,2px,1px,2px")
+RUN_MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 HEIGHT = 400
 EMPTY_MESSAGE = "No rounds yet"
 
@@ -246,7 +250,8 @@ def compare_runs(
     Returns
     -------
     go.Figure
-        One line per run with rounds, in the order of ``runs``, and for each
+        One line per run with rounds, in the order of ``runs``, each with its
+        own colour, dash and marker (curves that coincide stay apart), and for each
         baseline a dotted horizontal line in its run's colour, grouped with the
         run in the legend (clicking the run hides both) but without an entry
         of its own. With no rounds at all, an empty chart that says so.
@@ -264,6 +269,12 @@ def compare_runs(
         if rounds:
             all_rounds.update(rounds)
             trace = _line(run, rounds, values, colours[run])
+            # Runs whose curves coincide (weighted with η = 1 is FedAvg) stay
+            # visible one over the other: each has its own dash and marker.
+            position = list(runs).index(run)
+            trace.line.dash = RUN_DASHES[position % len(RUN_DASHES)]
+            trace.marker.symbol = RUN_MARKERS[position % len(RUN_MARKERS)]
+            trace.marker.size = 8
             trace.legendgroup = run
             figure.add_trace(trace)
     if not figure.data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,9 +11,25 @@ from typing import Any
 import pandas as pd
 
 from fedapp.runs import METRIC_LABELS, METRIC_NAMES, Event, RunState, RunView, Scope, Stage
+from fedapp.settings import DATA_SECTIONS, fields
 
 # The metrics offered above the charts: AUC, accuracy and loss first.
 CHART_METRICS = ("auc", "accuracy", "loss", "pr_auc", "f1", "precision", "recall", "train-loss")
+# Lower is better for these; higher for every other score.
+LOWER_IS_BETTER = frozenset({"loss", "train-loss"})
+# How a difference is coloured in tables: good for its metric, bad, or none.
+VERDICT_STYLE = {
+    "better": "background-color: #dcfce7; color: #166534",
+    "worse": "background-color: #fee2e2; color: #991b1b",
+    "even": "",
+}
+# In difference_colours: the row's own `metric` cell says which metric a column holds.
+BY_ROW = "by row"
+_METRIC_OF = {label: key for key, label in METRIC_LABELS.items()}
+# Columns of tables named as a metric.
+METRIC_COLUMNS = frozenset(_METRIC_OF)
+# The settings that decide a run's data (`fedapp inspect`'s sections).
+_DATA_KEYS = tuple(s.key for s in fields(*DATA_SECTIONS))
 # The steps of a run, as status.json's `phase` names them.
 PHASES = ("engine", "clients", "statistics", "rounds", "baselines")
 
@@ -299,16 +316,98 @@ def runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).round(4)
 
 
-def compare_table(runs: Sequence[RunView]) -> pd.DataFrame:
-    """Final metrics of several runs side by side, with each one's gap to centralized."""
-    rows = []
+def compare_runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
+    """What each compared run is: strategy, data, which round's model, wall time."""
+    rows = [
+        {
+            "run": r.run_id, "strategy": r.strategy_label, "data": r.data_label,
+            "model": model_round(r), "wall time": duration(r.elapsed),
+        }
+        for r in runs
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["run", "strategy", "data", "model", "wall time"])
+
+
+def compare_metrics(runs: Sequence[RunView], scope: str) -> pd.DataFrame:
+    """One number per run and metric: the final scores (``federated``) or their ``gap``."""
+    rows = [{"run": r.run_id, **{label(m): r.final(m, scope) for m in METRIC_NAMES}} for r in runs]
+    return pd.DataFrame(rows, columns=["run", *(label(m) for m in METRIC_NAMES)]).round(4)
+
+
+def compare_local_only(runs: Sequence[RunView]) -> pd.DataFrame | None:
+    """Each institution trained alone vs each run's federated model (AUC), or ``None``."""
+    tables = []
     for r in runs:
-        row: dict[str, Any] = {"run": r.run_id, "strategy": r.strategy_label, "data": r.data_label}
-        row["model"] = model_round(r)
-        for name in ("auc", "pr_auc", "accuracy", "f1", "loss"):
-            row[label(name)] = r.final(name)
-        row["centralized AUC"] = r.final("auc", "centralized")
-        row["gap AUC"] = r.final("auc", "gap")
-        row["wall time"] = duration(r.elapsed)
-        rows.append(row)
-    return pd.DataFrame(rows).round(4)
+        local = local_only_table(r)
+        if local is not None:
+            local.insert(1, "run", r.run_id)
+            tables.append(local)
+    if not tables:
+        return None
+    return pd.concat(tables).sort_values("institution", kind="stable").reset_index(drop=True)
+
+
+def default_comparison(runs: Sequence[RunView], most: int = 4) -> list[str]:
+    """The runs Compare opens with: the latest ones on the data of the newest run.
+
+    Runs are on the same data when every data setting (file, split, clients,
+    seed, columns) is the same. If the newest run's data has no other run,
+    the newest data that has two or more does; failing that, the newest run.
+    ``runs`` are newest first, as :func:`fedapp_ui.store.list_runs` gives them.
+    """
+    groups: dict[str, list[str]] = {}
+    for r in runs:
+        groups.setdefault(data_key(r), []).append(r.run_id)
+    ordered = list(groups.values())  # by each data's newest run
+    chosen = next((ids for ids in ordered if len(ids) > 1), ordered[0] if ordered else [])
+    return chosen[:most]
+
+
+def data_key(view: RunView) -> str:
+    """The run's data settings as one string: equal for runs on the same federation."""
+    return json.dumps({k: view.config.get(k) for k in _DATA_KEYS}, sort_keys=True)
+
+
+def verdict(metric: str, difference: float | None) -> str | None:
+    """``better``, ``worse`` or ``even`` for a difference in ``metric`` (``None``: no value).
+
+    Higher is better for every score but the losses, where lower is.
+    """
+    if difference is None or not math.isfinite(difference):
+        return None
+    if round(difference, 4) == 0:
+        return "even"
+    good = difference < 0 if metric in LOWER_IS_BETTER else difference > 0
+    return "better" if good else "worse"
+
+
+def difference_colours(
+    table: pd.DataFrame, differences: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """CSS per cell of ``table``: green where a difference is good for its metric, red if bad.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        A table holding differences (gaps to centralized, gains over alone).
+    differences : Mapping[str, str] | None
+        Column -> the metric key of the differences it holds, or
+        :data:`BY_ROW` for a column whose row's ``metric`` cell names it; a
+        column the table lacks is skipped. By default every column named as
+        a metric (``AUC``, ``log-loss``).
+
+    """
+    if differences is None:
+        differences = {c: _METRIC_OF[c] for c in table.columns if c in _METRIC_OF}
+    differences = {c: m for c, m in differences.items() if c in table.columns}
+    colours = pd.DataFrame("", index=table.index, columns=table.columns)
+    for column, metric in differences.items():
+        for row in table.index:
+            key = _METRIC_OF.get(table.loc[row, "metric"], "") if metric == BY_ROW else metric
+            found = verdict(key, _number(table.loc[row, column]))
+            colours.loc[row, column] = VERDICT_STYLE.get(found or "", "")
+    return colours
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -13,7 +13,11 @@ from fedapp.errors import UsageError
 from fedapp.registry import StrategyPlugin
 from fedapp.runs import RunState, RunView
 from fedapp.settings import DATA_SECTIONS, RunConfig, fields
-from fedapp_ui import preview, run_form
+from fedapp_ui import preview, report, run_form
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pandas.io.formats.style import Styler
 
 # Scores with four decimals, differences signed, in every table.
 _SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -174,6 +178,24 @@ def _say(where: Any, key: str, error: str | None, errors: dict[str, str]) -> Non
         return
     errors[key] = error
     where.error(error, icon=":material/error:")
+
+
+def differences(table: pd.DataFrame, columns: Mapping[str, str] | None = None) -> Styler:
+    """``table`` for ``st.dataframe``, its differences signed and coloured better/worse.
+
+    ``columns`` maps each difference column to its metric (as
+    :func:`report.difference_colours` takes it); by default every column
+    named as a metric holds differences.
+    """
+    colours = report.difference_colours(table, columns)
+    named = columns or {c: c for c in table.columns if c in report.METRIC_COLUMNS}
+    signed = [c for c in named if c in table.columns]
+    numbers = [c for c in table.select_dtypes("number").columns if c not in signed]
+    return (
+        table.style.apply(lambda _: colours, axis=None)
+        .format("{:+.4f}", subset=signed, na_rep="—")
+        .format("{:.4f}", subset=numbers, na_rep="—")
+    )
 
 
 def state_badge(state: RunState) -> None:

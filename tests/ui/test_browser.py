@@ -254,3 +254,43 @@ def test_new_run_to_finished_run_in_a_browser(ui_server, page, tmp_path: Path) -
     run_png = tmp_path / "run.png"
     _screenshot(page, run_png)
     print(f"Run page: {run_png}")
+
+
+def _finished_run(runs: Path, name: str, strategy: str, params: dict, auc: float) -> None:
+    """A finished two-round run written by hand, with a strategy label as long as weighted's."""
+    from run_files import SUMMARY, make_run
+
+    from fedapp.runs import Event, Scope, Stage
+
+    summary = {**SUMMARY, "federated": {**SUMMARY["federated"], "auc": auc}}
+    run = make_run(
+        runs, name, config={"strategy": strategy, "strategy-params": params}, summary=summary
+    )
+    for r in (1, 2):
+        run.append_metrics(
+            Event(r, Stage.EVALUATE, Scope.CENTRALIZED, {"auc": auc - 0.1 / r}).to_dict()
+        )
+
+
+def test_compares_tables_fit_a_1400_pixel_window(ui_server, page) -> None:
+    url, runs = ui_server
+    weighted = {"server-learning-rate": 1.0, "policy": "examples", "client-weights": ""}
+    for name, strategy, params, auc in [
+        ("20251202-011500-fedavg-3f2a", "fedavg", {}, 0.8),
+        ("20251202-011600-weighted-9c1d", "weighted", weighted, 0.8),
+        ("20251202-011700-fedprox-77aa", "fedprox", {"proximal-mu": 0.1}, 0.82),
+    ]:
+        _finished_run(runs, name, strategy, params, auc)
+        time.sleep(0.05)  # newest last
+
+    page.goto(f"{url}/compare")
+    page.wait_for_selector("[data-testid=stDataFrame] .dvn-scroller")
+    page.wait_for_timeout(1000)  # the grids size their columns once drawn
+    widths = page.evaluate(
+        """() => Array.from(document.querySelectorAll('[data-testid=stDataFrame] .dvn-scroller'))
+            .map(s => [s.scrollWidth, s.clientWidth])"""
+    )
+
+    # Every table shows all its columns: none scrolls sideways
+    assert len(widths) >= 3, widths
+    assert all(scroll <= client + 1 for scroll, client in widths), widths

@@ -527,3 +527,18 @@ def test_metric_by_round_keeps_its_name_when_every_client_counts() -> None:
 
     # Assert
     assert names(figure) == ["clients' held-out data (weighted)"]
+
+
+def test_compare_runs_tells_overlapping_runs_apart() -> None:
+    # Prepare: weighted with server rate 1 and example weights is FedAvg: same curve
+    runs = {"fedavg": two_rounds(), "weighted": two_rounds(), "fedprox": two_rounds()}
+
+    # Execute
+    figure = compare_runs(runs, "auc", baselines={"fedavg": 0.8})
+
+    # Assert: each run its own dash and marker, so one curve never hides another
+    lines = [t for t in figure.data if t.showlegend is not False]
+    assert [t.name for t in lines] == ["fedavg", "weighted", "fedprox"]
+    assert len({t.line.dash for t in lines}) == 3
+    assert len({t.marker.symbol for t in lines}) == 3
+    assert "dot" not in {t.line.dash for t in lines}  # the baselines' dash

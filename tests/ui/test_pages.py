@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -117,6 +118,17 @@ def plotly_traces(at: AppTest) -> list[list[dict[str, Any]]]:
 
     charts = at.get("plotly_chart")
     return [json.loads(c.proto.spec)["data"] for c in charts]
+
+
+def styled_cells(frame: Any, colour: str) -> set[tuple[int, int]]:
+    """The (row, column) cells of a styled dataframe whose style holds ``colour``."""
+    cells = set()
+    for rule in frame.proto.arrow_data.styler.styles.split("}"):
+        selectors, _, style = rule.partition("{")
+        if colour in style:
+            for found in re.finditer(r"_row(\d+)_col(\d+)", selectors):
+                cells.add((int(found.group(1)), int(found.group(2))))
+    return cells
 
 
 # --- New run ---------------------------------------------------------------
@@ -430,6 +442,10 @@ def test_run_page_shows_progress_charts_tables_and_downloads(runs_root: Path) ->
     final, local = at.dataframe
     assert final.value.loc[0, "federated"] == pytest.approx(0.83)
     assert list(local.value["institution"]) == ["inst-0", "inst-1"]
+    # AUC 0.01 below centralized: worse, in red; each institution gains by joining: green
+    assert (0, list(final.value.columns).index("gap")) in styled_cells(final, "#fee2e2")
+    gain = list(local.value.columns).index("gain")
+    assert {(0, gain), (1, gain)} <= styled_cells(local, "#dcfce7")
     labels = [b.label for b in at.get("download_button")]
     assert any("model.keras" in label for label in labels)
     assert any("metrics.jsonl" in label for label in labels)
@@ -536,9 +552,39 @@ def test_compare_overlays_runs_and_tabulates_gaps(runs_root: Path) -> None:
     assert sorted(at.multiselect(key="compare_runs").value) == ["a-fedavg", "b-fedprox"]
     [traces] = plotly_traces(at)
     assert {t["name"] for t in traces} >= {"a-fedavg", "b-fedprox"}
-    table = at.dataframe[0].value.set_index("run")
-    assert table.loc["b-fedprox", "AUC"] == pytest.approx(0.82)
-    assert table.loc["b-fedprox", "gap AUC"] == pytest.approx(-0.01)
+    named, scores, gaps, alone = at.dataframe
+    assert named.value.set_index("run").loc["b-fedprox", "strategy"] == "fedprox"
+    assert scores.value.set_index("run").loc["b-fedprox", "AUC"] == pytest.approx(0.82)
+    assert gaps.value.set_index("run").loc["b-fedprox", "AUC"] == pytest.approx(-0.01)
+    # federated below centralized on AUC: red; on log-loss (lower is better) above is red too
+    columns = list(gaps.value.columns)
+    red = styled_cells(gaps, "#fee2e2")
+    assert {(0, columns.index("AUC")), (0, columns.index("log-loss"))} <= red
+    table = alone.value
+    assert list(table.columns) == ["institution", "run", "AUC alone", "AUC federated", "gain"]
+    assert len(table) == 4  # two institutions, two runs
+
+
+def test_compare_opens_with_the_latest_runs_of_the_same_data(runs_root: Path) -> None:
+    write_run(runs_root, "a-fedavg", auc=0.80)
+    time.sleep(0.01)
+    other = write_run(runs_root, "b-other-data", auc=0.7)
+    config = json.loads(other.config_file.read_text())
+    other.config_file.write_text(json.dumps({**config, "partition": "iid"}))
+    time.sleep(0.01)
+    write_run(runs_root, "c-weighted", strategy="weighted", auc=0.80)
+    time.sleep(0.01)
+    stop_run(runs_root, "d-stopped")
+
+    at = app(COMPARE)
+
+    assert at.multiselect(key="compare_runs").value == ["d-stopped", "c-weighted", "a-fedavg"]
+    named = at.dataframe[0].value.set_index("run")
+    assert named.loc["d-stopped", "model"] == "at round 1"
+    # weighted's curve is fedavg's: both drawn, told apart by dash and marker
+    [traces] = plotly_traces(at)
+    runs = [t for t in traces if t.get("showlegend") is not False]
+    assert len({(t["line"].get("dash"), t["marker"].get("symbol")) for t in runs}) == 3
 
 
 def test_runs_lists_and_deletes(runs_root: Path) -> None:

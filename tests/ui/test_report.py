@@ -340,46 +340,133 @@ def test_runs_table_of_no_runs_has_its_columns() -> None:
     assert list(table.columns) == RUNS_COLUMNS
 
 
-def test_compare_table() -> None:
+def test_compare_runs_table_names_each_run_and_its_model() -> None:
     # Prepare
     busy, done = two_runs()
 
     # Execute
-    table = report.compare_table([done, busy])
+    table = report.compare_runs_table([done, busy])
 
     # Assert
-    assert list(table.columns) == [
-        "run",
-        "strategy",
-        "data",
-        "model",
-        "AUC",
-        "PR-AUC",
-        "accuracy",
-        "F1",
-        "log-loss",
-        "centralized AUC",
-        "gap AUC",
-        "wall time",
-    ]
-    assert table.iloc[0].to_dict() == {
+    assert table.to_dict("records")[0] == {
         "run": "20250101-fedprox",
         "strategy": "fedprox (proximal-mu 0.1)",
         "data": "demo, column:institution, 2 clients",
         "model": "final",
-        "AUC": 0.7123,
-        "PR-AUC": 0.39,
-        "accuracy": 0.7525,
-        "F1": 0.1239,
-        "log-loss": 0.5091,
-        "centralized AUC": 0.7577,
-        "gap AUC": -0.0453,
         "wall time": "3 min 05 s",
     }
-    unfinished = table.iloc[1]
-    assert unfinished["run"] == "20250102-fedavg"
-    assert pd.isna(unfinished[["AUC", "centralized AUC", "gap AUC"]]).all()
-    assert unfinished["wall time"] == "—"  # no start time recorded
+    assert table.iloc[1]["wall time"] == "—"  # no start time recorded
+
+
+def test_compare_metrics_has_a_column_per_metric_and_no_text() -> None:
+    # Prepare
+    busy, done = two_runs()
+
+    # Execute
+    scores = report.compare_metrics([done, busy], "federated")
+    gaps = report.compare_metrics([done, busy], "gap")
+
+    # Assert: narrow enough to fit beside the sidebar (run and seven numbers)
+    assert list(scores.columns) == [
+        "run", "AUC", "PR-AUC", "accuracy", "F1", "precision", "recall", "log-loss",
+    ]  # fmt: skip
+    assert scores.iloc[0].to_dict() == {
+        "run": "20250101-fedprox", "AUC": 0.7123, "PR-AUC": 0.39, "accuracy": 0.7525,
+        "F1": 0.1239, "precision": 0.4375, "recall": 0.0722, "log-loss": 0.5091,
+    }  # fmt: skip
+    assert gaps.iloc[0]["AUC"] == pytest.approx(-0.0453)
+    assert gaps.iloc[0]["log-loss"] == pytest.approx(0.0185)
+    assert pd.isna(scores.iloc[1][["AUC", "log-loss"]]).all()
+
+
+@pytest.mark.parametrize(
+    ("metric", "gap", "verdict"),
+    [
+        ("auc", -0.0047, "worse"),
+        ("auc", 0.01, "better"),
+        ("loss", -0.01, "better"),  # a lower loss is better
+        ("loss", 0.02, "worse"),
+        ("recall", 0.0, "even"),
+        ("f1", None, None),
+        ("f1", float("nan"), None),
+    ],
+)
+def test_verdict_says_whether_a_difference_is_good_for_the_metric(
+    metric: str, gap: float | None, verdict: str | None
+) -> None:
+    # Execute / Assert
+    assert report.verdict(metric, gap) == verdict
+
+
+def test_difference_colours_follow_each_columns_metric() -> None:
+    # Prepare
+    table = pd.DataFrame({"run": ["a", "b"], "AUC": [-0.0047, 0.01], "log-loss": [-0.01, None]})
+
+    # Execute
+    colours = report.difference_colours(table)
+
+    # Assert
+    assert colours.loc[0, "run"] == ""
+    assert colours.loc[0, "AUC"] == report.VERDICT_STYLE["worse"]
+    assert colours.loc[1, "AUC"] == report.VERDICT_STYLE["better"]
+    assert colours.loc[0, "log-loss"] == report.VERDICT_STYLE["better"]
+    assert colours.loc[1, "log-loss"] == ""
+
+
+def compared(
+    run_id: str, created: float, state: RunState = RunState.FINISHED, **cfg: Any
+) -> RunView:
+    return view(run_id, state=state, created=created, config=cfg, summary=finished_summary())
+
+
+def test_default_comparison_takes_the_latest_runs_of_the_newest_runs_data() -> None:
+    # Prepare: newest first, as the runs folder lists them
+    runs = [
+        compared("e-stopped", 5, RunState.STOPPED, partition="iid"),
+        compared("d-other-data", 4, partition="dirichlet:0.5"),
+        compared("c-weighted", 3, partition="iid"),
+        compared("b-fedprox", 2, partition="iid"),
+        compared("a-fedavg", 1, partition="iid"),
+        compared("z-oldest", 0, partition="iid"),
+    ]
+
+    # Execute / Assert
+    assert report.default_comparison(runs) == ["e-stopped", "c-weighted", "b-fedprox", "a-fedavg"]
+
+
+def test_default_comparison_looks_further_when_the_newest_data_has_one_run() -> None:
+    # Prepare
+    runs = [
+        compared("c-alone", 3, partition="iid"),
+        compared("b", 2, partition="dirichlet:0.5"),
+        compared("a", 1, partition="dirichlet:0.5"),
+    ]
+
+    # Execute / Assert
+    assert report.default_comparison(runs) == ["b", "a"]
+    assert report.default_comparison(runs[:1]) == ["c-alone"]
+
+
+def test_compare_local_only_puts_each_runs_institutions_side_by_side() -> None:
+    # Prepare
+    local = {"0": {"auc": 0.65}, "1": {"auc": 0.7}}
+    sources = ["x (institution=bank)", "x (institution=telco)"]
+    first = view(
+        "a", summary=finished_summary(local_only=local), config={"client-sources": sources}
+    )
+    second = view("b", summary=finished_summary())  # trained without baselines
+
+    # Execute
+    table = report.compare_local_only([first, second])
+
+    # Assert
+    assert table.to_dict("records") == [
+        {"institution": "bank", "run": "a", "AUC alone": 0.65, "AUC federated": 0.7123,
+         "gain": 0.0623},
+        {"institution": "telco", "run": "a", "AUC alone": 0.7, "AUC federated": 0.7123,
+         "gain": 0.0123},
+    ]  # fmt: skip
+    assert report.compare_local_only([second]) is None
 
 
 @pytest.mark.parametrize(
@@ -461,11 +548,12 @@ def test_runs_and_compare_tables_show_a_stopped_runs_metrics_at_its_round() -> N
 
     # Execute
     [listed] = report.runs_table([stopped]).to_dict("records")
-    [compared] = report.compare_table([stopped]).to_dict("records")
+    [named] = report.compare_runs_table([stopped]).to_dict("records")
+    [scored] = report.compare_metrics([stopped], "federated").to_dict("records")
 
     # Assert
     assert (listed["AUC"], listed["model"]) == (0.8249, "at round 2")
-    assert (compared["AUC"], compared["model"]) == (0.8249, "at round 2")
+    assert (named["model"], scored["AUC"]) == ("at round 2", 0.8249)
 
 
 def test_gap_text_promises_a_gap_only_while_the_run_goes_on() -> None:

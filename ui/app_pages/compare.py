@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from fedapp.runs import RunState
 from fedapp_ui import charts, report, store, widgets
 
 runs_root, _ = store.folders()
@@ -13,14 +12,12 @@ if len(runs) < 2:
     st.page_link("app_pages/new_run.py", label="Start a run", icon=":material/add_circle:")
     st.stop()
 
-# By default the newest finished runs that share the newest run's data: the
-# usual question is "which strategy, on the same federation?".
-finished = [r for r in runs if r.state is RunState.FINISHED]
-same_data = [r for r in finished if r.data_label == finished[0].data_label] if finished else []
-chosen = widgets.pick_runs(runs, [r.run_id for r in same_data[:4]], key="compare_runs")
+# The usual question is "which strategy, on the same federation?": the latest
+# runs on one data open together.
+chosen = widgets.pick_runs(runs, report.default_comparison(runs), key="compare_runs")
 if not chosen:
     st.stop()
-if len({r.data_label for r in chosen}) > 1:
+if len({report.data_key(r) for r in chosen}) > 1:
     st.caption(
         ":material/info: These runs use different data or splits; their gaps to centralized "
         "compare fairly, their raw scores less so."
@@ -38,5 +35,25 @@ st.plotly_chart(
     key="compare_chart",
     theme=None,
 )
+st.subheader("Runs")
+st.dataframe(report.compare_runs_table(chosen), hide_index=True)
 st.subheader("Final metrics on the global test set")
-st.dataframe(report.compare_table(chosen), hide_index=True, column_config=widgets.SCORES)
+st.dataframe(
+    report.compare_metrics(chosen, "federated"), hide_index=True, column_config=widgets.SCORES
+)
+gaps = report.compare_metrics(chosen, "gap")
+if gaps.drop(columns="run").notna().any().any():
+    st.subheader("Gap to centralized (federated minus centralized)")
+    st.caption(
+        "Green: the federated model does better than the centralized baseline on that "
+        "metric; red: worse. Higher is better for every score but log-loss."
+    )
+    st.dataframe(widgets.differences(gaps), hide_index=True)
+alone = report.compare_local_only(chosen)
+if alone is not None:
+    st.subheader("Each institution alone vs federated (AUC)")
+    st.caption(
+        "Each institution's model trained on its own rows only, on the global test set; "
+        "gain: what joining each federation bought it."
+    )
+    st.dataframe(widgets.differences(alone, {"gain": "auc"}), hide_index=True)

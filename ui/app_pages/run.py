@@ -171,11 +171,14 @@ def _final(view: RunView) -> None:
         if partial is None
         else f"Model of round {partial} on the global test set"
     )
-    a.dataframe(report.final_table(view), hide_index=True, column_config=widgets.SCORES)
+    table = report.final_table(view)
+    a.dataframe(widgets.differences(table, {"gap": report.BY_ROW}), hide_index=True)
+    if "gap" in table.columns:
+        a.caption("Gap: federated minus centralized; green where federated does better.")
     local = report.local_only_table(view)
     if local is not None:
         b.subheader("Alone vs federated (AUC)")
-        b.dataframe(local, hide_index=True, column_config=widgets.SCORES)
+        b.dataframe(widgets.differences(local, {"gain": "auc"}), hide_index=True)
 
 
 def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:
