@@ -11,6 +11,8 @@ set), and stages, scopes or keys this module does not know are ignored.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -21,11 +23,15 @@ from plotly.colors import qualitative, sample_colorscale
 from fedapp.runs import METRIC_LABELS
 
 __all__ = [
+    "chart_csv",
     "clients_by_round",
     "compare_runs",
+    "confusion_matrix",
     "epsilon_by_round",
     "metric_by_round",
     "palette",
+    "pr_curve",
+    "roc_curve",
     "rounds_shown",
     "series",
     "update_norms",
@@ -42,6 +48,8 @@ RUN_DASHES = ("solid", "dash", "dashdot", "longdash", "longdashdot", "5px,2px,1p
 RUN_MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 HEIGHT = 400
 EMPTY_MESSAGE = "No rounds yet"
+# What a chart of curves.json says when the file lacks the curve.
+NOT_RECORDED = "Not recorded"
 
 # The federated training loss only exists in the fit events; everything else is
 # an evaluation score.
@@ -422,6 +430,118 @@ def update_norms(
     return _finish(figure)
 
 
+def roc_curve(curves: Mapping[str, Any]) -> go.Figure:
+    """The final model's ROC curve on the global test set, from ``curves.json``.
+
+    Parameters
+    ----------
+    curves : Mapping[str, Any]
+        ``curves.json``: its ``roc`` holds ``fpr``, ``tpr`` and ``auc``.
+
+    Returns
+    -------
+    go.Figure
+        A line ``"ROC (AUC x)"`` and the dashed diagonal ``"chance"``; without
+        a ``roc`` entry, an empty chart that says so.
+
+    """
+    figure = _curve_figure("ROC curve", "false positive rate", "true positive rate")
+    roc = curves.get("roc")
+    if not isinstance(roc, Mapping):
+        return _empty(figure, NOT_RECORDED)
+    figure.add_trace(_curve(f"ROC (AUC {_auc_text(roc)})", roc.get("fpr"), roc.get("tpr")))
+    figure.add_trace(_reference("chance", [0, 1], [0, 1]))
+    return figure
+
+
+def pr_curve(curves: Mapping[str, Any]) -> go.Figure:
+    """The final model's precision-recall curve on the global test set, from ``curves.json``.
+
+    Returns
+    -------
+    go.Figure
+        A line ``"precision-recall (AUC x)"`` and, where ``curves.json`` has
+        ``rows`` and ``positives``, the dashed ``"positive rate p"``: the
+        precision of guessing; without a ``pr`` entry, an empty chart that
+        says so.
+
+    """
+    figure = _curve_figure("Precision-recall curve", "recall", "precision")
+    pr = curves.get("pr")
+    if not isinstance(pr, Mapping):
+        return _empty(figure, NOT_RECORDED)
+    figure.add_trace(
+        _curve(f"precision-recall (AUC {_auc_text(pr)})", pr.get("recall"), pr.get("precision"))
+    )
+    rows, positives = _number(curves.get("rows")), _number(curves.get("positives"))
+    if rows and positives is not None:
+        rate = positives / rows
+        figure.add_trace(_reference(f"positive rate {rate:.2f}", [0, 1], [rate, rate]))
+    return figure
+
+
+def confusion_matrix(curves: Mapping[str, Any]) -> go.Figure:
+    """The final model's confusion matrix on the global test set, at ``curves.json``'s threshold.
+
+    Returns
+    -------
+    go.Figure
+        A 2 x 2 heatmap, rows ``actual negative`` / ``actual positive``,
+        columns ``predicted negative`` / ``predicted positive``, each cell
+        with its count; without a ``confusion`` entry, an empty chart that
+        says so.
+
+    """
+    threshold = _number(curves.get("threshold"))
+    title = "Confusion matrix" + (f" at threshold {threshold:g}" if threshold is not None else "")
+    figure = _curve_figure(title, "", "")
+    counts = curves.get("confusion")
+    if not isinstance(counts, Mapping):
+        return _empty(figure, NOT_RECORDED)
+    z = [[counts.get("tn"), counts.get("fp")], [counts.get("fn"), counts.get("tp")]]
+    figure.add_trace(
+        go.Heatmap(
+            z=z,
+            x=["predicted negative", "predicted positive"],
+            y=["actual negative", "actual positive"],
+            name="confusion",
+            text=[[str(v) for v in row] for row in z],
+            texttemplate="%{text}",
+            textfont={"size": 16},
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed")  # actual negative on top, as tables read
+    figure.update_layout(xaxis={"showgrid": False}, yaxis={"showgrid": False})
+    return figure
+
+
+def chart_csv(figure: go.Figure) -> str:
+    """The data a chart of this module draws, as CSV: one row per point.
+
+    Columns ``series`` (the trace's name), ``x`` and ``y``; a heatmap adds
+    ``value``, one row per cell. A gap in a line is an empty ``y``.
+    """
+    heatmap = any(isinstance(trace, go.Heatmap) for trace in figure.data)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["series", "x", "y", "value"] if heatmap else ["series", "x", "y"])
+    for trace in figure.data:
+        if isinstance(trace, go.Heatmap):
+            for y, row in zip(trace.y, trace.z, strict=True):
+                writer.writerows(
+                    [trace.name, x, y, _cell(v)] for x, v in zip(trace.x, row, strict=True)
+                )
+            continue
+        writer.writerows(
+            [trace.name, _cell(x), _cell(y)]
+            for x, y in zip(trace.x or (), trace.y or (), strict=False)
+        )
+    return out.getvalue()
+
+
 def rounds_shown(figure: go.Figure) -> int:
     """The largest round plotted by any trace of a figure.
 
@@ -580,11 +700,44 @@ def _nice_steps() -> Iterable[int]:
         scale *= 10
 
 
-def _empty(figure: go.Figure) -> go.Figure:
+def _curve_figure(title: str, x_title: str, y_title: str) -> go.Figure:
+    """A figure laid out as the others, for a curve over [0, 1] rather than rounds."""
+    figure = _figure(title, y_title)
+    figure.update_layout(hovermode="closest", xaxis={"title": {"text": x_title}})
+    figure.update_xaxes(range=[-0.02, 1.02], unifiedhovertitle=None)
+    figure.update_yaxes(range=[-0.02, 1.02])
+    return figure
+
+
+def _curve(name: str, xs: Any, ys: Any) -> go.Scatter:
+    return go.Scatter(
+        x=list(xs or []), y=list(ys or []), name=name, mode="lines",
+        line={"color": PALETTE[0], "width": 2},
+    )  # fmt: skip
+
+
+def _reference(name: str, xs: list[float], ys: list[float]) -> go.Scatter:
+    return go.Scatter(
+        x=xs, y=ys, name=name, mode="lines",
+        line={"color": BASELINE_COLOR, "width": 1.5, "dash": "dash"}, hoverinfo="skip",
+    )  # fmt: skip
+
+
+def _auc_text(curve: Mapping[str, Any]) -> str:
+    auc = _number(curve.get("auc"))
+    return "—" if auc is None else f"{auc:.4f}"
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell: empty for a missing value, else the value as Python writes it."""
+    return "" if value is None else str(value)
+
+
+def _empty(figure: go.Figure, message: str = EMPTY_MESSAGE) -> go.Figure:
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.add_annotation(
-        text=EMPTY_MESSAGE,
+        text=message,
         xref="paper",
         yref="paper",
         x=0.5,

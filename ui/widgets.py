@@ -13,7 +13,7 @@ from fedapp.errors import UsageError
 from fedapp.registry import StrategyPlugin
 from fedapp.runs import RunState, RunView
 from fedapp.settings import DATA_SECTIONS, RunConfig, fields
-from fedapp_ui import preview, report, run_form
+from fedapp_ui import charts, preview, report, run_form
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,6 +196,18 @@ def differences(table: pd.DataFrame, columns: Mapping[str, str] | None = None) -
         .format("{:+.4f}", subset=signed, na_rep="—")
         .format("{:.4f}", subset=numbers, na_rep="—")
     )
+
+
+def chart(figure: Any, key: str, name: str, where: Any = st) -> None:
+    """A chart and, under it, a download of the data it draws (CSV, :func:`charts.chart_csv`).
+
+    ``name`` is the CSV file's name without its suffix.
+    """
+    where.plotly_chart(figure, key=key, theme=None)
+    where.download_button(
+        "Data (CSV)", charts.chart_csv(figure), file_name=f"{name}.csv", mime="text/csv",
+        key=f"{key}_csv", icon=":material/download:", type="tertiary",
+    )  # fmt: skip
 
 
 def state_badge(state: RunState) -> None:

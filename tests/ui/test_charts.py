@@ -1,3 +1,5 @@
+import csv
+import io
 from typing import Any
 
 import plotly.graph_objects as go
@@ -6,11 +8,15 @@ import pytest
 from fedapp.runs import METRIC_LABELS
 from fedapp_ui.charts import (
     PALETTE,
+    chart_csv,
     clients_by_round,
     compare_runs,
+    confusion_matrix,
     epsilon_by_round,
     metric_by_round,
     palette,
+    pr_curve,
+    roc_curve,
     rounds_shown,
     series,
     update_norms,
@@ -542,3 +548,89 @@ def test_compare_runs_tells_overlapping_runs_apart() -> None:
     assert len({t.line.dash for t in lines}) == 3
     assert len({t.marker.symbol for t in lines}) == 3
     assert "dot" not in {t.line.dash for t in lines}  # the baselines' dash
+
+
+# the final model's curves (22)
+
+CURVES = {
+    "round": 5,
+    "threshold": 0.5,
+    "rows": 200,
+    "positives": 50,
+    "roc": {"fpr": [0.0, 0.1, 0.4, 1.0], "tpr": [0.0, 0.5, 0.8, 1.0], "auc": 0.79},
+    "pr": {"recall": [0.0, 0.5, 0.8, 1.0], "precision": [1.0, 0.7, 0.5, 0.25], "auc": 0.61},
+    "confusion": {"tn": 140, "fp": 10, "fn": 25, "tp": 25},
+}
+
+
+def test_roc_curve_draws_the_curve_against_chance() -> None:
+    # Execute
+    figure = roc_curve(CURVES)
+
+    # Assert
+    assert names(figure) == ["ROC (AUC 0.7900)", "chance"]
+    assert xy(figure, "ROC (AUC 0.7900)") == ([0.0, 0.1, 0.4, 1.0], [0.0, 0.5, 0.8, 1.0])
+    assert xy(figure, "chance") == ([0, 1], [0, 1])
+    assert figure.layout.xaxis.title.text == "false positive rate"
+    assert figure.layout.yaxis.title.text == "true positive rate"
+
+
+def test_pr_curve_draws_precision_by_recall_and_the_positive_rate() -> None:
+    # Execute
+    figure = pr_curve(CURVES)
+
+    # Assert
+    assert names(figure) == ["precision-recall (AUC 0.6100)", "positive rate 0.25"]
+    assert xy(figure, "positive rate 0.25") == ([0, 1], [0.25, 0.25])
+    assert figure.layout.xaxis.title.text == "recall"
+
+
+def test_confusion_matrix_shows_the_counts_at_the_threshold() -> None:
+    # Execute
+    figure = confusion_matrix(CURVES)
+
+    # Assert
+    (heatmap,) = figure.data
+    assert [list(row) for row in heatmap.z] == [[140, 10], [25, 25]]  # actual 0, then 1
+    assert list(heatmap.x) == ["predicted negative", "predicted positive"]
+    assert list(heatmap.y) == ["actual negative", "actual positive"]
+    assert "0.5" in figure.layout.title.text
+
+
+@pytest.mark.parametrize("chart", [roc_curve, pr_curve, confusion_matrix])
+def test_the_curves_of_a_file_without_them_are_an_empty_chart(chart: Any) -> None:
+    # Execute
+    figure = chart({"round": 5})
+
+    # Assert
+    assert len(figure.data) == 0
+    assert figure.layout.annotations[0].text == "Not recorded"
+
+
+def test_chart_csv_holds_every_point_of_every_line() -> None:
+    # Prepare
+    figure = metric_by_round(two_rounds(), "auc", baseline=0.9)
+
+    # Execute
+    rows = list(csv.reader(io.StringIO(chart_csv(figure))))
+
+    # Assert
+    assert rows[0] == ["series", "x", "y"]
+    assert rows[1:4] == [["global test set", "0", "0.5"], ["global test set", "1", "0.6"],
+                         ["global test set", "2", "0.7"]]  # fmt: skip
+    assert ["clients' held-out data (weighted)", "2", "0.72"] in rows
+    assert len(rows) == 1 + 3 + 2
+
+
+def test_chart_csv_of_a_gap_and_of_a_heatmap() -> None:
+    # Prepare
+    gap = metric_by_round([central(0, auc=None), central(1, auc=0.6)], "auc")
+
+    # Execute
+    line = list(csv.reader(io.StringIO(chart_csv(gap))))
+    heat = list(csv.reader(io.StringIO(chart_csv(confusion_matrix(CURVES)))))
+
+    # Assert
+    assert line[1] == ["global test set", "0", ""]  # a missing value stays empty
+    assert heat[0] == ["series", "x", "y", "value"]
+    assert ["confusion", "predicted positive", "actual negative", "10"] in heat

@@ -695,3 +695,38 @@ def test_the_run_page_says_how_many_clients_a_weighted_value_covers(runs_root: P
 
     assert any("covers 1 of 12 clients" in w.value for w in at.warning)
     assert any("No AUC in any round from inst-1, inst-2" in c.value for c in at.caption)
+
+
+# --- Run: curves of the final model, chart data ---------------------------------
+
+
+def test_the_run_page_draws_the_final_models_curves_from_curves_json(runs_root: Path) -> None:
+    run = write_run(runs_root, "curved")
+    run.write_curves(
+        {
+            "round": 2, "threshold": 0.5, "rows": 40, "positives": 10,
+            "roc": {"fpr": [0, 0.2, 1], "tpr": [0, 0.7, 1], "auc": 0.83},
+            "pr": {"recall": [0, 0.7, 1], "precision": [1, 0.6, 0.25], "auc": 0.6},
+            "confusion": {"tn": 27, "fp": 3, "fn": 4, "tp": 6},
+        }
+    )  # fmt: skip
+    at = app(RUN, run="curved")
+
+    *_, roc, pr, confusion = plotly_traces(at)
+    assert roc[0]["name"] == "ROC (AUC 0.8300)" and roc[0]["x"] == [0, 0.2, 1]
+    assert pr[0]["y"] == [1, 0.6, 0.25]
+    assert confusion[0]["z"] == [[27, 3], [4, 6]]
+
+
+def test_every_chart_offers_its_data_as_csv(runs_root: Path) -> None:
+    write_run(runs_root, "plain")
+    at = app(RUN, run="plain")
+    csv_buttons = [b for b in at.get("download_button") if b.label == "Data (CSV)"]
+    assert len(csv_buttons) == len(plotly_traces(at)) == 2
+    assert all(b.proto.url.endswith(".csv") for b in csv_buttons)
+
+
+def test_a_run_without_curves_json_draws_no_curves(runs_root: Path) -> None:
+    write_run(runs_root, "older")
+    at = app(RUN, run="older")
+    assert len(plotly_traces(at)) == 2

@@ -26,14 +26,14 @@ metric = st.segmented_control(
     "Metric", report.CHART_METRICS[:-1], default="auc", key="compare_metric",
     format_func=report.label,
 ) or "auc"  # fmt: skip
-st.plotly_chart(
+widgets.chart(
     charts.compare_runs(
         {r.run_id: [e.to_dict() for e in r.events()] for r in chosen},
         metric,
         baselines={r.run_id: r.final(metric, "centralized") for r in chosen},
     ),
-    key="compare_chart",
-    theme=None,
+    "compare_chart",
+    f"compare-{metric}",
 )
 st.subheader("Runs")
 st.dataframe(report.compare_runs_table(chosen), hide_index=True)

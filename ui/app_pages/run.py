@@ -82,19 +82,17 @@ def show_run() -> None:
         format_func=report.label,
     ) or "auc"  # fmt: skip
     left, right = st.columns(2)
-    left.plotly_chart(
+    widgets.chart(
         charts.metric_by_round(lines, metric, baseline=view.final(metric, "centralized")),
-        key="chart_global",
-        theme=None,
-    )
+        "chart_global", f"{view.run_id}-{metric}-global", left,
+    )  # fmt: skip
     covered = report.coverage_text(report.coverage(events, metric), metric)
     if covered:
         left.warning(covered, icon=":material/warning:")
-    right.plotly_chart(
+    widgets.chart(
         charts.clients_by_round(lines, metric, labels=view.client_labels()),
-        key="chart_clients",
-        theme=None,
-    )
+        "chart_clients", f"{view.run_id}-{metric}-clients", right,
+    )  # fmt: skip
     missing = report.missing_clients_text(events, metric, view.client_labels())
     if missing:
         right.caption(f":material/info: {missing}")
@@ -179,31 +177,51 @@ def _final(view: RunView) -> None:
     if local is not None:
         b.subheader("Alone vs federated (AUC)")
         b.dataframe(widgets.differences(local, {"gain": "auc"}), hide_index=True)
+    _curves(view)
+
+
+def _curves(view: RunView) -> None:
+    """ROC, precision-recall and confusion matrix of the kept model (``curves.json``)."""
+    curves = view.curves
+    if not curves:
+        return
+    rows = curves.get("rows")
+    st.caption(
+        f"The model of round {curves.get('round', view.round)} on the global test set"
+        + (f" ({rows} rows)." if isinstance(rows, int) else ".")
+    )
+    cells = st.columns(3)
+    for cell, (name, chart) in zip(cells, (
+        ("roc", charts.roc_curve), ("precision-recall", charts.pr_curve),
+        ("confusion", charts.confusion_matrix),
+    ), strict=True):  # fmt: skip
+        widgets.chart(chart(curves), f"chart_{name}", f"{view.run_id}-{name}", cell)
 
 
 def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:
     """The privacy spent and the clients' update norms, for runs that have them."""
     if view.reason:
         st.info(f"The run ended early: {view.reason}.", icon=":material/lock:")
-    charts_shown = []
+    charts_shown: list[tuple[str, Any]] = []
     if any(e.stage is Stage.PRIVACY for e in events):
         charts_shown.append(
-            charts.epsilon_by_round(
+            ("epsilon", charts.epsilon_by_round(
                 lines, target=view.config.get("target-epsilon"), labels=view.client_labels()
-            )
-        )
+            ))
+        )  # fmt: skip
     if report.has_client_signal(events, Stage.FIT, "update-norm"):
         charts_shown.append(
-            charts.update_norms(
-                lines,
-                labels=view.client_labels(),
+            ("update-norms", charts.update_norms(
+                lines, labels=view.client_labels(),
                 malicious=[str(m) for m in view.config.get("malicious-clients") or []],
-            )
-        )
+            ))
+        )  # fmt: skip
     if charts_shown:
         cells = st.columns(2)
-        for index, figure in enumerate(charts_shown):
-            cells[index].plotly_chart(figure, key=f"chart_protection_{index}", theme=None)
+        for index, (name, figure) in enumerate(charts_shown):
+            widgets.chart(
+                figure, f"chart_protection_{index}", f"{view.run_id}-{name}", cells[index]
+            )
 
 
 def _show_launch() -> None:
