@@ -22,10 +22,22 @@ from fedapp import registry
 from fedapp.errors import UsageError
 from fedapp.protection import privacy
 from fedapp.settings import RunConfig, describe, fields
-from fedapp.settings.specs import Attack
+from fedapp.settings.specs import Attack, PartitionSpec
 from fedapp.settings.table import usage_error
 from fedapp_ui import preview
 
+# The New run page's data source when it runs a run's files again.
+RERUN_SOURCE = "Files of the run"
+# Settings the New run page asks for with a widget keyed by the setting's name.
+FORM_SETTINGS = (
+    "demo_rows", "clients", "clients_per_round", "rounds", "eval_every", "local_epochs",
+    "batch_size", "learning_rate", "seed", "dp", "noise_multiplier", "clip_norm",
+    "target_epsilon", "delta", "dp_clipping", "secure_aggregation", "malicious", "baseline",
+)  # fmt: skip
+# Settings the page reads from other widgets (column pickers, split, strategy,
+# attack) or that name where the run goes.
+_PICKED = ("data", "client_data", "target", "positive_label", "id_column", "drop", "categorical",
+           "partition", "strategy", "strategy_params", "attack", "run_dir", "runs_dir")  # fmt: skip
 # A column becomes one institution per value only if it has this many values
 # at most: more would be a federation of hundreds of tiny clients.
 MAX_PARTITION_VALUES = 50
@@ -212,6 +224,83 @@ def _one_setting(name: str) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload,no-any-return]
         f"Only_{name}", __config__=RunConfig.model_config, **{name: (info.annotation, info)}
     )
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """A run's settings as the New run form takes them ("Run again with these settings").
+
+    Attributes
+    ----------
+    run_id : str
+        The run they come from.
+    widgets : dict[str, Any]
+        Each widget's value, by the widget's key.
+    files : tuple[str, ...]
+        The run's data files (one table, or one per institution); empty for the demo.
+    carried : dict[str, Any]
+        Settings the form has no widget for that differ from their default
+        (``test-fraction``, ``hidden-units``, ...), by key: kept as they were.
+
+    """
+
+    run_id: str
+    widgets: dict[str, Any]
+    files: tuple[str, ...]
+    carried: dict[str, Any]
+
+
+def rerun_of(run_id: str, config: Mapping[str, Any]) -> Rerun:
+    """The New run form filled from a run's ``config.json``.
+
+    Raises
+    ------
+    UsageError
+        For a ``config.json`` that is not a valid set of settings.
+
+    """
+    cfg = RunConfig.from_mapping(config, source=f"{run_id}/config.json")
+    settings = cfg.to_dict()
+    widgets: dict[str, Any] = {n: settings[describe(n).key] for n in FORM_SETTINGS}
+    files = cfg.client_data or (() if cfg.is_demo else (cfg.data,))
+    widgets["source"] = RERUN_SOURCE if files else "Built-in demo"
+    if files:
+        widgets |= {
+            "target": cfg.resolved_target,
+            "positive_label": cfg.positive_label or describe("positive_label").unset,
+            "id_column": cfg.id_column or "none",
+            "drop": list(cfg.drop),
+            "categorical": list(cfg.categorical),
+        }
+    widgets |= _split_widgets(cfg.partition_spec, demo=not files)
+    if not cfg.is_demo:
+        widgets.pop("demo_rows")
+    widgets["strategy"] = cfg.strategy
+    plugin = registry.get(cfg.strategy)
+    for name, value in plugin.resolve(cfg.strategy_params).items():
+        widgets[f"param.{cfg.strategy}.{name}"] = value
+    if cfg.attack is not None:
+        widgets["attack_kind"] = cfg.attack.kind
+        widgets["attack_strength"] = float(cfg.attack.strength or 0.0)
+    defaults = RunConfig().to_dict()
+    carried = {
+        entry.key: settings[entry.key]
+        for entry in fields()
+        if entry.name not in (*FORM_SETTINGS, *_PICKED)
+        and settings.get(entry.key) != defaults.get(entry.key)
+    }
+    return Rerun(run_id, widgets, tuple(files), carried)
+
+
+def _split_widgets(spec: PartitionSpec | None, demo: bool) -> dict[str, Any]:
+    """The Split widgets of a partition (none when each file is one institution)."""
+    if spec is None:
+        return {}
+    if spec.kind == "column":
+        return {"partition_kind": "column"} | ({} if demo else {"partition_column": spec.column})
+    if spec.kind in ("dirichlet", "quantity"):
+        return {"partition_kind": spec.kind, "alpha": spec.alpha}
+    return {"partition_kind": "iid"}
 
 
 def attack_spec(kind: str, strength: float) -> Attack:

@@ -162,6 +162,35 @@ def upload_name(filename: str) -> str:
     return stem[: MAX_UPLOAD_NAME - len(suffix)] + suffix
 
 
+def reusable_file(root: Path, data_root: Path, recorded: str) -> Path:
+    """A data file a run's ``config.json`` names, if it may be used again here.
+
+    It must lie in the data folder ``data_root`` or among the uploads of the
+    runs folder ``root``, as a file picked or uploaded now would.
+
+    Raises
+    ------
+    UsageError
+        For a file elsewhere, one that is gone, or not a CSV/Parquet file.
+
+    """
+    try:
+        path = Path(recorded).resolve()
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{recorded!r}: not a usable path ({err})") from None
+    uploads = root.resolve() / UI_DIR / "uploads"
+    if not any(path.is_relative_to(folder) for folder in (data_root.resolve(), uploads)):
+        raise UsageError(
+            f"{path}: outside the data folder {data_root.resolve()} and the UI's uploads; "
+            f"upload it again, or restart the UI with `fedapp ui --data-dir {path.parent}`"
+        )
+    if not path.is_file():
+        raise UsageError(f"{path}: the run's data file no longer exists; upload it again")
+    if path.suffix.lower() not in DATA_SUFFIXES:
+        raise UsageError(f"{path}: not a .csv or .parquet file")
+    return path
+
+
 def ui_folder(root: Path, name: str) -> Path:
     """A folder of the UI's own files under the runs folder (made if missing)."""
     folder = root.resolve() / UI_DIR / name

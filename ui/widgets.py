@@ -120,25 +120,49 @@ def param_inputs(plugin: StrategyPlugin, errors: dict[str, str]) -> dict[str, An
         # No min_value: the browser would keep the last valid value and not say so.
         if p.type is bool:
             values[p.name] = cell.toggle(
-                label, key=key, help=p.help, **_initial(key, bool(p.default))
+                label, key=key, help=p.help, **initial(key, bool(p.default))
             )
         elif p.choices:
             index = list(p.choices).index(p.default)
             values[p.name] = cell.selectbox(
-                label, p.choices, key=key, help=p.help, **_initial(key, index, "index")
+                label, p.choices, key=key, help=p.help, **initial(key, index, "index")
             )
         elif p.type in (int, float):
             number = p.type(p.default)
             fmt = {"format": "%g"} if p.type is float else {"step": 1}
             values[p.name] = cell.number_input(
-                label, key=key, help=p.help, **fmt, **_initial(key, number)
+                label, key=key, help=p.help, **fmt, **initial(key, number)
             )
         else:
             values[p.name] = cell.text_input(
-                label, key=key, help=p.help, **_initial(key, str(p.default))
+                label, key=key, help=p.help, **initial(key, str(p.default))
             )
         _say(cell, key, run_form.param_error(plugin, p.name, values[p.name]), errors)
     return values
+
+
+def start_rerun(view: RunView) -> None:
+    """Fill the New run form with a run's settings and go there ("Run again").
+
+    Raises
+    ------
+    UsageError
+        For a ``config.json`` that is no valid set of settings (or names a
+        strategy no longer installed).
+
+    """
+    rerun = run_form.rerun_of(view.run_id, view.config)
+    forget_rerun()
+    st.session_state.update(rerun.widgets)
+    st.session_state["rerun"] = rerun
+    st.switch_page("app_pages/new_run.py")
+
+
+def forget_rerun() -> None:
+    """Empty the New run form of a run's settings ("Start afresh")."""
+    rerun = st.session_state.pop("rerun", None)
+    for key in rerun.widgets if isinstance(rerun, run_form.Rerun) else ():
+        st.session_state.pop(key, None)
 
 
 def setting_input(
@@ -167,7 +191,7 @@ def setting_inputs(names: Sequence[str], form: dict[str, Any], errors: dict[str,
         setting_input(name, form, errors, cell)
 
 
-def _initial(key: str, value: Any, argument: str = "value") -> dict[str, Any]:
+def initial(key: str, value: Any, argument: str = "value") -> dict[str, Any]:
     """A widget's initial value, unless the session already holds one for it (Run again)."""
     return {} if key in st.session_state else {argument: value}
 

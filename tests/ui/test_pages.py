@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 import fedapp_ui
 from fedapp.runs import RunDir
-from fedapp.settings import RunConfig
+from fedapp.settings import RunConfig, describe
 from fedapp_ui import launcher
 
 APP = Path(fedapp_ui.__file__).with_name("app.py")
@@ -730,3 +730,73 @@ def test_a_run_without_curves_json_draws_no_curves(runs_root: Path) -> None:
     write_run(runs_root, "older")
     at = app(RUN, run="older")
     assert len(plotly_traces(at)) == 2
+
+
+# --- Run again with these settings ------------------------------------------------
+
+
+def rerun(at: AppTest) -> None:
+    """Click "Run again" and land on New run, as the browser does.
+
+    AppTest follows the page's switch, but widgets of the page it switched
+    to only answer once AppTest itself is on that page.
+    """
+    at.button(key="rerun").click().run()
+    assert at.title[0].value == "New run"
+    at.switch_page(NEW).run()
+
+
+def test_run_again_fills_the_new_run_form_with_the_runs_settings(
+    runs_root: Path, launched: list
+) -> None:
+    run = write_run(runs_root, "tuned", strategy="fedprox", rounds=4)
+    config = json.loads(run.config_file.read_text())
+    config |= {"strategy-params": {"proximal-mu": 0.7}, "seed": 11, "learning-rate": 0.005,
+               "test-fraction": 0.3}  # fmt: skip
+    run.config_file.write_text(json.dumps(config))
+    at = app(RUN, run="tuned")
+
+    rerun(at)
+
+    # Assert: on New run, every field as the run had it, no warning about it
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    assert (at.number_input(key="rounds").value, at.number_input(key="seed").value) == (4, 11)
+    assert at.selectbox(key="strategy").value == "fedprox"
+    assert at.number_input(key="param.fedprox.proximal-mu").value == 0.7
+    assert any("test-fraction 0.3" in c.value for c in at.caption)
+    at.number_input(key="rounds").set_value(6)  # any of them can change
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    expected = RunConfig.from_mapping(config).replace(rounds=6, run_dir=None)
+    assert cfg.replace(run_dir=None).to_dict() == expected.to_dict()  # as config.json says it
+
+
+def test_run_again_reuses_the_runs_uploaded_file(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.segmented_control(key="source").set_value("Upload").run()
+    at.file_uploader(key="upload").set_value(("bank.csv", bank_upload(), "text/csv")).run()
+    at.button(key="start").click().run()
+    [(first, _)] = launched
+    run = RunDir.create(runs_root / "uploaded", runs_root, "fedavg")
+    run.write_config(first.replace(run_dir=str(run.path)).to_dict())
+    run.set_status("finished", 2, 2)
+
+    at = app(RUN, run="uploaded")
+    rerun(at)
+    assert at.segmented_control(key="source").value == "Files of the run"
+    assert at.multiselect(key="drop").value == ["RowNumber", "Surname"]
+    at.button(key="start").click().run()
+
+    _, (again, _) = launched
+    assert again.replace(run_dir=None).to_dict() == first.replace(run_dir=None).to_dict()
+    assert Path(again.data).name == "bank.csv"
+
+
+def test_start_afresh_empties_the_form_of_a_runs_settings(runs_root: Path) -> None:
+    write_run(runs_root, "short", rounds=4)
+    at = app(RUN, run="short")
+    rerun(at)
+    at.button(key="rerun_clear").click().run()
+    assert at.number_input(key="rounds").value == describe("rounds").default
+    assert not at.info

@@ -638,3 +638,75 @@ def test_new_run_page_warns_of_a_broken_plugin_and_offers_the_others(
     [warning] = at.warning
     assert "needscuda" in warning.value and "needs the cuda extra" in warning.value
     assert "fedavg" in at.selectbox(key="strategy").options
+
+
+# rerun_of (Run again with these settings)
+
+
+def test_rerun_of_a_demo_run_fills_every_widget_from_config_json() -> None:
+    # Prepare: a config.json as `fedapp simulate` writes it
+    cfg = RunConfig(
+        clients=4, rounds=7, demo_rows=3000, seed=9, strategy="fedprox",
+        strategy_params={"proximal-mu": 0.3}, dp="central", noise_multiplier=1.5,
+        clip_norm=0.5, target_epsilon=9.0, malicious=1, attack="scale:4", learning_rate=0.01,
+        baseline=False,
+    )  # fmt: skip
+    config = {**cfg.to_dict(), "versions": {"fedapp": "0.1.0"}, "client-sources": ["x"]}
+
+    # Execute
+    rerun = run_form.rerun_of("r1", config)
+
+    # Assert
+    assert rerun.files == ()
+    assert rerun.widgets == {
+        "source": "Built-in demo", "demo_rows": 3000, "partition_kind": "column",
+        "clients": 4, "clients_per_round": None, "rounds": 7, "eval_every": 1,
+        "local_epochs": 1, "batch_size": 32, "learning_rate": 0.01, "seed": 9,
+        "strategy": "fedprox", "param.fedprox.proximal-mu": 0.3, "dp": "central",
+        "noise_multiplier": 1.5, "clip_norm": 0.5, "target_epsilon": 9.0, "delta": 1e-5,
+        "dp_clipping": "server", "secure_aggregation": False, "malicious": 1,
+        "attack_kind": "scale", "attack_strength": 4.0, "baseline": False,
+    }  # fmt: skip
+    assert rerun.carried == {}
+
+
+def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() -> None:
+    # Prepare
+    cfg = RunConfig(
+        data="/data/bank.csv", target="Exited", id_column="CustomerId", drop=("Surname",),
+        categorical=("HasCrCard",), partition="dirichlet:0.3", clients=5, test_fraction=0.3,
+        hidden_units=(16,),
+    )  # fmt: skip
+
+    # Execute
+    rerun = run_form.rerun_of("r2", cfg.to_dict())
+
+    # Assert
+    assert rerun.files == ("/data/bank.csv",)
+    assert {k: rerun.widgets[k] for k in (
+        "source", "target", "positive_label", "id_column", "drop", "categorical",
+        "partition_kind", "alpha",
+    )} == {
+        "source": run_form.RERUN_SOURCE, "target": "Exited",
+        "positive_label": describe("positive_label").unset, "id_column": "CustomerId",
+        "drop": ["Surname"], "categorical": ["HasCrCard"], "partition_kind": "dirichlet",
+        "alpha": 0.3,
+    }  # fmt: skip
+    assert rerun.carried == {"test-fraction": 0.3, "hidden-units": [16]}
+
+
+def test_rerun_of_one_file_per_institution_and_a_column_split() -> None:
+    # Prepare
+    files = RunConfig(client_data=("/d/a.csv", "/d/b.csv"), clients=2, target="y").to_dict()
+    column = RunConfig(data="/d/t.csv", target="y", partition="column:Region").to_dict()
+
+    # Execute
+    by_files = run_form.rerun_of("r3", files)
+    by_column = run_form.rerun_of("r4", column)
+
+    # Assert
+    assert by_files.files == ("/d/a.csv", "/d/b.csv")
+    assert "partition_kind" not in by_files.widgets
+    assert (by_column.widgets["partition_kind"], by_column.widgets["partition_column"]) == (
+        "column", "Region",
+    )  # fmt: skip

@@ -381,3 +381,36 @@ def test_delete_run_leaves_the_launch_files_of_a_run_with_a_longer_name(tmp_path
     # Assert
     assert not (tmp_path / "exp-1").exists()
     assert all(f.exists() for f in others)
+
+
+# reusable_file (Run again with an uploaded file)
+
+
+def test_a_runs_upload_or_data_file_can_be_used_again(tmp_path: Path) -> None:
+    # Prepare
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    data.mkdir()
+    uploaded = store.save_upload(runs, "bank.csv", b"a,y\n1,0\n")
+    typed = data / "t.csv"
+    typed.write_text("a,y\n1,0\n", encoding="utf-8")
+
+    # Execute / Assert
+    assert store.reusable_file(runs, data, str(uploaded)) == uploaded
+    assert store.reusable_file(runs, data, str(typed)) == typed
+
+
+def test_a_runs_file_elsewhere_or_gone_is_refused(tmp_path: Path) -> None:
+    # Prepare
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    data.mkdir()
+    runs.mkdir()
+    elsewhere = tmp_path / "secret.csv"
+    elsewhere.write_text("a,y\n1,0\n", encoding="utf-8")
+
+    # Execute / Assert
+    with pytest.raises(UsageError, match="outside the data folder"):
+        store.reusable_file(runs, data, str(elsewhere))
+    with pytest.raises(UsageError, match="no longer exists"):
+        store.reusable_file(runs, data, str(data / "gone.csv"))
+    with pytest.raises(UsageError, match="outside the data folder"):
+        store.reusable_file(runs, data, str(runs / "r1" / "config.json"))

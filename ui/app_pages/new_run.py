@@ -28,16 +28,45 @@ errors: dict[str, str] = {}  # by setting (or widget) key: each one blocks Start
 columns: list[run_form.Column] = []
 uploaded_names: dict[Path, str] = {}
 
+rerun = st.session_state.get("rerun")
+if isinstance(rerun, run_form.Rerun):
+    note, clear = st.columns([5, 1], vertical_alignment="center")
+    note.info(
+        f"The settings of run **{rerun.run_id}**: change any of them below, then start.",
+        icon=":material/replay:",
+    )
+    if clear.button("Start afresh", key="rerun_clear", icon=":material/restart_alt:"):
+        widgets.forget_rerun()
+        st.rerun()
+    form |= rerun.carried  # settings the form has no widget for, kept as they were
+    if rerun.carried:
+        kept = ", ".join(f"{k} {v}" for k, v in rerun.carried.items())
+        st.caption(f"Also kept from that run: {kept}.")
+else:
+    rerun = None
+
 # --- Data ------------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Data", divider="gray")
+    sources = ["Built-in demo", "Upload", "File on the server"]
+    if rerun is not None and rerun.files:
+        sources.append(run_form.RERUN_SOURCE)
     source = st.segmented_control(
-        "Source",
-        ["Built-in demo", "Upload", "File on the server"],
-        default="Built-in demo",
-        key="source",
+        "Source", sources, key="source", **widgets.initial("source", "Built-in demo", "default")
     )
-    if source == "Upload":
+    if source == run_form.RERUN_SOURCE and rerun is not None:
+        try:
+            paths = [store.reusable_file(runs_root, data_root, f) for f in rerun.files]
+            columns = widgets.columns_of(tuple(paths))
+        except UsageError as err:
+            st.error(str(err), icon=":material/error:")
+            st.stop()
+        st.caption("The files of run " + rerun.run_id + ": " + ", ".join(p.name for p in paths))
+        if len(paths) > 1:
+            form["client-data"] = [str(p) for p in paths]
+        else:
+            form["data"] = str(paths[0])
+    elif source == "Upload":
         files = st.file_uploader(
             "CSV or Parquet: one table to split, or one file per institution",
             type=["csv", "parquet"],
@@ -83,8 +112,8 @@ with st.container(border=True):
         picked = ("target", "positive_label", "id_column", "drop", "categorical")
         about = {n: describe(n) for n in picked}
         target = left.selectbox(
-            about["target"].label, names, index=run_form.guess_target(columns), key="target",
-            help=about["target"].help,
+            about["target"].label, names, key="target", help=about["target"].help,
+            **widgets.initial("target", run_form.guess_target(columns), "index"),
         )  # fmt: skip
         labels = next(c.values for c in columns if c.name == target)
         infer = str(about["positive_label"].unset)
@@ -94,17 +123,17 @@ with st.container(border=True):
         )  # fmt: skip
         guess = run_form.guess_id_column(columns)
         others = [n for n in names if n != target]
+        guessed = others.index(guess) + 1 if guess in others else 0
         id_column = right.selectbox(
-            about["id_column"].label, ["none", *others],
-            index=others.index(guess) + 1 if guess in others else 0, key="id_column",
-            help=about["id_column"].help,
+            about["id_column"].label, ["none", *others], key="id_column",
+            help=about["id_column"].help, **widgets.initial("id_column", guessed, "index"),
         )  # fmt: skip
         features = [n for n in others if n != id_column]
         suggested = run_form.suggested_drops(columns, target, id_column)
         left, right = st.columns(2)
         drop = left.multiselect(
-            about["drop"].label, features, default=[n for n in features if n in suggested],
-            key="drop", help=about["drop"].help,
+            about["drop"].label, features, key="drop", help=about["drop"].help,
+            **widgets.initial("drop", [n for n in features if n in suggested], "default"),
         )  # fmt: skip
         if suggested:
             left.caption(
@@ -161,7 +190,9 @@ with st.container(border=True):
                 form["partition"] = PartitionSpec("column", column=by)
         elif kind in ("dirichlet", "quantity"):
             # No min_value: the browser would keep the last valid α and not say so.
-            alpha = st.number_input("α (smaller is more skewed)", value=0.5, step=0.1, key="alpha")
+            alpha = st.number_input(
+                "α (smaller is more skewed)", step=0.1, key="alpha", **widgets.initial("alpha", 0.5)
+            )
             try:
                 form["partition"] = PartitionSpec(kind, alpha=alpha)
             except UsageError as err:
@@ -190,9 +221,12 @@ with st.container(border=True):
         st.warning(b.error)
     plugins = registry.installed()
     about_strategy = describe("strategy")
+    default = (
+        list(plugins).index(about_strategy.default) if about_strategy.default in plugins else 0
+    )
     name = st.selectbox(
-        about_strategy.label, list(plugins), index=list(plugins).index(about_strategy.default)
-        if about_strategy.default in plugins else 0, key="strategy", help=about_strategy.help,
+        about_strategy.label, list(plugins), key="strategy", help=about_strategy.help,
+        **widgets.initial("strategy", default, "index"),
     )  # fmt: skip
     plugin = plugins[name]
     st.caption(plugin.summary)
@@ -220,8 +254,8 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
     if form["malicious"]:
         kind = c2.selectbox("Attack", ATTACKS, key="attack_kind")
         strength = c3.number_input(
-            "Strength (F or SIGMA)", value=10.0, key="attack_strength",
-            disabled=kind == "label-flip",
+            "Strength (F or SIGMA)", key="attack_strength", disabled=kind == "label-flip",
+            **widgets.initial("attack_strength", 10.0),
         )  # fmt: skip
         try:
             form["attack"] = run_form.attack_spec(kind, strength)

@@ -61,6 +61,14 @@ def show_run() -> None:
             st.toast("Stopping: the run ends after the current step.", icon=":material/stop:")
         except UsageError as err:
             st.error(str(err))
+    if view.config and button.button(
+        "Run again", key="rerun", icon=":material/replay:", help="A new run with these settings, "
+        "pre-filled on the New run page (change any of them there).",
+    ):  # fmt: skip
+        try:
+            widgets.start_rerun(view)
+        except UsageError as err:
+            st.error(f"These settings cannot be run again here: {err}", icon=":material/error:")
     st.caption(f"{view.strategy_label} · {view.data_label}")
     protection = report.protection_text(view.config)
     if protection:
