@@ -486,15 +486,14 @@ def confusion_matrix(curves: Mapping[str, Any]) -> go.Figure:
     Returns
     -------
     go.Figure
-        A 2 x 2 heatmap, rows ``actual negative`` / ``actual positive``,
-        columns ``predicted negative`` / ``predicted positive``, each cell
-        with its count; without a ``confusion`` entry, an empty chart that
-        says so.
+        A 2 x 2 heatmap, rows the actual class (``negative``, ``positive``),
+        columns the predicted one, each cell with its count; without a
+        ``confusion`` entry, an empty chart that says so.
 
     """
     threshold = _number(curves.get("threshold"))
     title = "Confusion matrix" + (f" at threshold {threshold:g}" if threshold is not None else "")
-    figure = _curve_figure(title, "", "")
+    figure = _curve_figure(title, "predicted", "actual")
     counts = curves.get("confusion")
     if not isinstance(counts, Mapping):
         return _empty(figure, NOT_RECORDED)
@@ -502,19 +501,20 @@ def confusion_matrix(curves: Mapping[str, Any]) -> go.Figure:
     figure.add_trace(
         go.Heatmap(
             z=z,
-            x=["predicted negative", "predicted positive"],
-            y=["actual negative", "actual positive"],
+            x=["negative", "positive"],
+            y=["negative", "positive"],
             name="confusion",
             text=[[str(v) for v in row] for row in z],
             texttemplate="%{text}",
             textfont={"size": 16},
             colorscale="Blues",
             showscale=False,
-            hovertemplate="%{y}, %{x}: %{z}<extra></extra>",
+            hovertemplate="actual %{y}, predicted %{x}: %{z}<extra></extra>",
         )
     )
-    figure.update_yaxes(autorange="reversed")  # actual negative on top, as tables read
-    figure.update_layout(xaxis={"showgrid": False}, yaxis={"showgrid": False})
+    # Categories, not [0, 1]; actual negative on top, as such tables read.
+    figure.update_xaxes(range=None, autorange=True, showgrid=False)
+    figure.update_yaxes(range=None, autorange="reversed", showgrid=False)
     return figure
 
 

@@ -592,8 +592,9 @@ def test_confusion_matrix_shows_the_counts_at_the_threshold() -> None:
     # Assert
     (heatmap,) = figure.data
     assert [list(row) for row in heatmap.z] == [[140, 10], [25, 25]]  # actual 0, then 1
-    assert list(heatmap.x) == ["predicted negative", "predicted positive"]
-    assert list(heatmap.y) == ["actual negative", "actual positive"]
+    assert list(heatmap.x) == list(heatmap.y) == ["negative", "positive"]
+    assert figure.layout.xaxis.title.text == "predicted"
+    assert figure.layout.yaxis.title.text == "actual"
     assert "0.5" in figure.layout.title.text
 
 
@@ -633,4 +634,4 @@ def test_chart_csv_of_a_gap_and_of_a_heatmap() -> None:
     # Assert
     assert line[1] == ["global test set", "0", ""]  # a missing value stays empty
     assert heat[0] == ["series", "x", "y", "value"]
-    assert ["confusion", "predicted positive", "actual negative", "10"] in heat
+    assert ["confusion", "positive", "negative", "10"] in heat  # predicted positive, actually not

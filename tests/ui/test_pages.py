@@ -639,7 +639,7 @@ def test_a_stopped_run_shows_its_kept_model_and_metrics_at_its_round(runs_root: 
     assert any(h.value == "Model of round 1 on the global test set" for h in at.subheader)
     assert at.dataframe[0].value.loc[0, "federated"] == pytest.approx(0.8249)
     labels = [b.label for b in at.get("download_button")]
-    assert "Model of round 1 (model.keras)" in labels
+    assert "model.keras (round 1)" in labels
 
 
 def test_runs_shows_a_stopped_runs_auc_at_its_round(runs_root: Path) -> None:

@@ -123,7 +123,11 @@ def _progress(view: RunView) -> None:
     st.progress(value, text=text)
     marks = {"done": ":material/check_circle:", "now": ":material/pending:",
              "next": ":material/radio_button_unchecked:"}  # fmt: skip
-    st.caption(" · ".join(f"{marks[how]} {name}" for name, how in report.phase_steps(view)))
+    shown = [
+        f"{marks[how]} **{name}**" if how == "now" else f"{marks[how]} {name}"
+        for name, how in report.phase_steps(view)
+    ]
+    st.caption(" · ".join(shown))
 
 
 def _state_notes(view: RunView) -> None:
@@ -249,23 +253,25 @@ def _show_launch() -> None:
 
 def _downloads(view: RunView) -> None:
     partial = view.partial_round
-    model = "Model" if partial is None else f"Model of round {partial}"
+    kept = "" if partial is None else f" (round {partial})"
     files = [
-        (f"{model} (model.keras)", view.run_dir.model_file, "application/octet-stream"),
-        # The model scores new rows only once they are preprocessed as in training.
-        ("Preprocessing (preprocessing.json)", view.run_dir.preprocessing_file, "application/json"),
-        ("Metrics (metrics.jsonl)", view.run_dir.metrics_file, "application/jsonl"),
-        ("Summary (summary.json)", view.run_dir.summary_file, "application/json"),
-        ("Settings (config.json)", view.run_dir.config_file, "application/json"),
-    ]
-    present = [(label, path, mime) for label, path, mime in files if path.exists()]
+        (f"model.keras{kept}", view.run_dir.model_file, "application/octet-stream",
+         "The global model: a plain Keras model."),
+        ("preprocessing.json", view.run_dir.preprocessing_file, "application/json",
+         "The federated preprocessing: new rows go through it before the model scores them."),
+        ("metrics.jsonl", view.run_dir.metrics_file, "application/jsonl",
+         "Every round's events."),
+        ("summary.json", view.run_dir.summary_file, "application/json", "The final metrics."),
+        ("config.json", view.run_dir.config_file, "application/json", "The run's settings."),
+    ]  # fmt: skip
+    present = [f for f in files if f[1].exists()]
     if not present:
         return
     cells = st.columns(len(present))
-    for cell, (label, path, mime) in zip(cells, present, strict=True):
+    for cell, (label, path, mime, about) in zip(cells, present, strict=True):
         cell.download_button(
             label, path.read_bytes(), file_name=f"{view.run_id}-{path.name}", mime=mime,
-            key=f"download_{path.name}", icon=":material/download:",
+            key=f"download_{path.name}", icon=":material/download:", help=about,
         )  # fmt: skip
 
 
