@@ -118,31 +118,29 @@ def param_inputs(plugin: StrategyPlugin, errors: dict[str, str]) -> dict[str, An
         key = f"param.{plugin.name}.{p.name}"
         label = p.name.replace("-", " ").capitalize()
         # No min_value: the browser would keep the last valid value and not say so.
+        default = prefilled(key, p.default)
         if p.type is bool:
-            values[p.name] = cell.toggle(
-                label, key=key, help=p.help, **initial(key, bool(p.default))
-            )
+            values[p.name] = cell.toggle(label, value=bool(default), key=key, help=p.help)
         elif p.choices:
-            index = list(p.choices).index(p.default)
-            values[p.name] = cell.selectbox(
-                label, p.choices, key=key, help=p.help, **initial(key, index, "index")
-            )
+            index = pick(p.choices, default, p.default)
+            values[p.name] = cell.selectbox(label, p.choices, index=index, key=key, help=p.help)
         elif p.type in (int, float):
-            number = p.type(p.default)
             fmt = {"format": "%g"} if p.type is float else {"step": 1}
             values[p.name] = cell.number_input(
-                label, key=key, help=p.help, **fmt, **initial(key, number)
+                label, value=p.type(default), key=key, help=p.help, **fmt
             )
         else:
-            values[p.name] = cell.text_input(
-                label, key=key, help=p.help, **initial(key, str(p.default))
-            )
+            values[p.name] = cell.text_input(label, value=str(default), key=key, help=p.help)
         _say(cell, key, run_form.param_error(plugin, p.name, values[p.name]), errors)
     return values
 
 
 def start_rerun(view: RunView) -> None:
     """Fill the New run form with a run's settings and go there ("Run again").
+
+    The settings become the form's defaults (:func:`prefilled`) until
+    :func:`forget_rerun`; the widgets' own states are dropped, so that each
+    starts from them.
 
     Raises
     ------
@@ -153,16 +151,39 @@ def start_rerun(view: RunView) -> None:
     """
     rerun = run_form.rerun_of(view.run_id, view.config)
     forget_rerun()
-    st.session_state.update(rerun.widgets)
+    for key in rerun.widgets:
+        st.session_state.pop(key, None)
     st.session_state["rerun"] = rerun
     st.switch_page("app_pages/new_run.py")
 
 
 def forget_rerun() -> None:
-    """Empty the New run form of a run's settings ("Start afresh")."""
+    """Give the New run form its own defaults again ("Start afresh")."""
     rerun = st.session_state.pop("rerun", None)
     for key in rerun.widgets if isinstance(rerun, run_form.Rerun) else ():
         st.session_state.pop(key, None)
+
+
+def prefilled(key: str, default: Any) -> Any:
+    """The default of the New run widget ``key``: the run's value after Run again.
+
+    A widget's arguments stay the same from one redraw to the next (the
+    browser resets a widget whose default changes), so the run's values are
+    the defaults for as long as the form holds them, not values written
+    into the session.
+    """
+    rerun = st.session_state.get("rerun")
+    if isinstance(rerun, run_form.Rerun) and key in rerun.widgets:
+        return rerun.widgets[key]
+    return default
+
+
+def pick(options: Sequence[Any], wanted: Any, fallback: Any = None) -> int:
+    """The index of ``wanted`` among ``options``, else of ``fallback``, else 0."""
+    for value in (wanted, fallback):
+        if value in options:
+            return list(options).index(value)
+    return 0
 
 
 def setting_input(
@@ -177,8 +198,12 @@ def setting_input(
     """
     spec = run_form.widget(name)
     options = spec.options | overrides
-    if spec.options["key"] in st.session_state:  # set before the widget (Run again)
-        options = {k: v for k, v in options.items() if k not in ("value", "index")}
+    key = options["key"]
+    if "index" in options:
+        chosen = options["options"][options["index"]]
+        options["index"] = pick(options["options"], prefilled(key, chosen))
+    elif "value" in options:
+        options["value"] = prefilled(key, options["value"])
     value = getattr(where, spec.kind)(spec.label, **options)
     form[spec.setting] = value
     _say(where, spec.setting, run_form.setting_error(spec.setting, value, form), errors)
@@ -189,11 +214,6 @@ def setting_inputs(names: Sequence[str], form: dict[str, Any], errors: dict[str,
     """A row of :func:`setting_input` widgets."""
     for cell, name in zip(st.columns(len(names)), names, strict=True):
         setting_input(name, form, errors, cell)
-
-
-def initial(key: str, value: Any, argument: str = "value") -> dict[str, Any]:
-    """A widget's initial value, unless the session already holds one for it (Run again)."""
-    return {} if key in st.session_state else {argument: value}
 
 
 def _say(where: Any, key: str, error: str | None, errors: dict[str, str]) -> None:

@@ -258,6 +258,10 @@ def test_new_run_to_finished_run_in_a_browser(ui_server, page, tmp_path: Path) -
     print(f"Run page: {run_png}")
 
 
+# The rounds of the hand-made runs (tests/run_files.py's config.json).
+CONFIG_ROUNDS = 2
+
+
 def _finished_run(runs: Path, name: str, strategy: str, params: dict, auc: float) -> None:
     """A finished two-round run written by hand, with a strategy label as long as weighted's."""
     from run_files import SUMMARY, make_run
@@ -296,3 +300,53 @@ def test_compares_tables_fit_a_1400_pixel_window(ui_server, page) -> None:
     # Every table shows all its columns: none scrolls sideways
     assert len(widths) >= 3, widths
     assert all(scroll <= client + 1 for scroll, client in widths), widths
+
+
+def test_the_new_run_form_says_what_is_wrong_and_keeps_what_is_right(ui_server, page) -> None:
+    from playwright.sync_api import expect
+
+    url, runs = ui_server
+    _finished_run(runs, "20251202-011500-fedprox-3f2a", "fedprox", {"proximal-mu": 0.4}, 0.8)
+    rows = [f"{i},{['north', 'south'][i % 2]},{20 + i % 40},{int(i % 4 == 0)}" for i in range(200)]
+    (runs / "table.csv").write_text("id,region,age,churned\n" + "\n".join(rows), encoding="utf-8")
+    page.goto(url)
+    rounds = page.get_by_role("spinbutton", name="Rounds", exact=True)
+    batch = page.get_by_role("spinbutton", name="Batch size", exact=True)
+    start = page.get_by_role("button", name="Start run")
+
+    # A file instead of the demo: the form grows above the training fields
+    page.get_by_text("File on the server").click()
+    path = page.get_by_role("textbox", name="Path")
+    path.fill("table.csv")
+    path.press("Enter")
+    expect(page.get_by_text("200 rows in 2 institutions")).to_be_visible()
+    expect(rounds).to_have_value("10")
+
+    # A value out of range reaches the page: it is said, and Start waits
+    rounds.fill("0")
+    rounds.press("Enter")
+    expect(page.get_by_text("rounds must be > 0, got 0").first).to_be_visible()
+    expect(start).to_be_disabled()
+    batch.fill("16")  # another redraw: no field loses its value meanwhile
+    batch.press("Enter")
+    page.wait_for_timeout(1000)
+    expect(rounds).to_have_value("0")
+    untouched = {"Local epochs": "1", "Evaluate every": "1", "Seed": "42"}
+    for label, value in untouched.items():
+        expect(page.get_by_role("spinbutton", name=label, exact=True)).to_have_value(value)
+    rounds.fill("3")
+    rounds.press("Enter")
+    expect(start).to_be_enabled()
+    expect(batch).to_have_value("16")
+
+    # Run again: the form holds the run's settings, and keeps them while edited
+    page.goto(f"{url}/run?run=20251202-011500-fedprox-3f2a")
+    page.get_by_role("button", name="Run again").click()
+    expect(page.get_by_text("The settings of run")).to_be_visible()
+    expect(rounds).to_have_value(str(CONFIG_ROUNDS))
+    expect(page.get_by_role("spinbutton", name="Proximal mu")).to_have_value("0.4")
+    batch.fill("8")
+    batch.press("Enter")
+    page.wait_for_timeout(1000)
+    expect(rounds).to_have_value(str(CONFIG_ROUNDS))
+    expect(batch).to_have_value("8")

@@ -52,7 +52,7 @@ with st.container(border=True):
     if rerun is not None and rerun.files:
         sources.append(run_form.RERUN_SOURCE)
     source = st.segmented_control(
-        "Source", sources, key="source", **widgets.initial("source", "Built-in demo", "default")
+        "Source", sources, key="source", default=widgets.prefilled("source", "Built-in demo")
     )
     if source == run_form.RERUN_SOURCE and rerun is not None:
         try:
@@ -111,38 +111,46 @@ with st.container(border=True):
         # Column pickers: the choices are the table's columns, the rest is declared.
         picked = ("target", "positive_label", "id_column", "drop", "categorical")
         about = {n: describe(n) for n in picked}
+        guessed = names[run_form.guess_target(columns)]
         target = left.selectbox(
             about["target"].label, names, key="target", help=about["target"].help,
-            **widgets.initial("target", run_form.guess_target(columns), "index"),
+            index=widgets.pick(names, widgets.prefilled("target", guessed)),
         )  # fmt: skip
         labels = next(c.values for c in columns if c.name == target)
         infer = str(about["positive_label"].unset)
+        choices = [infer, *labels[: run_form.MAX_LABELS]]
         positive = mid.selectbox(
-            about["positive_label"].label, [infer, *labels[: run_form.MAX_LABELS]],
-            key="positive_label", help=about["positive_label"].help,
+            about["positive_label"].label, choices, key="positive_label",
+            help=about["positive_label"].help,
+            index=widgets.pick(choices, widgets.prefilled("positive_label", infer)),
         )  # fmt: skip
         guess = run_form.guess_id_column(columns)
         others = [n for n in names if n != target]
-        guessed = others.index(guess) + 1 if guess in others else 0
         id_column = right.selectbox(
             about["id_column"].label, ["none", *others], key="id_column",
-            help=about["id_column"].help, **widgets.initial("id_column", guessed, "index"),
+            help=about["id_column"].help,
+            index=widgets.pick(["none", *others], widgets.prefilled("id_column", guess)),
         )  # fmt: skip
         features = [n for n in others if n != id_column]
         suggested = run_form.suggested_drops(columns, target, id_column)
         left, right = st.columns(2)
         drop = left.multiselect(
             about["drop"].label, features, key="drop", help=about["drop"].help,
-            **widgets.initial("drop", [n for n in features if n in suggested], "default"),
+            default=[
+                n for n in widgets.prefilled("drop", [n for n in features if n in suggested])
+                if n in features
+            ],
         )  # fmt: skip
         if suggested:
             left.caption(
                 "Suggested, as unlikely features: "
                 + "; ".join(f"**{n}**, {why}" for n, why in suggested.items())
             )
+        typed_as = [n for n in features if n not in drop]
         categorical = right.multiselect(
-            about["categorical"].label, [n for n in features if n not in drop],
-            key="categorical", help=about["categorical"].help,
+            about["categorical"].label, typed_as, key="categorical",
+            help=about["categorical"].help,
+            default=[n for n in widgets.prefilled("categorical", []) if n in typed_as],
         )  # fmt: skip
         form |= {
             "target": target,
@@ -170,6 +178,7 @@ with st.container(border=True):
         kind = st.radio(
             "Split", list(kinds), format_func=kinds.__getitem__, horizontal=True,
             key="partition_kind",
+            index=widgets.pick(list(kinds), widgets.prefilled("partition_kind", "column")),
         )  # fmt: skip
         if kind == "column":
             if is_demo:
@@ -185,13 +194,17 @@ with st.container(border=True):
                 by = st.selectbox(
                     "Column", list(counts), key="partition_column",
                     format_func=lambda n: f"{n} ({counts[n]} values)",
+                    index=widgets.pick(list(counts), widgets.prefilled("partition_column", None)),
                 )  # fmt: skip
                 fixed_clients = counts[by]
                 form["partition"] = PartitionSpec("column", column=by)
         elif kind in ("dirichlet", "quantity"):
             # No min_value: the browser would keep the last valid α and not say so.
             alpha = st.number_input(
-                "α (smaller is more skewed)", step=0.1, key="alpha", **widgets.initial("alpha", 0.5)
+                "α (smaller is more skewed)",
+                step=0.1,
+                key="alpha",
+                value=float(widgets.prefilled("alpha", 0.5)),
             )
             try:
                 form["partition"] = PartitionSpec(kind, alpha=alpha)
@@ -221,12 +234,10 @@ with st.container(border=True):
         st.warning(b.error)
     plugins = registry.installed()
     about_strategy = describe("strategy")
-    default = (
-        list(plugins).index(about_strategy.default) if about_strategy.default in plugins else 0
-    )
+    strategy = widgets.prefilled("strategy", about_strategy.default)
     name = st.selectbox(
         about_strategy.label, list(plugins), key="strategy", help=about_strategy.help,
-        **widgets.initial("strategy", default, "index"),
+        index=widgets.pick(list(plugins), strategy, about_strategy.default),
     )  # fmt: skip
     plugin = plugins[name]
     st.caption(plugin.summary)
@@ -252,10 +263,13 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
     c1, c2, c3 = st.columns(3)
     widgets.setting_input("malicious", form, errors, c1)
     if form["malicious"]:
-        kind = c2.selectbox("Attack", ATTACKS, key="attack_kind")
+        kind = c2.selectbox(
+            "Attack", ATTACKS, key="attack_kind",
+            index=widgets.pick(ATTACKS, widgets.prefilled("attack_kind", None)),
+        )  # fmt: skip
         strength = c3.number_input(
             "Strength (F or SIGMA)", key="attack_strength", disabled=kind == "label-flip",
-            **widgets.initial("attack_strength", 10.0),
+            value=float(widgets.prefilled("attack_strength", 10.0)),
         )  # fmt: skip
         try:
             form["attack"] = run_form.attack_spec(kind, strength)
