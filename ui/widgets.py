@@ -19,14 +19,13 @@ if TYPE_CHECKING:
     import pandas as pd
     from pandas.io.formats.style import Styler
 
-# Scores with four decimals, differences signed, in every table.
+# Scores with four decimals, differences signed, in the tables that are not
+# styled by `differences` (which formats its own).
 _SCORE = st.column_config.NumberColumn(format="%.4f")
 _DIFF = st.column_config.NumberColumn(format="%+.4f")
 SCORES = {
-    "federated": _SCORE, "centralized": _SCORE, "gap": _DIFF, "AUC": _SCORE,
-    "AUC alone": _SCORE, "AUC federated": _SCORE, "gain": _DIFF, "PR-AUC": _SCORE,
-    "accuracy": _SCORE, "F1": _SCORE, "log-loss": _SCORE, "centralized AUC": _SCORE,
-    "gap AUC": _DIFF,
+    "AUC": _SCORE, "PR-AUC": _SCORE, "accuracy": _SCORE, "F1": _SCORE, "precision": _SCORE,
+    "recall": _SCORE, "log-loss": _SCORE, "gap": _DIFF,
 }  # fmt: skip
 
 # Every state, recorded or inferred, has its badge.

@@ -38,7 +38,8 @@ RUN_TIMEOUT = 180.0  # seconds for the 2-round run to finish once started
 # Texts the Run page shows only while a run is on its way (launch, round 0,
 # rounds, baselines); the finished page shows "Finished after round 2 of 2".
 LIVE_TEXT = re.compile(
-    r"starting the run|Starting Flower|Round \d+ of \d+|Training the centralized"
+    r"starting the run|Starting Flower|Getting ready for round|Round \d+ of \d+"
+    r"|rounds done|Training the centralized"
 )
 DONE_TEXT = "Finished after round 2 of 2"
 FAILED_TEXT = re.compile(r"(Failed|Stopped|Interrupted) after round|could not start|No run called")
