@@ -7,16 +7,16 @@ from :func:`_run_flower_simulation` alone and can be swapped there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import signal
-import threading
+import sys
 from pathlib import Path
 from typing import Any
 
 from fedapp.flower.outcome import RunOutcome, finish_run
 from fedapp.flower.run_setup import check, prepare_run
-from fedapp.runs import EventListener, Recorder, RunDir, RunState
+from fedapp.runs import EventListener, Recorder, RunDir, RunState, sigterm_stops, stop_signal
 from fedapp.settings import RunConfig
 
 
@@ -44,9 +44,9 @@ def simulate(
         Show Flower's and Ray's logs.
 
     """
+    sigterm_stops()
     run_dir = prepare_run(cfg, root)
     recorder = Recorder(run_dir, cfg.rounds, on_event)
-    _stop_on_sigterm()
     try:
         _start_ray(verbose)
         # TensorFlow and Flower's server load only now: after the checks, so a
@@ -61,12 +61,19 @@ def simulate(
             raise RuntimeError("the simulation ended before its last round")
         summary = finish_run(recorder, outcome, baselines(cfg, outcome) if cfg.baseline else {})
         return run_dir, summary
-    except KeyboardInterrupt as stop:
-        recorder.end(RunState.STOPPED, f"stopped ({stop or 'SIGINT'})")
-        raise
     except BaseException as err:
-        recorder.end(RunState.FAILED, failure_reason(err))
-        raise
+        stop = stop_signal(err)
+        if stop is None:
+            recorder.end(RunState.FAILED, failure_reason(err))
+        else:
+            recorder.end(RunState.STOPPED, f"stopped ({stop})")
+        # A run that did not finish leaves no Ray process behind (a finished
+        # one keeps Ray for the process's next run; Ray stops at exit).
+        _stop_ray()
+        if stop is None:
+            raise
+        # Whatever Flower or Ray wrapped it in, the caller sees a stop.
+        raise KeyboardInterrupt(stop) from None
 
 
 def baselines(cfg: RunConfig, outcome: RunOutcome) -> dict[str, Any]:
@@ -97,14 +104,34 @@ def failure_reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (e.g. a UI's stop button) like Ctrl-C: the run ends ``stopped``."""
+def _stop_ray() -> None:
+    """Stop the Ray node this process started, so no Ray process outlives the run.
 
-    def handler(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+    ``ray.shutdown`` ends the processes the driver started; the agents the
+    raylet starts may be mid start-up when a stop comes, and then miss the
+    raylet's death and live on as orphans. So every process below this one
+    before the shutdown is waited for briefly afterwards, then killed.
+    """
+    ray = sys.modules.get("ray")
+    if ray is None:
+        return
+    # psutil: only a run that did not finish looks for leftover processes.
+    import psutil
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+    below = psutil.Process().children(recursive=True)
+    try:
+        ray.shutdown()
+    except Exception:  # a half-started node may fail to stop cleanly
+        logging.getLogger(__name__).debug("ray.shutdown failed", exc_info=True)
+    _, alive = psutil.wait_procs(below, timeout=_RAY_GRACE)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=_RAY_GRACE)
+
+
+# Seconds Ray's processes get to end by themselves after ray.shutdown.
+_RAY_GRACE = 3.0
 
 
 def _start_ray(verbose: bool) -> None:
@@ -127,7 +154,7 @@ def _start_ray(verbose: bool) -> None:
         log_to_driver=verbose,
         logging_level=logging.INFO if verbose else logging.ERROR,
     )
-    _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
+    sigterm_stops()  # again: ray.init turns SIGTERM into SystemExit
 
 
 def _run_flower_simulation(

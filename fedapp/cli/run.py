@@ -158,6 +158,10 @@ def simulate(
         run_simulation(cfg, as_json, verbose)
     except UsageError as err:
         raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        # Stopped while the data was being checked: no run directory was made.
+        console.print("[bold yellow]stopped[/] before the run started", soft_wrap=True)
+        exit_now(130)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from fedapp.runs.directory import (
 )
 from fedapp.runs.events import Event, Scope, Stage
 from fedapp.runs.recorder import EventListener, Recorder
-from fedapp.runs.state import RunState
+from fedapp.runs.state import RunState, sigterm_stops, stop_signal
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
 __all__ = [
@@ -37,5 +37,7 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "process_alive",
+    "sigterm_stops",
+    "stop_signal",
     "write_json_atomic",
 ]

@@ -10,6 +10,7 @@ and the benchmarks use this module and never the engine.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -78,10 +79,30 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _file_mode() -> int:
+    """The mode a new file gets from this process's umask (``0o644`` under the usual ``022``)."""
+    try:  # Linux says it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half."""
+    """Write JSON so that readers see the old file or the new one, never half.
+
+    The file gets the mode any new file of this process gets (from its umask),
+    as ``metrics.jsonl`` does: a run's files are all readable alike.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        # mkstemp makes the temporary file 0600, whatever the umask says.
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(json_safe(data), handle, indent=2)
         os.replace(tmp, path)
@@ -146,12 +167,22 @@ class RunDir:
         """
         if path is None:
             path = root / new_run_id(name)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and not path.is_dir():
             raise UsageError(
-                f"run directory {path} already exists and is not empty; choose another --run-dir"
+                f"run directory {path} is a file, not a directory; choose another --run-dir"
             )
+        taken = UsageError(
+            f"run directory {path} already exists and is not empty; choose another --run-dir"
+        )
+        if path.exists() and any(path.iterdir()):
+            raise taken
         try:
             path.mkdir(parents=True, exist_ok=True)
+            # The claim: of processes creating the same directory at once,
+            # exactly one creates its config.json (O_EXCL); the others lose.
+            os.close(os.open(path / "config.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            raise taken from None
         except OSError as err:
             raise UsageError(f"cannot create run directory {path}: {err.strerror}") from err
         return cls(path)
