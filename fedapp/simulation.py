@@ -167,7 +167,10 @@ def _run_flower_simulation(
     from fedapp.flower.server_app import build_server_app
 
     if not verbose:
-        logging.getLogger("flwr").setLevel(logging.ERROR)
+        # A failed client's traceback comes once per round from Flower's
+        # backend; the run's events and the CLI name who failed and why, and a
+        # failed run's reason reaches status.json. --verbose shows them all.
+        logging.getLogger("flwr").setLevel(logging.CRITICAL)
     backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     run_simulation(
         # `simulate` ends the run itself, after the baselines.

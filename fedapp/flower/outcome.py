@@ -37,6 +37,8 @@ class RunOutcome:
         The privacy ledger's summary of a DP run.
     preprocessing : str
         The federated preprocessing, as JSON (the baselines reuse it).
+    failed_client_rounds : int
+        How many times a client asked for a result in a round gave none.
 
     """
 
@@ -48,6 +50,7 @@ class RunOutcome:
     federated_evaluation: Mapping[str, float] | None = None
     privacy: Mapping[str, Any] | None = None
     preprocessing: str = ""
+    failed_client_rounds: int = 0
 
     @property
     def complete(self) -> bool:
@@ -65,6 +68,7 @@ def summary(
         "wall_seconds": wall_seconds,
         "rounds": outcome.rounds,
         "strategy": outcome.strategy,
+        "failed_client_rounds": outcome.failed_client_rounds,
     }
     if outcome.stop_reason:
         out["reason"] = outcome.stop_reason

@@ -31,7 +31,7 @@ def test_finish_writes_the_summary_then_marks_the_run_finished(tmp_path: Path) -
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved == written
     assert list(saved) == ["federated", "federated_evaluation", "wall_seconds", "rounds",
-                           "strategy", "centralized"]  # fmt: skip
+                           "strategy", "failed_client_rounds", "centralized"]  # fmt: skip
     assert (saved["rounds"], saved["strategy"], saved["federated"]) == (3, "fedavg", AUC)
     status = json.loads((tmp_path / "status.json").read_text())
     assert (status["state"], status["round"], status["rounds"]) == ("finished", 3, 3)
@@ -73,4 +73,4 @@ def test_the_summary_has_no_privacy_or_reason_of_a_plain_run() -> None:
 
     # Assert
     assert out == {"federated": None, "federated_evaluation": None, "wall_seconds": 1.5,
-                   "rounds": 4, "strategy": "krum"}  # fmt: skip
+                   "rounds": 4, "strategy": "krum", "failed_client_rounds": 0}  # fmt: skip

@@ -199,6 +199,55 @@ def test_a_round_without_results_fails_the_run(tmp_path: Path) -> None:
         run.aggregate_fit(3, [], [RuntimeError("lost")])
 
 
+def _asked(run: RunStrategy, stage: str, partitions: list[int]) -> None:
+    """Let the run strategy choose the clients of ``partitions`` for a round's ``stage``."""
+    proxies = [MagicMock(cid=f"node-{p}") for p in partitions]
+    run.client_manager.partition_of.update({f"node-{p}": p for p in partitions})
+    run.inner = MagicMock()
+    run.inner.configure_fit.return_value = [(proxy, MagicMock(config={})) for proxy in proxies]
+    run.inner.configure_evaluate.return_value = run.inner.configure_fit.return_value
+    run.inner.aggregate_fit.return_value = (None, {})
+    configure = run.configure_fit if stage == "fit" else run.configure_evaluate
+    configure(1, ndarrays_to_parameters([np.zeros(2)]), MagicMock())
+
+
+def test_clients_that_died_are_named_in_the_round_and_counted_in_the_summary(
+    tmp_path: Path,
+) -> None:
+    # Prepare: three clients asked; two die (their processes killed) in both stages
+    run = _strategy(RunConfig(clients=3), tmp_path)
+    died = RuntimeError("ActorDiedError: The actor died unexpectedly before finishing this task.")
+
+    # Execute
+    _asked(run, "fit", [0, 1, 2])
+    run.aggregate_fit(1, [(MagicMock(), _fit_res((1.0, 0.0), 0))], [died, died])
+    _asked(run, "evaluate", [0, 1, 2])
+    run.aggregate_evaluate(1, [(MagicMock(), _evaluate_res(0, 10, 0.7))], [died, died])
+
+    # Assert: each event says who failed and why; the outcome counts client-rounds once
+    fit, evaluate = _lines(tmp_path)
+    for event in (fit, evaluate):
+        assert event["failures"] == 2
+        assert [f["partition"] for f in event["failed"]] == [1, 2]
+        assert "actor died" in event["failed"][0]["reason"]
+    assert evaluate["reported"] == 1 and evaluate["coverage"]["auc"] == 1
+    assert run.outcome.failed_client_rounds == 2
+
+
+def test_a_round_without_any_evaluation_fails_the_run_and_says_who_failed(
+    tmp_path: Path,
+) -> None:
+    # Prepare
+    run = _strategy(RunConfig(clients=2), tmp_path)
+    _asked(run, "evaluate", [0, 1])
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="round 1: no client finished evaluating"):
+        run.aggregate_evaluate(1, [], [RuntimeError("lost"), RuntimeError("lost")])
+    [event] = _lines(tmp_path)
+    assert [f["partition"] for f in event["failed"]] == [0, 1]
+
+
 def test_record_dp_ends_the_run_after_the_round_every_budget_ran_out(tmp_path: Path) -> None:
     # Prepare: both clients declined to train in round 2 of 5: their budgets are spent
     cfg = RunConfig(clients=2, rounds=5, dp="record", target_epsilon=3.0)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,16 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _is_actor_of(process: psutil.Process, pgid: int) -> bool:
+    """Whether ``process`` is a Flower client actor of the run in process group ``pgid``."""
+    try:
+        return os.getpgid(process.pid) == pgid and "ClientAppActor" in " ".join(
+            process.info["cmdline"] or []
+        )
+    except ProcessLookupError:
+        return False
 
 
 def _status(run_dir: Path) -> dict:
@@ -90,3 +101,40 @@ def test_sigterm_before_the_run_directory_exists_exits_130(tmp_path: Path) -> No
         assert _status(run_dir)["state"] == "stopped"
     else:
         assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_a_client_process_killed_mid_run_is_named_every_round_and_counted(
+    tmp_path: Path,
+) -> None:
+    # Prepare: three clients over two actors; once round 2 is done, kill one actor
+    run_dir = tmp_path / "r"
+    proc = _launch(run_dir, "--clients", "3", "--demo-rows", "900", "--rounds", "5")
+    try:
+        _wait_for(
+            lambda: (run_dir / "status.json").exists() and _status(run_dir)["round"] >= 2,
+            180, "round 2",
+        )  # fmt: skip
+        actors = [p for p in psutil.process_iter(["cmdline"]) if _is_actor_of(p, proc.pid)]
+        assert actors, "no client actor found"
+
+        # Execute
+        actors[0].kill()
+        code = proc.wait(timeout=240)
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    # Assert: every later round names the lost clients; the summary counts them
+    stderr = proc.stderr.read() if proc.stderr else ""
+    events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    lost = [e for e in events if e.get("failures")]
+    assert lost, "no round recorded a failure"
+    assert all(e["failed"] and e["failed"][0]["partition"] is not None for e in lost)
+    assert all("died" in f["reason"] for e in lost for f in e["failed"])
+    if code == 0:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["failed_client_rounds"] >= len({e["round"] for e in lost})
+        assert "client-round(s) failed" in stderr
+    else:  # a round where every client failed ends the run failed, never finished
+        assert _status(run_dir)["state"] == "failed"
+    assert "failed to" in stderr and "Traceback" not in stderr
