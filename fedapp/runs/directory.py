@@ -10,6 +10,7 @@ and the benchmarks use this module and never the engine.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
@@ -48,6 +49,10 @@ METRIC_LABELS = {
 
 # What `status.json` says about the process running the run.
 _PROCESS_FIELDS = ("pid", "host", "started")
+
+# Space a running run keeps for its last status.json: released and reused
+# when the disk fills, so the run can still say how it ended.
+_RESERVE_BYTES = 64 * 1024
 
 
 def new_run_id(name: str) -> str:
@@ -150,6 +155,11 @@ class RunDir:
     def curves_file(self) -> Path:  # noqa: D102
         return self.path / "curves.json"
 
+    @property
+    def reserve_file(self) -> Path:
+        """The space a running run keeps for its final ``status.json``."""
+        return self.path / ".status-reserve"
+
     @classmethod
     def create(cls, path: Path | None, root: Path, name: str) -> RunDir:
         """Make a new run directory; never reuse one that holds a run.
@@ -222,10 +232,24 @@ class RunDir:
             except (OSError, ValueError):
                 pass
         status = {"state": str(state), "round": round_, "rounds": rounds, "error": error}
-        write_json_atomic(self.status_file, {**status, **kept, **extra})
+        try:
+            write_json_atomic(self.status_file, {**status, **kept, **extra})
+        except OSError as err:
+            if err.errno != errno.ENOSPC or not self.reserve_file.exists():
+                raise
+            # The disk is full: the reserved space is what this write is kept for.
+            self.reserve_file.unlink()
+            write_json_atomic(self.status_file, {**status, **kept, **extra})
+        if state is not RunState.RUNNING:
+            self.reserve_file.unlink(missing_ok=True)
 
     def mark_started(self, rounds: int) -> None:
-        """Record the run as ``running`` in this process, from now."""
+        """Record the run as ``running`` in this process, from now.
+
+        It also reserves the space of the run's last ``status.json``
+        (:attr:`reserve_file`), so that a run the full disk ends still records
+        how it ended.
+        """
         self.set_status(
             RunState.RUNNING,
             0,
@@ -234,6 +258,11 @@ class RunDir:
             host=socket.gethostname(),
             started=time.time(),
         )
+        try:
+            with self.reserve_file.open("wb") as handle:
+                handle.write(bytes(_RESERVE_BYTES))
+        except OSError:
+            self.reserve_file.unlink(missing_ok=True)  # the disk is full already
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """Append one event as a line of ``metrics.jsonl``."""

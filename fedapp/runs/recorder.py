@@ -7,6 +7,7 @@ reports through a :class:`Recorder`; it is the only code that appends to
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -84,4 +85,12 @@ class Recorder:
             current = int(self.run_dir.read_status().get("round", self.round))
         except (OSError, ValueError):
             current = self.round
-        self.run_dir.set_status(state, current, self.rounds, error=reason)
+        try:
+            self.run_dir.set_status(state, current, self.rounds, error=reason)
+        except OSError as err:
+            # The caller is ending the run for a reason of its own, which must
+            # not be masked; the reason at least reaches the person watching.
+            sys.stderr.write(
+                f"fedapp: could not record run {self.run_dir.run_id} as {state} "
+                f"({err.strerror or err}); it ended so: {reason}\n"
+            )

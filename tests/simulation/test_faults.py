@@ -138,3 +138,30 @@ def test_a_client_process_killed_mid_run_is_named_every_round_and_counted(
     else:  # a round where every client failed ends the run failed, never finished
         assert _status(run_dir)["state"] == "failed"
     assert "failed to" in stderr and "Traceback" not in stderr
+
+
+def test_a_run_killed_outright_is_listed_interrupted(tmp_path: Path) -> None:
+    # Prepare: a run past round 1, killed with no chance to record anything
+    run_dir = tmp_path / "runs" / "r"
+    proc = _launch(run_dir, "--rounds", "50")
+    try:
+        _wait_for(
+            lambda: (run_dir / "status.json").exists() and _status(run_dir)["round"] >= 1,
+            180, "round 1",
+        )  # fmt: skip
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    # Execute
+    listed = subprocess.run(
+        [sys.executable, "-m", "fedapp", "runs", "--runs-dir", str(tmp_path / "runs"), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    # Assert: status.json still says running; the listing knows better
+    assert _status(run_dir)["state"] == "running"
+    [row] = json.loads(listed.stdout)
+    assert row["state"] == "interrupted"
