@@ -12,12 +12,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fedapp.flower.outcome import RunOutcome, finish_run
+from fedapp.flower.outcome import RunOutcome, finish_run, stop_run
 from fedapp.flower.run_setup import check, prepare_run
 from fedapp.runs import EventListener, Recorder, RunDir, RunState, sigterm_stops, stop_signal
 from fedapp.settings import RunConfig
+
+if TYPE_CHECKING:  # the strategy module loads TensorFlow: only a run imports it
+    from fedapp.flower.strategy import RunStrategy
 
 
 def simulate(
@@ -47,6 +50,7 @@ def simulate(
     sigterm_stops()
     run_dir = prepare_run(cfg, root)
     recorder = Recorder(run_dir, cfg.rounds, on_event)
+    strategy: RunStrategy | None = None
     try:
         _start_ray(verbose)
         # TensorFlow and Flower's server load only now: after the checks, so a
@@ -66,7 +70,7 @@ def simulate(
         if stop is None:
             recorder.end(RunState.FAILED, failure_reason(err))
         else:
-            recorder.end(RunState.STOPPED, f"stopped ({stop})")
+            stop_run(recorder, _kept(strategy), f"stopped ({stop})")
         # A run that did not finish leaves no Ray process behind (a finished
         # one keeps Ray for the process's next run; Ray stops at exit).
         _stop_ray()
@@ -74,6 +78,17 @@ def simulate(
             raise
         # Whatever Flower or Ray wrapped it in, the caller sees a stop.
         raise KeyboardInterrupt(stop) from None
+
+
+def _kept(strategy: RunStrategy | None) -> RunOutcome | None:
+    """What a stopped run keeps: its last completed round's model and scores, if any."""
+    if strategy is None:
+        return None
+    try:
+        return strategy.keep_stopped()
+    except Exception:  # keeping the model must never keep the run from being marked stopped
+        logging.getLogger(__name__).warning("could not keep the stopped run's model", exc_info=True)
+        return None
 
 
 def baselines(cfg: RunConfig, outcome: RunOutcome) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedapp.runs import Recorder
+from fedapp.runs import Recorder, RunState
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,25 @@ def finish_run(
     written = summary(outcome, recorder.elapsed, extra)
     recorder.finish(written, outcome.rounds, outcome.stop_reason)
     return written
+
+
+def stop_run(recorder: Recorder, kept: RunOutcome | None, reason: str) -> None:
+    """Mark the run ``stopped``; with a kept model, write its summary first.
+
+    Parameters
+    ----------
+    recorder : Recorder
+        The run's recorder.
+    kept : RunOutcome | None
+        What the completed rounds produced, the global model of the last one
+        saved (:meth:`~fedapp.flower.strategy.RunStrategy.keep_stopped`); ``None``
+        when no round completed.
+    reason : str
+        Why it stopped (``stopped (SIGTERM)``).
+
+    """
+    if kept is None:
+        recorder.end(RunState.STOPPED, reason)
+        return
+    written = summary(kept, recorder.elapsed) | {"partial": True, "round": kept.rounds_run}
+    recorder.end(RunState.STOPPED, reason, summary=written)

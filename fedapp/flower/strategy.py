@@ -19,6 +19,9 @@ It never ends the run: once Flower's loop returns, the driver reads
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 from flwr.common import (
     EvaluateIns,
     EvaluateRes,
@@ -84,6 +87,12 @@ class RunStrategy(Strategy):
         self._asked: dict[Stage, list[int | None]] = {}
         # (round, partition) of every client-round that failed.
         self.failed_client_rounds: set[tuple[int, int | str]] = set()
+        # The newest global weights and the last central and federated scores,
+        # by round: what a stopped run keeps.
+        self._latest: NDArrays | None = None
+        self._scored: dict[str, tuple[int, dict[str, float]]] = {}
+        # Flower's server thread may still be evaluating when a stop comes.
+        self._model_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RunStrategy({self.cfg.strategy})"
@@ -165,17 +174,46 @@ class RunStrategy(Strategy):
         assert self.central is not None
         if not self.plan.includes(server_round):
             return None
-        self.rounds_run = server_round
         weights, last = parameters_to_ndarrays(parameters), self.plan.is_last(server_round)
-        if last:
-            self.central.save(weights, self.recorder.run_dir.model_file)
-        if not self.central.is_due(server_round, self.plan.last_round):
-            return None
-        metrics = self.central.score(weights)
+        with self._model_lock:
+            self.rounds_run, self._latest = server_round, weights
+            if last:
+                self._keep(weights, server_round)
+            if not self.central.is_due(server_round, self.plan.last_round):
+                return None
+            metrics = self.central.score(weights)
+        self._scored["federated"] = (server_round, metrics)
         self.recorder.event(server_round, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
         if last:
             self.final["federated"] = metrics
         return metrics["loss"], dict(metrics)
+
+    def keep_stopped(self, timeout: float = 30.0) -> RunOutcome | None:
+        """Keep the last completed round's global model of a stopped run, and say what it scores.
+
+        Saves ``model.keras`` (and ``curves.json``) of round ``r``, the last
+        one whose global model exists, and returns the outcome of a run of
+        ``r`` rounds: its central scores, and the clients' own evaluation if
+        round ``r`` got one. ``None`` before round 1 has a model.
+        """
+        if self.central is None or self._latest is None or self.rounds_run < 1:
+            return None
+        if not self._model_lock.acquire(timeout=timeout):
+            return None  # the server thread holds the model: keep nothing rather than wait
+        try:
+            last, weights = self.rounds_run, self._latest
+            self._keep(weights, last)
+            scored = self._scored.get("federated")
+            central = None
+            if self.central.test is not None:
+                central = scored[1] if scored and scored[0] == last else self.central.score(weights)
+        finally:
+            self._model_lock.release()
+        evaluated = self._scored.get("federated_evaluation")
+        own = evaluated[1] if evaluated and evaluated[0] == last else None
+        return dataclasses.replace(
+            self.outcome, rounds=last, federated=central, federated_evaluation=own
+        )
 
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
@@ -209,11 +247,20 @@ class RunStrategy(Strategy):
                 f"round {server_round}: no client finished evaluating ({_describe(failed)})"
             )
         self.recorder.progress(server_round)
+        self._scored["federated_evaluation"] = (server_round, metrics)
         if self.plan.is_last(server_round):
             self.final["federated_evaluation"] = metrics
         return metrics.get("loss"), dict(metrics)
 
     # -- hooks ----------------------------------------------------------
+    def _keep(self, weights: NDArrays, server_round: int) -> None:
+        """Save the global model of ``server_round`` and, with a test set, its curves."""
+        assert self.central is not None
+        run_dir = self.recorder.run_dir
+        self.central.save(weights, run_dir.model_file)
+        if self.central.test is not None:
+            run_dir.write_curves({"round": server_round, **self.central.curves(weights)})
+
     def _with_config(self, instructions: list, server_round: int, stage: Stage) -> list:
         partition_of = self.client_manager.partition_of
         self._asked[stage] = [partition_of.get(proxy.cid) for proxy, _ in instructions]

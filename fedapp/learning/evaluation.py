@@ -16,7 +16,8 @@ import numpy as np
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.model import FedModel, build_model, evaluate
+from fedapp.learning.curves import binary_curves
+from fedapp.learning.model import FedModel, build_model, evaluate, predict
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -80,6 +81,21 @@ class CentralEvaluator:
             raise ValueError("the server holds no test set to score on")
         self.model.set_weights(list(weights))
         return evaluate(self.model, *self.test)
+
+    def curves(self, weights: Sequence[np.ndarray]) -> dict:
+        """:func:`~fedapp.learning.curves.binary_curves` of ``weights`` on the test set.
+
+        Raises
+        ------
+        ValueError
+            When the server holds no test set.
+
+        """
+        if self.test is None:
+            raise ValueError("the server holds no test set to score on")
+        self.model.set_weights(list(weights))
+        x, y = self.test
+        return binary_curves(y, predict(self.model, x))
 
     def save(self, weights: Sequence[np.ndarray], path: Path) -> None:
         """Save the model with ``weights`` to ``path`` (``model.keras``)."""

@@ -77,10 +77,19 @@ class Recorder:
         extra = {"reason": reason} if reason else {}
         self.run_dir.set_status(RunState.FINISHED, last_round, self.rounds, **extra)
 
-    def end(self, state: RunState, reason: str) -> None:
-        """Mark the run ``failed`` or ``stopped`` at the last round it reached, saying why."""
+    def end(self, state: RunState, reason: str, summary: Mapping[str, Any] | None = None) -> None:
+        """Mark the run ``failed`` or ``stopped`` at the last round it reached, saying why.
+
+        A stopped run that kept the model of a completed round has its
+        ``summary`` written first, as :meth:`finish` does.
+        """
         if state not in (RunState.FAILED, RunState.STOPPED):
             raise ValueError(f"a run ends failed or stopped this way, not {state}")
+        if summary is not None:
+            try:
+                self.run_dir.write_summary(dict(summary))
+            except OSError as err:
+                sys.stderr.write(f"fedapp: could not write the stopped run's summary: {err}\n")
         try:
             current = int(self.run_dir.read_status().get("round", self.round))
         except (OSError, ValueError):

@@ -169,6 +169,54 @@ def test_the_final_model_is_saved_after_the_last_round(
         np.testing.assert_allclose(got, want)
 
 
+def test_the_final_model_comes_with_its_curves_on_the_global_test_set(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare
+    run = _strategy(small_cfg, tmp_path)
+    initial = run.initialize_parameters(connect(small_cfg))
+
+    # Execute
+    run.evaluate(small_cfg.rounds, initial)
+
+    # Assert: the curves of the model saved, on every global test row
+    curves = json.loads((tmp_path / "curves.json").read_text())
+    assert curves["round"] == small_cfg.rounds
+    assert curves["rows"] == len(data.global_test(small_cfg))
+    assert sum(curves["confusion"].values()) == curves["rows"]
+    assert curves["roc"]["auc"] == pytest.approx(run.outcome.federated["auc"])
+
+
+def test_a_stopped_run_keeps_its_last_completed_rounds_model_and_scores(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: 5 rounds asked; round 2's global model exists when the stop comes
+    cfg = small_cfg.replace(rounds=5)
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+    second = [w - 0.25 for w in initial]
+    run.evaluate(1, ndarrays_to_parameters(initial))
+    run.evaluate(2, ndarrays_to_parameters(second))
+    assert not (tmp_path / "model.keras").exists()
+
+    # Execute
+    kept = run.keep_stopped()
+
+    # Assert: round 2's model, its central scores, and curves of the same round
+    assert kept is not None and (kept.rounds, kept.rounds_run) == (2, 2)
+    central = [e for e in _lines(tmp_path) if e["scope"] == "centralized"]
+    assert kept.federated == central[-1]["metrics"] and central[-1]["round"] == 2
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    for got, want in zip(saved.get_weights(), second, strict=True):
+        np.testing.assert_allclose(got, want)
+    assert json.loads((tmp_path / "curves.json").read_text())["round"] == 2
+
+
+def test_a_run_stopped_before_any_round_keeps_nothing(tmp_path: Path) -> None:
+    # Execute / Assert
+    assert _strategy(RunConfig(clients=2), tmp_path).keep_stopped() is None
+
+
 def test_federated_evaluation_is_recorded_per_client_and_moves_the_status(
     tmp_path: Path,
 ) -> None:
