@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from fedapp.flower.outcome import RunOutcome, finish_run, stop_run
 from fedapp.flower.run_setup import check, prepare_run
-from fedapp.runs import EventListener, Recorder, RunDir, RunState, sigterm_stops, stop_signal
+from fedapp.runs import (
+    EventListener,
+    PhaseListener,
+    Recorder,
+    RunDir,
+    RunState,
+    sigterm_stops,
+    stop_signal,
+)
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:  # the strategy module loads TensorFlow: only a run imports it
@@ -28,6 +36,7 @@ def simulate(
     root: Path = Path("runs"),
     on_event: EventListener | None = None,
     verbose: bool = False,
+    on_phase: PhaseListener | None = None,
 ) -> tuple[RunDir, dict[str, Any]]:
     """Run ``cfg`` on the simulation engine; return the run directory and summary.
 
@@ -45,13 +54,17 @@ def simulate(
         Called with each event once it is in ``metrics.jsonl`` (progress display).
     verbose : bool
         Show Flower's and Ray's logs.
+    on_phase : PhaseListener | None
+        Called with each step outside the rounds (engine start, the clients'
+        statistics, the baselines) once it is in ``status.json``.
 
     """
     sigterm_stops()
     run_dir = prepare_run(cfg, root)
-    recorder = Recorder(run_dir, cfg.rounds, on_event)
+    recorder = Recorder(run_dir, cfg.rounds, on_event, on_phase)
     strategy: RunStrategy | None = None
     try:
+        recorder.phase("engine", "starting the simulation engine")
         _start_ray(verbose)
         # TensorFlow and Flower's server load only now: after the checks, so a
         # bad setting fails fast, and after ray.init, so Ray's actors boot meanwhile.
@@ -63,7 +76,8 @@ def simulate(
         outcome = strategy.outcome
         if not outcome.complete:
             raise RuntimeError("the simulation ended before its last round")
-        summary = finish_run(recorder, outcome, baselines(cfg, outcome) if cfg.baseline else {})
+        extra = baselines(cfg, outcome, recorder) if cfg.baseline else {}
+        summary = finish_run(recorder, outcome, extra)
         return run_dir, summary
     except BaseException as err:
         stop = stop_signal(err)
@@ -91,24 +105,36 @@ def _kept(strategy: RunStrategy | None) -> RunOutcome | None:
         return None
 
 
-def baselines(cfg: RunConfig, outcome: RunOutcome) -> dict[str, Any]:
+def baselines(
+    cfg: RunConfig, outcome: RunOutcome, recorder: Recorder | None = None
+) -> dict[str, Any]:
     """The centralized and local-only baselines of a finished run, and the federation's gap.
 
     Both reuse the run's federated preprocessing and one compiled model
-    (:class:`~fedapp.learning.baselines.GlobalTestTrainer`).
+    (:class:`~fedapp.learning.baselines.GlobalTestTrainer`); ``recorder``, if
+    given, is told the progress (one model pooled, then one per client).
     """
     # TensorFlow: a run without baselines never needs it in this function.
     from fedapp.data.stats import Preprocessor
     from fedapp.learning.baselines import GlobalTestTrainer, centralized, gap, local_only
 
     assert outcome.federated is not None
+    models = 1 + cfg.clients
+
+    def progress(done: int) -> None:
+        if recorder is not None:
+            recorder.phase("baselines", "training the centralized and local-only baselines",
+                           done, models)  # fmt: skip
+
     prep = Preprocessor.from_json(outcome.preprocessing)
     trainer = GlobalTestTrainer(cfg, prep)
+    progress(0)
     pooled = centralized(cfg, prep, trainer)
+    progress(1)
     return {
         "centralized": pooled,
         "gap": gap(outcome.federated, pooled),
-        "local_only": local_only(cfg, prep, trainer),
+        "local_only": local_only(cfg, prep, trainer, lambda done: progress(1 + done)),
     }
 
 

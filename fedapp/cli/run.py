@@ -25,7 +25,7 @@ from fedapp.cli.app import app
 from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes
 from fedapp.cli.render import clients_table, print_summary, schema_table
 from fedapp.errors import UsageError
-from fedapp.runs import Event, Scope, Stage, json_safe
+from fedapp.runs import Event, Phase, Scope, Stage, json_safe
 from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
 
 
@@ -193,7 +193,7 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("round {task.completed}/{task.total}"),
+        TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[metrics]}"),
         TimeElapsedColumn(),
         console=console,
@@ -201,7 +201,16 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
         disable=not console.is_terminal and not verbose,
     )
     with progress:
-        task = progress.add_task("starting", total=cfg.rounds, metrics="")
+        task = progress.add_task("starting", total=None, count="", metrics="")
+        shown: list[str] = []  # the steps already named, when there is no live display
+
+        def on_phase(phase: Phase) -> None:
+            count = f"{phase.done}/{phase.total}" if phase.total else ""
+            progress.update(task, description=phase.label, total=phase.total or None,
+                            completed=phase.done, count=count)  # fmt: skip
+            if not console.is_terminal and phase.name not in shown:
+                shown.append(phase.name)
+                console.print(f"{phase.label} ...", highlight=False)
 
         def on_event(event: Event) -> None:
             lost = failures_line(event)
@@ -210,7 +219,9 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
             if event.stage is not Stage.EVALUATE:
                 return
             if event.scope is Scope.FEDERATED:  # every round, whatever eval-every says
-                progress.update(task, description=cfg.strategy, completed=event.round)
+                count = f"round {event.round}/{cfg.rounds}"
+                progress.update(task, description=cfg.strategy, total=cfg.rounds,
+                                completed=event.round, count=count)  # fmt: skip
                 return
             m = event.metrics
             progress.update(task, metrics=f"AUC {m['auc']:.4f}  loss {m['loss']:.4f}")
@@ -222,7 +233,7 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
                 )
 
         try:
-            run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose)
+            run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)
         except KeyboardInterrupt:
             progress.stop()
             console.print("[bold yellow]stopped:[/] the run is marked stopped", soft_wrap=True)
@@ -231,8 +242,7 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
             raise
         except Exception as err:
             raise fail(f"run failed: {engine.failure_reason(err)}", 1) from None
-        if cfg.baseline:
-            progress.update(task, description="done")
+        progress.update(task, description="done", count="", total=1, completed=1)
     if as_json:
         sys.stdout.write(json.dumps(json_safe(summary), indent=2) + "\n")
         return

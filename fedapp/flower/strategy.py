@@ -120,7 +120,9 @@ class RunStrategy(Strategy):
     # -- set-up ---------------------------------------------------------
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
         """Gather statistics, fit preprocessing, build the model and the plugin's strategy."""
-        replies = statistics.query_statistics(client_manager, self.cfg.clients)
+        replies = statistics.query_statistics(
+            client_manager, self.cfg.clients, progress=self._setup_progress
+        )
         self.setup = statistics.federation_setup(replies, self.cfg)
         self.client_manager.partition_of.update(self.setup.partition_of)
         self.preprocessing = self.setup.preprocessor.to_json()
@@ -253,6 +255,10 @@ class RunStrategy(Strategy):
         return metrics.get("loss"), dict(metrics)
 
     # -- hooks ----------------------------------------------------------
+    def _setup_progress(self, step: str, done: int, total: int) -> None:
+        label = _SETUP_LABELS[step]
+        self.recorder.phase(step, label, done, total)
+
     def _keep(self, weights: NDArrays, server_round: int) -> None:
         """Save the global model of ``server_round`` and, with a test set, its curves."""
         assert self.central is not None
@@ -334,6 +340,13 @@ class RunStrategy(Strategy):
         event = self.privacy.round_event(server_round)
         self.recorder.event(server_round, Stage.PRIVACY, Scope.FEDERATED, **event)
         self.plan.end_if_spent(server_round, self.privacy)
+
+
+# How the steps before round 1 read in a progress display.
+_SETUP_LABELS = {
+    "clients": "waiting for the clients to connect",
+    "statistics": "collecting the clients' statistics",
+}
 
 
 def _report(res: FitRes | EvaluateRes) -> reports.ClientReport:

@@ -14,8 +14,8 @@ from fedapp.runs.directory import (
     new_run_id,
     write_json_atomic,
 )
-from fedapp.runs.events import Event, Scope, Stage
-from fedapp.runs.recorder import EventListener, Recorder
+from fedapp.runs.events import Event, Phase, Scope, Stage
+from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
 from fedapp.runs.state import RunState, sigterm_stops, stop_signal
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
@@ -25,6 +25,8 @@ __all__ = [
     "STATES",
     "Event",
     "EventListener",
+    "Phase",
+    "PhaseListener",
     "Recorder",
     "RunDir",
     "RunState",

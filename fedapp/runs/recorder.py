@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from fedapp.runs.directory import RunDir
-from fedapp.runs.events import Event, Scope, Stage
+from fedapp.runs.events import Event, Phase, Scope, Stage
 from fedapp.runs.state import RunState
 
 EventListener = Callable[[Event], None]
+PhaseListener = Callable[[Phase], None]
 
 
 class Recorder:
@@ -30,13 +31,22 @@ class Recorder:
         The rounds the run was asked for (``status.json``'s ``rounds``).
     on_event : EventListener | None
         Called with every event after it is written (a progress display).
+    on_phase : PhaseListener | None
+        Called with every step outside the rounds (start-up, baselines).
 
     """
 
-    def __init__(self, run_dir: RunDir, rounds: int, on_event: EventListener | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: RunDir,
+        rounds: int,
+        on_event: EventListener | None = None,
+        on_phase: PhaseListener | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.rounds = rounds
         self.on_event = on_event
+        self.on_phase = on_phase
         self.round = 0
         self._started = time.monotonic()
 
@@ -62,6 +72,13 @@ class Recorder:
         if self.on_event is not None:
             self.on_event(event)
         return event
+
+    def phase(self, name: str, label: str, done: int = 0, total: int = 0) -> None:
+        """Say what the run does outside its rounds; the next round's progress clears it."""
+        phase = Phase(name, label, done, total)
+        self.run_dir.set_status(RunState.RUNNING, self.round, self.rounds, phase=phase.to_dict())
+        if self.on_phase is not None:
+            self.on_phase(phase)
 
     def progress(self, server_round: int) -> None:
         """Mark round ``server_round`` done: the run is ``running`` there."""

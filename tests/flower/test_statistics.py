@@ -26,6 +26,31 @@ def test_the_query_collects_every_clients_reply_by_node(small_cfg: RunConfig, co
     assert all(set(r) == {"partition-id", "schema", "statistics"} for r in replies.values())
 
 
+def test_the_query_reports_each_reply_as_it_comes(small_cfg: RunConfig, connect) -> None:
+    # Prepare
+    manager = connect(small_cfg)
+    seen: list[tuple[str, int, int]] = []
+
+    # Execute
+    query_statistics(manager, small_cfg.clients, progress=lambda *step: seen.append(step))
+
+    # Assert: 0 of 3, then one more with each reply
+    assert seen == [("statistics", n, 3) for n in range(4)]
+
+
+def test_the_wait_for_clients_reports_how_many_are_connected() -> None:
+    # Prepare: nobody connects
+    seen: list[tuple[str, int, int]] = []
+
+    # Execute
+    with pytest.raises(RuntimeError):
+        wait_for_clients(SimpleClientManager(), 2, timeout=0.03, wait_slice=0.01,
+                         progress=lambda *step: seen.append(step))  # fmt: skip
+
+    # Assert
+    assert seen and all(step == ("clients", 0, 2) for step in seen)
+
+
 def test_a_client_answering_with_an_error_stops_the_run(small_cfg: RunConfig, connect) -> None:
     # Prepare
     manager = connect(small_cfg, errors={1: "cannot read its file"})

@@ -177,3 +177,22 @@ def test_a_status_that_cannot_be_written_leaves_the_reason_on_stderr(
     err = capsys.readouterr().err
     assert "could not record run r as stopped" in err and "stopped (SIGTERM)" in err
     assert run.read_status()["state"] == "running"
+
+
+def test_a_phase_goes_into_the_status_until_the_next_round(run: WatchedRunDir) -> None:
+    # Prepare
+    from fedapp.runs import Phase, RunView
+
+    phases: list[Phase] = []
+    recorder = Recorder(run, 3, on_phase=phases.append)
+
+    # Execute
+    recorder.phase("statistics", "collecting the clients' statistics", 2, 3)
+    during = RunView.read(run.path).phase
+    recorder.progress(1)
+
+    # Assert
+    assert during == {"name": "statistics", "label": "collecting the clients' statistics",
+                      "done": 2, "total": 3}  # fmt: skip
+    assert phases == [Phase("statistics", "collecting the clients' statistics", 2, 3)]
+    assert RunView.read(run.path).phase is None

@@ -164,6 +164,10 @@ def test_cli_json_and_toml(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["rounds"] == 1 and "centralized" not in summary
+    # The steps before round 1 are named as they start, in order.
+    steps = ["starting the simulation engine", "collecting the clients' statistics", "round 1/1"]
+    assert all(step in out.stderr for step in steps), out.stderr
+    assert sorted(steps, key=out.stderr.index) == steps
     assert "local_only" not in summary
     assert json.loads((tmp_path / "exp" / "config.json").read_text())["clients"] == 2
 
