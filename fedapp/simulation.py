@@ -14,16 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedapp.flower.outcome import RunOutcome, finish_run, stop_run
+from fedapp.flower.outcome import RunOutcome, end_unfinished, failure_reason, finish_run
 from fedapp.flower.run_setup import check, prepare_run
 from fedapp.runs import (
     EventListener,
     PhaseListener,
     Recorder,
     RunDir,
-    RunState,
     sigterm_stops,
-    stop_signal,
 )
 from fedapp.settings import RunConfig
 
@@ -80,11 +78,7 @@ def simulate(
         summary = finish_run(recorder, outcome, extra)
         return run_dir, summary
     except BaseException as err:
-        stop = stop_signal(err)
-        if stop is None:
-            recorder.end(RunState.FAILED, failure_reason(err))
-        else:
-            stop_run(recorder, _kept(strategy), f"stopped ({stop})")
+        stop = end_unfinished(recorder, err, strategy.keep_stopped if strategy else lambda: None)
         # A run that did not finish leaves no Ray process behind (a finished
         # one keeps Ray for the process's next run; Ray stops at exit).
         _stop_ray()
@@ -92,17 +86,6 @@ def simulate(
             raise
         # Whatever Flower or Ray wrapped it in, the caller sees a stop.
         raise KeyboardInterrupt(stop) from None
-
-
-def _kept(strategy: RunStrategy | None) -> RunOutcome | None:
-    """What a stopped run keeps: its last completed round's model and scores, if any."""
-    if strategy is None:
-        return None
-    try:
-        return strategy.keep_stopped()
-    except Exception:  # keeping the model must never keep the run from being marked stopped
-        logging.getLogger(__name__).warning("could not keep the stopped run's model", exc_info=True)
-        return None
 
 
 def baselines(
@@ -136,13 +119,6 @@ def baselines(
         "gap": gap(outcome.federated, pooled),
         "local_only": local_only(cfg, prep, trainer, lambda done: progress(1 + done)),
     }
-
-
-def failure_reason(err: BaseException) -> str:
-    """The innermost message: Flower wraps the app's exception in its own."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return f"{type(err).__name__}: {err}"
 
 
 def _stop_ray() -> None:

@@ -8,11 +8,12 @@ the centralized and local-only baselines.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedapp.runs import Recorder, RunState
+from fedapp.runs import Recorder, RunState, stop_signal
 
 
 @dataclass(frozen=True)
@@ -131,3 +132,44 @@ def stop_run(recorder: Recorder, kept: RunOutcome | None, reason: str) -> None:
         return
     written = summary(kept, recorder.elapsed) | {"partial": True, "round": kept.rounds_run}
     recorder.end(RunState.STOPPED, reason, summary=written)
+
+
+def end_unfinished(
+    recorder: Recorder, err: BaseException, keep: Callable[[], RunOutcome | None]
+) -> str | None:
+    """End a run that ``err`` interrupted: ``stopped`` for a stop, else ``failed``.
+
+    Parameters
+    ----------
+    recorder : Recorder
+        The run's recorder.
+    err : BaseException
+        What ended it.
+    keep : Callable[[], RunOutcome | None]
+        Keeps a stopped run's last completed round's model and says what it
+        scores (:meth:`~fedapp.flower.strategy.RunStrategy.keep_stopped`).
+
+    Returns
+    -------
+    str | None
+        The signal that stopped the run, or ``None`` when it failed.
+
+    """
+    stop = stop_signal(err)
+    if stop is None:
+        recorder.end(RunState.FAILED, failure_reason(err))
+        return None
+    try:
+        kept = keep()
+    except Exception:  # keeping the model must never keep the run from being marked stopped
+        logging.getLogger(__name__).warning("could not keep the stopped run's model", exc_info=True)
+        kept = None
+    stop_run(recorder, kept, f"stopped ({stop})")
+    return stop
+
+
+def failure_reason(err: BaseException) -> str:
+    """The innermost message: Flower wraps the app's exception in its own."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return f"{type(err).__name__}: {err}"
