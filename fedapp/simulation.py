@@ -85,7 +85,24 @@ def simulate(
         if stop is None:
             raise
         # Whatever Flower or Ray wrapped it in, the caller sees a stop.
-        raise KeyboardInterrupt(stop) from None
+        raise RunStopped(stop, run_dir) from None
+
+
+class RunStopped(KeyboardInterrupt):
+    """A run was stopped (Ctrl-C, SIGTERM); its directory says so.
+
+    Parameters
+    ----------
+    signal_name : str
+        The signal that stopped it.
+    run_dir : RunDir
+        The stopped run's directory.
+
+    """
+
+    def __init__(self, signal_name: str, run_dir: RunDir) -> None:
+        super().__init__(signal_name)
+        self.run_dir = run_dir
 
 
 def baselines(
@@ -199,4 +216,4 @@ def _run_flower_simulation(
     )
 
 
-__all__ = ["check", "failure_reason", "prepare_run", "simulate"]
+__all__ = ["RunStopped", "check", "failure_reason", "prepare_run", "simulate"]

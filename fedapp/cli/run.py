@@ -25,7 +25,7 @@ from fedapp.cli.app import app
 from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes
 from fedapp.cli.render import clients_table, print_summary, schema_table
 from fedapp.errors import UsageError
-from fedapp.runs import Event, Phase, Scope, Stage, json_safe
+from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
 from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
 
 
@@ -234,9 +234,9 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
 
         try:
             run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             progress.stop()
-            console.print("[bold yellow]stopped:[/] the run is marked stopped", soft_wrap=True)
+            console.print(f"[bold yellow]stopped:[/] {escape(_stopped(stop))}", soft_wrap=True)
             exit_now(130)
         except UsageError:
             raise
@@ -247,3 +247,14 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
         sys.stdout.write(json.dumps(json_safe(summary), indent=2) + "\n")
         return
     print_summary(run_dir.path, summary)
+
+
+def _stopped(stop: KeyboardInterrupt) -> str:
+    """What a stop left: the run marked stopped, and the model it kept, if any."""
+    run_dir = getattr(stop, "run_dir", None)
+    if run_dir is None:
+        return "the run is marked stopped"
+    view = RunView.read(run_dir.path)
+    kept = view.partial_round
+    model = f"; it keeps the global model of round {kept}" if kept else ""
+    return f"run {view.path} is marked stopped{model}"

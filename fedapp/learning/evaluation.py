@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from fedapp import data
@@ -98,6 +99,12 @@ class CentralEvaluator:
         return binary_curves(y, predict(self.model, x))
 
     def save(self, weights: Sequence[np.ndarray], path: Path) -> None:
-        """Save the model with ``weights`` to ``path`` (``model.keras``)."""
+        """Save the model with ``weights`` to ``path`` (``model.keras``).
+
+        What is saved is a plain functional Keras model over the same layers:
+        training's own model class (FedProx's loss term) stays out of the
+        file, so any Keras loads it without fedapp.
+        """
         self.model.set_weights(list(weights))
-        self.model.save(path)
+        plain = keras.Model(self.model.inputs, self.model.outputs, name="fedapp_model")
+        plain.save(path)

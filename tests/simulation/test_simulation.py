@@ -201,6 +201,7 @@ def test_sigterm_marks_the_run_stopped_and_exits(tmp_path: Path) -> None:
     assert set(summary["federated"]) >= {"auc", "loss"}
     assert keras.saving.load_model(run_dir / "model.keras").count_params() > 0
     assert json.loads((run_dir / "curves.json").read_text())["round"] == summary["round"]
+    assert f"keeps the global model of round {summary['round']}" in proc.stderr.read()
 
 
 def test_default_demo_federated_auc_is_within_001_of_centralized(tmp_path: Path) -> None:
