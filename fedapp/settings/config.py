@@ -93,7 +93,9 @@ class RunConfig(BaseModel):
 
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # No setting means anything at infinity or NaN, and a run would only fail
+    # on one mid-way: refused with the declared range (a "finite number").
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     # --- Data ---------------------------------------------------------------
     data: str = setting(
@@ -140,7 +142,9 @@ class RunConfig(BaseModel):
         help="Share of each client's rows held out for evaluation (stratified).",
     )  # fmt: skip
     seed: int = setting(
-        42, section=DATA, ge=0,
+        # 32 bits, as NumPy's legacy seeds; Keras' initialisers take seed * 1000 + layer,
+        # which a larger seed overflows (an int64) only once the run has started.
+        42, section=DATA, ge=0, le=2**32 - 1,
         help="Seed of the demo table, the split, initial weights, sampling and shuffling.",
     )  # fmt: skip
 

@@ -94,6 +94,25 @@ def _check_data(cfg: RunConfig) -> None:
         raise UsageError("partition 'nodes' needs data = 'node' (a deployed federation)")
     if not cfg.is_demo and cfg.target is None:
         raise UsageError("--target is required with --data or --client-data")
+    _check_target(cfg)
+
+
+def _check_target(cfg: RunConfig) -> None:
+    """The target is what the model predicts: never left out, an identifier or a split."""
+    target = cfg.resolved_target
+    roles = (("drop", cfg.drop, "left out"), ("id-column", (cfg.id_column,), "an identifier"))
+    for key, given, role in roles:
+        if target in given:
+            raise UsageError(
+                f"--{key} {target}: '{target}' is the target column (--target); it cannot "
+                f"also be {role}"
+            )
+    spec = cfg.partition_spec
+    if spec is not None and spec.column == target:
+        raise UsageError(
+            f"partition {spec} splits by the target column: every client would hold a "
+            "single class; split by another column, or use dirichlet:ALPHA for label skew"
+        )
 
 
 def _check_secure_aggregation(cfg: RunConfig, table: Mapping[str, Setting]) -> None:

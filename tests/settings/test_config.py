@@ -1,6 +1,7 @@
 """The run settings: one declaration each, parsed from TOML, JSON and Flower's run config."""
 
 import json
+import math
 import tomllib
 import warnings
 from pathlib import Path
@@ -302,3 +303,82 @@ def test_the_flower_apps_config_names_the_runs_folder() -> None:
 
     # Assert
     assert (cfg.runs_dir, cfg.run_dir) == ("runs", None)
+
+
+# --- values no run can use: refused when the settings are built ------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seed": -1}, "seed must be in [0, 4294967295], got -1"),
+        (
+            {"seed": 99999999999999999999},
+            "seed must be in [0, 4294967295], got 99999999999999999999",
+        ),
+        ({"learning_rate": math.inf}, "learning-rate must be a finite number > 0, got inf"),
+        ({"test_fraction": math.nan}, "test-fraction must be a finite number in (0, 1), got nan"),
+        (
+            {"anomaly_threshold": -math.inf},
+            "anomaly-threshold must be a finite number > 0, got -inf",
+        ),
+    ],
+    ids=["negative-seed", "huge-seed", "inf-rate", "nan-fraction", "minus-inf"],
+)
+def test_a_value_no_run_can_use_is_refused(changes: dict, message: str) -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(**changes)
+
+    # Assert
+    assert str(caught.value) == message
+
+
+def test_an_infinite_number_in_a_toml_file_is_refused(tmp_path: Path) -> None:
+    # Prepare: TOML writes infinity as `inf`
+    path = tmp_path / "run.toml"
+    path.write_text("learning-rate = inf\n", encoding="utf-8")
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig.from_file(path)
+
+    # Assert
+    assert str(caught.value) == "learning-rate must be a finite number > 0, got inf"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"drop": ("tenure", "y")},
+            "--drop y: 'y' is the target column (--target); it cannot also be left out",
+        ),
+        (
+            {"id_column": "y"},
+            "--id-column y: 'y' is the target column (--target); it cannot also be an identifier",
+        ),
+        (
+            {"partition": "column:y", "clients": 2},
+            "partition column:y splits by the target column: every client would hold a "
+            "single class; split by another column, or use dirichlet:ALPHA for label skew",
+        ),
+    ],
+    ids=["drop", "id-column", "partition"],
+)
+def test_the_target_is_only_the_target(changes: dict, message: str) -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(data="t.csv", target="y", **changes)
+
+    # Assert
+    assert str(caught.value) == message
+
+
+def test_the_demo_target_is_only_the_target_too() -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(drop=("churned",))
+
+    # Assert
+    assert str(caught.value).startswith("--drop churned: 'churned' is the target column")
