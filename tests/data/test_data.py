@@ -41,6 +41,28 @@ def test_partition_spec_parsing() -> None:
             PartitionSpec.parse(bad)
 
 
+@pytest.mark.parametrize("kind", ["dirichlet", "quantity"])
+def test_an_alpha_no_draw_can_use_never_asks_for_a_larger_one(kind: str) -> None:
+    # Prepare
+    frame = pd.DataFrame({TARGET: [0, 1] * 50})
+
+    # Execute
+    with pytest.raises(UsageError) as infinite:
+        PartitionSpec.parse(f"{kind}:inf")
+    with pytest.raises(UsageError) as huge:
+        partition(frame, PartitionSpec.parse(f"{kind}:1e308"), 4, TARGET, 0)
+
+    # Assert
+    assert str(infinite.value) == (
+        f"partition '{kind}:inf': {kind} alpha must be a finite number > 0 (the larger, the "
+        "more even the split; for an even split use iid)"
+    )
+    assert str(huge.value) == (
+        f"{kind}:1e+308: alpha is too large to draw shares from (so large an alpha is an "
+        "even split: use iid)"
+    )
+
+
 def test_iid_deals_every_row_once() -> None:
     parts = iid(103, 4, np.random.default_rng(0))
     assert sorted(np.concatenate(parts).tolist()) == list(range(103))
