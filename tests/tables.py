@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from fedapp.cli import app
 
 runner = CliRunner()
+# The target and identifier of :func:`customers`, as flags.
+CHURN = ["--target", "Churn", "--id-column", "customerID"]
 
 
 def customers(rows: int = 60, seed: int = 0, **overrides: object) -> pd.DataFrame:

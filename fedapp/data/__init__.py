@@ -18,14 +18,9 @@ import numpy as np
 import pandas as pd
 
 from fedapp.data.checks import leak_warnings
+from fedapp.data.files import read_table
 from fedapp.data.partition import partition, stratified_split
-from fedapp.data.sources import (
-    Table,
-    TableSpec,
-    check_same_schema,
-    prepare,
-    read_table,
-)
+from fedapp.data.sources import Table, TableSpec, check_same_schema, prepare, target_classes
 from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
 from fedapp.data.synthetic import make_churn_table
 from fedapp.errors import UsageError
@@ -90,8 +85,9 @@ class _DataKey:
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
         spec = TableSpec(
-            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical
-        )
+            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
+            cfg.missing_values, cfg.max_categories,
+        )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
             cfg.partition_spec, spec, cfg.test_fraction,
@@ -100,8 +96,11 @@ class _DataKey:
     def tables(self) -> tuple[list[Table], list[str]]:
         """Load and type every table: one per client, or one to be partitioned."""
         if self.client_data:
-            tables = [prepare(read_table(Path(p)), self.spec, p) for p in self.client_data]
-            return tables, list(self.client_data)
+            _check_distinct(self.client_data)
+            named = [(read_table(Path(p)), p) for p in self.client_data]
+            # A file may hold one class; the others say which values the target takes.
+            classes = set().union(*(target_classes(f, self.spec, p) for f, p in named))
+            return [prepare(f, self.spec, p, classes) for f, p in named], list(self.client_data)
         if self.data == DEMO_DATA:
             if self.demo_rows < self.clients:
                 raise UsageError(
@@ -144,8 +143,22 @@ def _load(key: _DataKey) -> Federation:
         if pd.concat(frames)[target].nunique() < 2:
             raise UsageError(f"the {name} rows hold a single class of '{target}'")
     notes = tuple(n for t in tables for n in t.notes)
-    warnings = leak_warnings([(c.source, c.train) for c in clients], schema)
+    warnings = [w for t in tables for w in t.warnings]
+    warnings += leak_warnings([(c.source, c.train) for c in clients], schema)
     return Federation(tuple(clients), schema, notes, tuple(warnings))
+
+
+def _check_distinct(paths: tuple[str, ...]) -> None:
+    """Refuse a file given twice: one institution's rows would count double."""
+    seen: dict[Path, int] = {}
+    for number, path in enumerate(paths, start=1):
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise UsageError(
+                f"--client-data names {paths[seen[resolved] - 1]} twice (files "
+                f"{seen[resolved]} and {number}); each institution's file once"
+            )
+        seen[resolved] = number
 
 
 _cached = functools.lru_cache(maxsize=4)(_load)

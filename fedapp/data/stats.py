@@ -24,6 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The largest magnitude of a numeric value. The server's M2 sums squared
+# differences over every client's rows, up to (2·1e100)² per row: finite in
+# float64 (below 1.8e308) for any table smaller than 4e107 rows.
+MAX_MAGNITUDE = 1e100
+
 
 @dataclass(frozen=True)
 class Schema:

@@ -131,7 +131,18 @@ class RunConfig(BaseModel):
     categorical: _Strings = setting(
         (), section=DATA, unset="none", label="Categorical columns",
         help="Columns to treat as categorical even if they look numeric (codes, or a "
-        "numeric column with typos).",
+        "numeric column with typos), whatever their number of values.",
+    )  # fmt: skip
+    missing_values: _Strings = setting(
+        (), section=DATA, unset="none", label="Missing-value markers",
+        help="Further values that mean missing, read as blanks in every column (e.g. '?', "
+        "'-' or -999); blanks, NA, N/A, null and NaN always are.",
+    )  # fmt: skip
+    max_categories: int = setting(
+        50, section=DATA, gt=0,
+        help="Most distinct values of a column typed categorical by inference; one with more "
+        "(a mistyped number, an identifier, free text) is refused: --drop it, or name it in "
+        "--categorical.",
     )  # fmt: skip
     min_category_count: int = setting(
         5, section=DATA, gt=0,

@@ -193,7 +193,8 @@ def test_sections_list_every_setting_once() -> None:
     assert sorted(by_section) == sorted(RunConfig.model_fields)
     assert [s.name for s in fields(*DATA_SECTIONS)] == [
         "data", "client_data", "demo_rows", "target", "positive_label", "id_column", "drop",
-        "categorical", "min_category_count", "test_fraction", "seed", "clients", "partition",
+        "categorical", "missing_values", "max_categories", "min_category_count",
+        "test_fraction", "seed", "clients", "partition",
     ]  # fmt: skip
 
 

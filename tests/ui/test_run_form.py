@@ -376,7 +376,8 @@ def test_check_data_refuses_junk_in_a_numeric_column(tmp_path: Path) -> None:
     # Assert
     assert str(caught.value) == (
         f"{csv}: column 'age' is numeric but has 1 non-numeric values, e.g. 'n/a?'; "
-        "fix them or pass --categorical age"
+        "fix them, pass --missing-values VALUE if they mean missing, or --categorical age if "
+        "it is a category"
     )
 
 
