@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedapp.data.checks import leak_warnings
+from fedapp.data.checks import Split, leak_warnings, split_warnings
 from fedapp.data.files import read_table
 from fedapp.data.partition import partition, stratified_split
 from fedapp.data.sources import Table, TableSpec, check_same_schema, prepare, target_classes
@@ -118,17 +118,19 @@ def _load(key: _DataKey) -> Federation:
     if key.client_data:
         schema = check_same_schema(tables, sources)
         locals_ = [(t.frame, s) for t, s in zip(tables, sources, strict=True)]
+        labels = [f"#{pid} {Path(s).name}" for pid, s in enumerate(sources)]
     else:
         [table] = tables
         schema = table.schema
         spec = key.partition
         assert spec is not None  # one table to split: the config resolved how
         rows = partition(table.frame, spec, key.clients, target, key.seed)
-        locals_ = []
+        locals_, labels = [], []
         for pid, r in enumerate(rows):
             local = table.frame.iloc[r].reset_index(drop=True)
             name = f"{spec.column}={local[spec.column].iloc[0]}" if spec.column else f"#{pid}"
             locals_.append((local, f"{sources[0]} ({name})"))
+            labels.append(f"#{pid} {name}" if spec.column else name)
     clients = []
     for pid, (local, source) in enumerate(locals_):
         rng = np.random.default_rng([key.seed, pid])
@@ -144,6 +146,11 @@ def _load(key: _DataKey) -> Federation:
             raise UsageError(f"the {name} rows hold a single class of '{target}'")
     notes = tuple(n for t in tables for n in t.notes)
     warnings = [w for t in tables for w in t.warnings]
+    splits = [
+        Split(label, c.train[target], c.test[target])
+        for label, c in zip(labels, clients, strict=True)
+    ]
+    warnings += split_warnings(splits, target, key.test_fraction)
     warnings += leak_warnings([(c.source, c.train) for c in clients], schema)
     return Federation(tuple(clients), schema, notes, tuple(warnings))
 

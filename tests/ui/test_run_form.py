@@ -300,8 +300,8 @@ def test_build_config_leaves_a_blank_strategy_parameter_to_its_default() -> None
 
 
 def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
-    # Prepare
-    csv = write_bank(tmp_path / "bank.csv")
+    # Prepare: enough rows that every client's test set can be scored
+    csv = write_bank(tmp_path / "bank.csv", rows=200)
     cfg = RunConfig(
         data=str(csv),
         target="Exited",
