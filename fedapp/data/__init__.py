@@ -13,12 +13,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fedapp.data.checks import Split, leak_warnings, split_warnings
-from fedapp.data.files import read_table
+from fedapp.data.files import file_digest, read_table
 from fedapp.data.partition import partition, stratified_split
 from fedapp.data.sources import Table, TableSpec, check_same_schema, prepare, target_classes
 from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
@@ -42,6 +43,7 @@ __all__ = [
     "local_statistics",
     "merge_statistics",
     "pooled_train",
+    "recorded_settings",
 ]
 
 
@@ -60,13 +62,16 @@ class Federation:
     """Every client's data, the shared schema, and what loading noticed.
 
     ``notes`` say what was decided (the positive class, blanks read as
-    missing); ``warnings`` point at likely problems (a leaking feature).
+    missing); ``warnings`` point at likely problems (a leaking feature);
+    ``digests`` are the SHA-256 of the data files read, in order (none for
+    the built-in table).
     """
 
     clients: tuple[ClientShare, ...]
     schema: Schema
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
+    digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class _DataKey:
     partition: PartitionSpec | None
     spec: TableSpec
     test_fraction: float
+    data_sha256: tuple[str, ...]
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
@@ -90,8 +96,13 @@ class _DataKey:
         )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
-            cfg.partition_spec, spec, cfg.test_fraction,
+            cfg.partition_spec, spec, cfg.test_fraction, cfg.data_sha256,
         )  # fmt: skip
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The data files read: every client's, or the one table's (none for the demo)."""
+        return self.client_data or (() if self.data == DEMO_DATA else (self.data,))
 
     def tables(self) -> tuple[list[Table], list[str]]:
         """Load and type every table: one per client, or one to be partitioned."""
@@ -152,7 +163,40 @@ def _load(key: _DataKey) -> Federation:
     ]
     warnings += split_warnings(splits, target, key.test_fraction)
     warnings += leak_warnings([(c.source, c.train) for c in clients], schema)
-    return Federation(tuple(clients), schema, notes, tuple(warnings))
+    digests = tuple(file_digest(Path(p)) for p in key.files)
+    warnings += _changed_files(key.files, key.data_sha256, digests)
+    return Federation(tuple(clients), schema, notes, tuple(warnings), digests)
+
+
+def _changed_files(
+    paths: tuple[str, ...], recorded: tuple[str, ...], digests: tuple[str, ...]
+) -> list[str]:
+    """Warn of each file whose content is not the one a recorded config was run on."""
+    return [
+        f"{path}: its content differs from the file this config was recorded with (sha256 "
+        f"{then[:12]}... then, {now[:12]}... now); results may differ from that run's"
+        for path, then, now in zip(paths, recorded, digests, strict=False)
+        if then != now
+    ]
+
+
+def recorded_settings(cfg: RunConfig, loaded: Federation) -> dict[str, Any]:
+    """The data settings a run directory records: files resolved, with their hashes.
+
+    Run again from another folder, the config then reads the same files, and
+    says so when one of them has changed since.
+    """
+    if cfg.client_data:
+        files: dict[str, Any] = {"client_data": tuple(_resolved(p) for p in cfg.client_data)}
+    elif cfg.is_demo:
+        return {}
+    else:
+        files = {"data": _resolved(cfg.data)}
+    return files | {"data_sha256": loaded.digests}
+
+
+def _resolved(path: str) -> str:
+    return str(Path(path).resolve())
 
 
 def _check_distinct(paths: tuple[str, ...]) -> None:

@@ -158,6 +158,12 @@ class RunConfig(BaseModel):
         42, section=DATA, ge=0, le=2**32 - 1,
         help="Seed of the demo table, the split, initial weights, sampling and shuffling.",
     )  # fmt: skip
+    data_sha256: _Strings = setting(
+        (), section=DATA, cli=False, unset="not checked", label="Data SHA-256",
+        help="SHA-256 of each data file (data, or each client-data file in order), as a "
+        "run's config.json records them: a file whose content differs is reported with a "
+        "warning.",
+    )  # fmt: skip
 
     # --- Institutions ---------------------------------------------------------
     clients: int = setting(

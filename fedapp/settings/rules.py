@@ -95,6 +95,14 @@ def _check_data(cfg: RunConfig) -> None:
     if not cfg.is_demo and cfg.target is None:
         raise UsageError("--target is required with --data or --client-data")
     _check_target(cfg)
+    files = len(cfg.client_data) or (0 if cfg.data in (DEMO_DATA, NODE_DATA) else 1)
+    if cfg.data_sha256 and len(cfg.data_sha256) != files:
+        setting = "client-data" if cfg.client_data else "data"
+        raise UsageError(
+            f"data-sha256 holds {_count(len(cfg.data_sha256), 'hash', 'hashes')} but there "
+            f"are {_count(files, 'data file', 'data files')} ({setting}); give one per file, "
+            "in order, or none"
+        )
 
 
 def _check_target(cfg: RunConfig) -> None:
@@ -161,3 +169,7 @@ def _check_privacy(cfg: RunConfig) -> None:
         raise UsageError("target-epsilon needs --dp central or --dp record")
     if cfg.dp_clipping == DpClipping.CLIENT and cfg.dp != DpMode.CENTRAL:
         raise UsageError("dp-clipping client needs --dp central")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

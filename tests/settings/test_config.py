@@ -194,7 +194,7 @@ def test_sections_list_every_setting_once() -> None:
     assert [s.name for s in fields(*DATA_SECTIONS)] == [
         "data", "client_data", "demo_rows", "target", "positive_label", "id_column", "drop",
         "categorical", "missing_values", "max_categories", "min_category_count",
-        "test_fraction", "seed", "clients", "partition",
+        "test_fraction", "seed", "data_sha256", "clients", "partition",
     ]  # fmt: skip
 
 
@@ -383,3 +383,15 @@ def test_the_demo_target_is_only_the_target_too() -> None:
 
     # Assert
     assert str(caught.value).startswith("--drop churned: 'churned' is the target column")
+
+
+def test_data_hashes_must_match_the_files() -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(client_data=("a.csv", "b.csv"), clients=2, target="y", data_sha256=("0" * 64,))
+
+    # Assert
+    assert str(caught.value) == (
+        "data-sha256 holds 1 hash but there are 2 data files (client-data); "
+        "give one per file, in order, or none"
+    )
