@@ -109,18 +109,37 @@ def _with_settings(*params: signatures.Parameter, sections: tuple[str, ...] = ()
 
 
 def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> RunConfig:
-    """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``."""
+    """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``.
+
+    A flag overrides what the file says along with what depends on it: another
+    ``--strategy`` starts from that strategy's own defaults (the file's
+    parameters were the old one's), another ``--data`` or ``--client-data``
+    has no recorded hash to match.
+    """
     flags = {
         describe(name).key: value
         for name, value in options.items()
         if value is not None and value != []
     }
     base = read_settings(config) if config else {}
+    strategy = base.get("strategy", _DEFAULT_STRATEGY)
+    if flags.get("strategy", strategy) != strategy:
+        base = {k: v for k, v in base.items() if not _is_strategy_param(k)}
+    if {"data", "client-data"} & flags.keys():
+        base.pop(describe("data_sha256").key, None)
     settings = {**base, **flags}
     extra = _strategy_args(args)
     if extra:
         settings["strategy-params"] = {**base.get("strategy-params", {}), **extra}
     return RunConfig.from_mapping(settings, source=str(config) if config else "options")
+
+
+_DEFAULT_STRATEGY = describe("strategy").default
+
+
+def _is_strategy_param(key: str) -> bool:
+    """A file's strategy parameters: a ``strategy-params`` table, or flat ``strategy-params.X``."""
+    return key == "strategy-params" or key.startswith("strategy-params.")
 
 
 def strategy_flags() -> str:
@@ -173,7 +192,7 @@ def inspect(config: Path | None, **settings: Any) -> None:
 
     try:
         cfg = _config(config, settings, [])
-        loaded = data_layer.federation(cfg)
+        loaded = data_layer.load_federation(cfg)
     except UsageError as err:
         raise fail(str(err)) from None
     print_notes(loaded)

@@ -77,14 +77,16 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
         sources: list[str] = []
         notes: list[str] = []
         warnings: list[str] = []
+        files: dict[str, Any] = {}
     else:
         loaded = check(cfg)
         sources = [c.source for c in loaded.clients]
         notes, warnings = list(loaded.notes), list(loaded.warnings)
+        files = data.recorded_settings(cfg, loaded)
     run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
     plugin = registry.get(cfg.strategy)
     resolved = cfg.replace(
-        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path)
+        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path), **files
     )
     try:
         run_dir.write_config(

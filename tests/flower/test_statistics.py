@@ -92,10 +92,10 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     schema = '[["age"], ["plan"]]'
     replies = {
         "b": {"partition-id": 1, "schema": schema, "statistics":
-              '{"rows": 3, "positives": 1, "numeric": {"age": [3, 60.0, 1400.0]},'
+              '{"rows": 3, "positives": 1, "numeric": {"age": [3, 12.0, 24.0]},'
               ' "categorical": {"plan": {"basic": 3}}}'},
         "a": {"partition-id": 0, "schema": schema, "statistics":
-              '{"rows": 5, "positives": 2, "numeric": {"age": [5, 100.0, 2200.0]},'
+              '{"rows": 5, "positives": 2, "numeric": {"age": [5, 28.0, 80.0]},'
               ' "categorical": {"plan": {"basic": 2, "pro": 3}}}'},
     }  # fmt: skip
     cfg = RunConfig(clients=2, target="churned", min_category_count=4)
@@ -103,10 +103,11 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     # Execute
     setup = federation_setup(replies, cfg)
 
-    # Assert: age over 8 rows: mean 160 / 8 = 20, variance 3600 / 8 - 20² = 50;
+    # Assert: age over 8 rows (count, mean, M2 each): mean (5·28 + 3·12) / 8 = 22,
+    # M2 80 + 24 + (12 - 28)²·5·3/8 = 584, variance 584 / 8 = 73;
     # plan: basic 5 times, pro 3 times (< 4, so "other"); the largest client has 5 rows
     [(column, mean, std)] = setup.preprocessor.numeric
-    assert (column, mean) == ("age", 20.0) and std == pytest.approx(math.sqrt(50))
+    assert (column, mean) == ("age", 22.0) and std == pytest.approx(math.sqrt(73))
     assert setup.preprocessor.categorical == (("plan", ("basic",)),)
     assert setup.preprocessor.target == "churned"
     assert setup.largest_client == 5
