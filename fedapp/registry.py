@@ -18,6 +18,7 @@ rest. :func:`register` adds a plugin in code (tests, embedding programs).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class Param:
             value = self._convert(raw)
         except (TypeError, ValueError):
             raise UsageError(f"--{self.name} expects {self.type.__name__}, got {raw!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            # No strategy weighs, clips or mixes with an infinite or NaN number.
+            raise UsageError(f"--{self.name} must be a finite number, got {raw!r}")
         if self.choices is not None and value not in self.choices:
             raise UsageError(
                 f"--{self.name} must be one of {', '.join(self.choices)}, got {value!r}"

@@ -7,17 +7,26 @@ from :func:`_run_flower_simulation` alone and can be swapped there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import signal
-import threading
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fedapp.flower.outcome import RunOutcome, finish_run
+from fedapp.flower.outcome import RunOutcome, end_unfinished, failure_reason, finish_run
 from fedapp.flower.run_setup import check, prepare_run
-from fedapp.runs import EventListener, Recorder, RunDir, RunState
+from fedapp.runs import (
+    EventListener,
+    PhaseListener,
+    Recorder,
+    RunDir,
+    sigterm_stops,
+)
 from fedapp.settings import RunConfig
+
+if TYPE_CHECKING:  # the strategy module loads TensorFlow: only a run imports it
+    from fedapp.flower.strategy import RunStrategy
 
 
 def simulate(
@@ -25,6 +34,7 @@ def simulate(
     root: Path = Path("runs"),
     on_event: EventListener | None = None,
     verbose: bool = False,
+    on_phase: PhaseListener | None = None,
 ) -> tuple[RunDir, dict[str, Any]]:
     """Run ``cfg`` on the simulation engine; return the run directory and summary.
 
@@ -42,12 +52,17 @@ def simulate(
         Called with each event once it is in ``metrics.jsonl`` (progress display).
     verbose : bool
         Show Flower's and Ray's logs.
+    on_phase : PhaseListener | None
+        Called with each step outside the rounds (engine start, the clients'
+        statistics, the baselines) once it is in ``status.json``.
 
     """
+    sigterm_stops()
     run_dir = prepare_run(cfg, root)
-    recorder = Recorder(run_dir, cfg.rounds, on_event)
-    _stop_on_sigterm()
+    recorder = Recorder(run_dir, cfg.rounds, on_event, on_phase)
+    strategy: RunStrategy | None = None
     try:
+        recorder.phase("engine", "starting the simulation engine")
         _start_ray(verbose)
         # TensorFlow and Flower's server load only now: after the checks, so a
         # bad setting fails fast, and after ray.init, so Ray's actors boot meanwhile.
@@ -59,52 +74,98 @@ def simulate(
         outcome = strategy.outcome
         if not outcome.complete:
             raise RuntimeError("the simulation ended before its last round")
-        summary = finish_run(recorder, outcome, baselines(cfg, outcome) if cfg.baseline else {})
+        extra = baselines(cfg, outcome, recorder) if cfg.baseline else {}
+        summary = finish_run(recorder, outcome, extra)
         return run_dir, summary
-    except KeyboardInterrupt as stop:
-        recorder.end(RunState.STOPPED, f"stopped ({stop or 'SIGINT'})")
-        raise
     except BaseException as err:
-        recorder.end(RunState.FAILED, failure_reason(err))
-        raise
+        stop = end_unfinished(recorder, err, strategy.keep_stopped if strategy else lambda: None)
+        # A run that did not finish leaves no Ray process behind (a finished
+        # one keeps Ray for the process's next run; Ray stops at exit).
+        _stop_ray()
+        if stop is None:
+            raise
+        # Whatever Flower or Ray wrapped it in, the caller sees a stop.
+        raise RunStopped(stop, run_dir) from None
 
 
-def baselines(cfg: RunConfig, outcome: RunOutcome) -> dict[str, Any]:
+class RunStopped(KeyboardInterrupt):
+    """A run was stopped (Ctrl-C, SIGTERM); its directory says so.
+
+    Parameters
+    ----------
+    signal_name : str
+        The signal that stopped it.
+    run_dir : RunDir
+        The stopped run's directory.
+
+    """
+
+    def __init__(self, signal_name: str, run_dir: RunDir) -> None:
+        super().__init__(signal_name)
+        self.run_dir = run_dir
+
+
+def baselines(
+    cfg: RunConfig, outcome: RunOutcome, recorder: Recorder | None = None
+) -> dict[str, Any]:
     """The centralized and local-only baselines of a finished run, and the federation's gap.
 
     Both reuse the run's federated preprocessing and one compiled model
-    (:class:`~fedapp.learning.baselines.GlobalTestTrainer`).
+    (:class:`~fedapp.learning.baselines.GlobalTestTrainer`); ``recorder``, if
+    given, is told the progress (one model pooled, then one per client).
     """
     # TensorFlow: a run without baselines never needs it in this function.
     from fedapp.data.stats import Preprocessor
     from fedapp.learning.baselines import GlobalTestTrainer, centralized, gap, local_only
 
     assert outcome.federated is not None
+    models = 1 + cfg.clients
+
+    def progress(done: int) -> None:
+        if recorder is not None:
+            recorder.phase("baselines", "training the centralized and local-only baselines",
+                           done, models)  # fmt: skip
+
     prep = Preprocessor.from_json(outcome.preprocessing)
     trainer = GlobalTestTrainer(cfg, prep)
+    progress(0)
     pooled = centralized(cfg, prep, trainer)
+    progress(1)
     return {
         "centralized": pooled,
         "gap": gap(outcome.federated, pooled),
-        "local_only": local_only(cfg, prep, trainer),
+        "local_only": local_only(cfg, prep, trainer, lambda done: progress(1 + done)),
     }
 
 
-def failure_reason(err: BaseException) -> str:
-    """The innermost message: Flower wraps the app's exception in its own."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return f"{type(err).__name__}: {err}"
+def _stop_ray() -> None:
+    """Stop the Ray node this process started, so no Ray process outlives the run.
+
+    ``ray.shutdown`` ends the processes the driver started; the agents the
+    raylet starts may be mid start-up when a stop comes, and then miss the
+    raylet's death and live on as orphans. So every process below this one
+    before the shutdown is waited for briefly afterwards, then killed.
+    """
+    ray = sys.modules.get("ray")
+    if ray is None:
+        return
+    # psutil: only a run that did not finish looks for leftover processes.
+    import psutil
+
+    below = psutil.Process().children(recursive=True)
+    try:
+        ray.shutdown()
+    except Exception:  # a half-started node may fail to stop cleanly
+        logging.getLogger(__name__).debug("ray.shutdown failed", exc_info=True)
+    _, alive = psutil.wait_procs(below, timeout=_RAY_GRACE)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=_RAY_GRACE)
 
 
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (e.g. a UI's stop button) like Ctrl-C: the run ends ``stopped``."""
-
-    def handler(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+# Seconds Ray's processes get to end by themselves after ray.shutdown.
+_RAY_GRACE = 3.0
 
 
 def _start_ray(verbose: bool) -> None:
@@ -127,7 +188,7 @@ def _start_ray(verbose: bool) -> None:
         log_to_driver=verbose,
         logging_level=logging.INFO if verbose else logging.ERROR,
     )
-    _stop_on_sigterm()  # again: ray.init turns SIGTERM into SystemExit
+    sigterm_stops()  # again: ray.init turns SIGTERM into SystemExit
 
 
 def _run_flower_simulation(
@@ -140,7 +201,10 @@ def _run_flower_simulation(
     from fedapp.flower.server_app import build_server_app
 
     if not verbose:
-        logging.getLogger("flwr").setLevel(logging.ERROR)
+        # A failed client's traceback comes once per round from Flower's
+        # backend; the run's events and the CLI name who failed and why, and a
+        # failed run's reason reaches status.json. --verbose shows them all.
+        logging.getLogger("flwr").setLevel(logging.CRITICAL)
     backend_config = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
     run_simulation(
         # `simulate` ends the run itself, after the baselines.
@@ -152,4 +216,4 @@ def _run_flower_simulation(
     )
 
 
-__all__ = ["check", "failure_reason", "prepare_run", "simulate"]
+__all__ = ["RunStopped", "check", "failure_reason", "prepare_run", "simulate"]

@@ -1,5 +1,5 @@
 """``python -m fedapp.cli``: the same as the ``fedapp`` command."""
 
-from fedapp.cli import main
+from fedapp.__main__ import main
 
 main()

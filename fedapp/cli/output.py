@@ -35,3 +35,20 @@ def exit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def warn(message: str) -> None:
+    """Print ``message`` as a warning on stderr."""
+    console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def failures_line(event: Any) -> str | None:
+    """One line naming the clients an event's round lost and why; ``None`` if none failed."""
+    failed = event.extra.get("failed") or []
+    if not failed:
+        return None
+    who = ", ".join("?" if f["partition"] is None else str(f["partition"]) for f in failed)
+    reasons = "; ".join(dict.fromkeys(str(f["reason"]) for f in failed))
+    verb = "fit" if event.stage == "fit" else "evaluate"
+    count = len(failed)
+    return f"round {event.round}: {count} client(s) failed to {verb} (partition {who}): {reasons}"

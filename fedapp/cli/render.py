@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fedapp.cli.output import warn
 from fedapp.runs import METRIC_LABELS, METRIC_NAMES, RunView
 from fedapp.settings import RunConfig
 
@@ -135,6 +136,12 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
             f"at δ = {private['delta']:g}{stopped}"
         )
     out.print(f"wall time {view.elapsed:.1f} s; run directory: {view.path}")
+    lost = done.get("failed_client_rounds") or 0
+    if lost:
+        warn(
+            f"{lost} client-round(s) failed: those rounds learned from fewer clients; "
+            f"metrics.jsonl names who failed and why"
+        )
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

@@ -22,10 +22,10 @@ from typer.core import TyperCommand
 
 from fedapp import registry
 from fedapp.cli.app import app
-from fedapp.cli.output import console, exit_now, fail, print_notes
+from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes
 from fedapp.cli.render import clients_table, print_summary, schema_table
 from fedapp.errors import UsageError
-from fedapp.runs import Event, Scope, Stage, json_safe
+from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
 from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
 
 
@@ -109,18 +109,37 @@ def _with_settings(*params: signatures.Parameter, sections: tuple[str, ...] = ()
 
 
 def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> RunConfig:
-    """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``."""
+    """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``.
+
+    A flag overrides what the file says along with what depends on it: another
+    ``--strategy`` starts from that strategy's own defaults (the file's
+    parameters were the old one's), another ``--data`` or ``--client-data``
+    has no recorded hash to match.
+    """
     flags = {
         describe(name).key: value
         for name, value in options.items()
         if value is not None and value != []
     }
     base = read_settings(config) if config else {}
+    strategy = base.get("strategy", _DEFAULT_STRATEGY)
+    if flags.get("strategy", strategy) != strategy:
+        base = {k: v for k, v in base.items() if not _is_strategy_param(k)}
+    if {"data", "client-data"} & flags.keys():
+        base.pop(describe("data_sha256").key, None)
     settings = {**base, **flags}
     extra = _strategy_args(args)
     if extra:
         settings["strategy-params"] = {**base.get("strategy-params", {}), **extra}
     return RunConfig.from_mapping(settings, source=str(config) if config else "options")
+
+
+_DEFAULT_STRATEGY = describe("strategy").default
+
+
+def _is_strategy_param(key: str) -> bool:
+    """A file's strategy parameters: a ``strategy-params`` table, or flat ``strategy-params.X``."""
+    return key == "strategy-params" or key.startswith("strategy-params.")
 
 
 def strategy_flags() -> str:
@@ -158,6 +177,10 @@ def simulate(
         run_simulation(cfg, as_json, verbose)
     except UsageError as err:
         raise fail(str(err)) from None
+    except KeyboardInterrupt:
+        # Stopped while the data was being checked: no run directory was made.
+        console.print("[bold yellow]stopped[/] before the run started", soft_wrap=True)
+        exit_now(130)
 
 
 @app.command()
@@ -169,7 +192,7 @@ def inspect(config: Path | None, **settings: Any) -> None:
 
     try:
         cfg = _config(config, settings, [])
-        loaded = data_layer.federation(cfg)
+        loaded = data_layer.load_federation(cfg)
     except UsageError as err:
         raise fail(str(err)) from None
     print_notes(loaded)
@@ -189,7 +212,7 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("round {task.completed}/{task.total}"),
+        TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[metrics]}"),
         TimeElapsedColumn(),
         console=console,
@@ -197,13 +220,27 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
         disable=not console.is_terminal and not verbose,
     )
     with progress:
-        task = progress.add_task("starting", total=cfg.rounds, metrics="")
+        task = progress.add_task("starting", total=None, count="", metrics="")
+        shown: list[str] = []  # the steps already named, when there is no live display
+
+        def on_phase(phase: Phase) -> None:
+            count = f"{phase.done}/{phase.total}" if phase.total else ""
+            progress.update(task, description=phase.label, total=phase.total or None,
+                            completed=phase.done, count=count)  # fmt: skip
+            if not console.is_terminal and phase.name not in shown:
+                shown.append(phase.name)
+                console.print(f"{phase.label} ...", highlight=False)
 
         def on_event(event: Event) -> None:
+            lost = failures_line(event)
+            if lost:
+                progress.console.print(f"[bold yellow]warning:[/] {escape(lost)}", soft_wrap=True)
             if event.stage is not Stage.EVALUATE:
                 return
             if event.scope is Scope.FEDERATED:  # every round, whatever eval-every says
-                progress.update(task, description=cfg.strategy, completed=event.round)
+                count = f"round {event.round}/{cfg.rounds}"
+                progress.update(task, description=cfg.strategy, total=cfg.rounds,
+                                completed=event.round, count=count)  # fmt: skip
                 return
             m = event.metrics
             progress.update(task, metrics=f"AUC {m['auc']:.4f}  loss {m['loss']:.4f}")
@@ -215,18 +252,28 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
                 )
 
         try:
-            run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose)
-        except KeyboardInterrupt:
+            run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)
+        except KeyboardInterrupt as stop:
             progress.stop()
-            console.print("[bold yellow]stopped:[/] the run is marked stopped", soft_wrap=True)
+            console.print(f"[bold yellow]stopped:[/] {escape(_stopped(stop))}", soft_wrap=True)
             exit_now(130)
         except UsageError:
             raise
         except Exception as err:
             raise fail(f"run failed: {engine.failure_reason(err)}", 1) from None
-        if cfg.baseline:
-            progress.update(task, description="done")
+        progress.update(task, description="done", count="", total=1, completed=1)
     if as_json:
         sys.stdout.write(json.dumps(json_safe(summary), indent=2) + "\n")
         return
     print_summary(run_dir.path, summary)
+
+
+def _stopped(stop: KeyboardInterrupt) -> str:
+    """What a stop left: the run marked stopped, and the model it kept, if any."""
+    run_dir = getattr(stop, "run_dir", None)
+    if run_dir is None:
+        return "the run is marked stopped"
+    view = RunView.read(run_dir.path)
+    kept = view.partial_round
+    model = f"; it keeps the global model of round {kept}" if kept else ""
+    return f"run {view.path} is marked stopped{model}"

@@ -33,7 +33,8 @@ def run_row(view: RunView) -> dict[str, Any]:
 
     ``state`` is the one a reader shows: ``interrupted`` for a run recorded as
     ``running`` whose process on this machine is gone; ``federated_auc`` and
-    ``wall_seconds`` are ``null`` until the run has them.
+    ``wall_seconds`` are ``null`` until the run has them; ``model_round`` is
+    the round of a stopped run's kept model (``null`` for a whole run).
     """
     return {
         "run": view.run_id,
@@ -42,6 +43,7 @@ def run_row(view: RunView) -> dict[str, Any]:
         "rounds": view.rounds,
         "strategy": view.strategy_label,
         "federated_auc": view.final("auc"),
+        "model_round": view.partial_round,
         "wall_seconds": None if view.elapsed is None else round(view.elapsed, 1),
         "path": str(view.path),
     }
@@ -82,7 +84,14 @@ def runs(
             f"[{_STATE_STYLES[view.state]}]{view.state}[/]",
             f"{view.round}/{view.rounds}",
             escape(view.strategy_label),
-            "-" if auc is None else f"{auc:.4f}",
+            _auc(auc, row["model_round"]),
             "-" if wall is None else f"{wall:.1f} s",
         )
     Console().print(table)
+
+
+def _auc(auc: float | None, model_round: int | None) -> str:
+    """The AUC cell: a stopped run's says which round's model it scores."""
+    if auc is None:
+        return "-"
+    return f"{auc:.4f}" if model_round is None else f"{auc:.4f} (round {model_round})"

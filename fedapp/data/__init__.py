@@ -13,19 +13,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fedapp.data.checks import leak_warnings
+from fedapp.data.checks import Split, leak_warnings, split_warnings
+from fedapp.data.files import file_digest, read_table
 from fedapp.data.partition import partition, stratified_split
-from fedapp.data.sources import (
-    Table,
-    TableSpec,
-    check_same_schema,
-    prepare,
-    read_table,
-)
+from fedapp.data.sources import Table, TableSpec, check_same_schema, prepare, target_classes
 from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
 from fedapp.data.synthetic import make_churn_table
 from fedapp.errors import UsageError
@@ -47,6 +43,7 @@ __all__ = [
     "local_statistics",
     "merge_statistics",
     "pooled_train",
+    "recorded_settings",
 ]
 
 
@@ -65,13 +62,16 @@ class Federation:
     """Every client's data, the shared schema, and what loading noticed.
 
     ``notes`` say what was decided (the positive class, blanks read as
-    missing); ``warnings`` point at likely problems (a leaking feature).
+    missing); ``warnings`` point at likely problems (a leaking feature);
+    ``digests`` are the SHA-256 of the data files read, in order (none for
+    the built-in table).
     """
 
     clients: tuple[ClientShare, ...]
     schema: Schema
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
+    digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,22 +86,32 @@ class _DataKey:
     partition: PartitionSpec | None
     spec: TableSpec
     test_fraction: float
+    data_sha256: tuple[str, ...]
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
         spec = TableSpec(
-            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical
-        )
+            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
+            cfg.missing_values, cfg.max_categories,
+        )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
-            cfg.partition_spec, spec, cfg.test_fraction,
+            cfg.partition_spec, spec, cfg.test_fraction, cfg.data_sha256,
         )  # fmt: skip
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The data files read: every client's, or the one table's (none for the demo)."""
+        return self.client_data or (() if self.data == DEMO_DATA else (self.data,))
 
     def tables(self) -> tuple[list[Table], list[str]]:
         """Load and type every table: one per client, or one to be partitioned."""
         if self.client_data:
-            tables = [prepare(read_table(Path(p)), self.spec, p) for p in self.client_data]
-            return tables, list(self.client_data)
+            _check_distinct(self.client_data)
+            named = [(read_table(Path(p)), p) for p in self.client_data]
+            # A file may hold one class; the others say which values the target takes.
+            classes = set().union(*(target_classes(f, self.spec, p) for f, p in named))
+            return [prepare(f, self.spec, p, classes) for f, p in named], list(self.client_data)
         if self.data == DEMO_DATA:
             if self.demo_rows < self.clients:
                 raise UsageError(
@@ -119,17 +129,19 @@ def _load(key: _DataKey) -> Federation:
     if key.client_data:
         schema = check_same_schema(tables, sources)
         locals_ = [(t.frame, s) for t, s in zip(tables, sources, strict=True)]
+        labels = [f"#{pid} {Path(s).name}" for pid, s in enumerate(sources)]
     else:
         [table] = tables
         schema = table.schema
         spec = key.partition
         assert spec is not None  # one table to split: the config resolved how
         rows = partition(table.frame, spec, key.clients, target, key.seed)
-        locals_ = []
+        locals_, labels = [], []
         for pid, r in enumerate(rows):
             local = table.frame.iloc[r].reset_index(drop=True)
             name = f"{spec.column}={local[spec.column].iloc[0]}" if spec.column else f"#{pid}"
             locals_.append((local, f"{sources[0]} ({name})"))
+            labels.append(f"#{pid} {name}" if spec.column else name)
     clients = []
     for pid, (local, source) in enumerate(locals_):
         rng = np.random.default_rng([key.seed, pid])
@@ -144,8 +156,60 @@ def _load(key: _DataKey) -> Federation:
         if pd.concat(frames)[target].nunique() < 2:
             raise UsageError(f"the {name} rows hold a single class of '{target}'")
     notes = tuple(n for t in tables for n in t.notes)
-    warnings = leak_warnings([(c.source, c.train) for c in clients], schema)
-    return Federation(tuple(clients), schema, notes, tuple(warnings))
+    warnings = [w for t in tables for w in t.warnings]
+    splits = [
+        Split(label, c.train[target], c.test[target])
+        for label, c in zip(labels, clients, strict=True)
+    ]
+    warnings += split_warnings(splits, target, key.test_fraction)
+    warnings += leak_warnings([(c.source, c.train) for c in clients], schema)
+    digests = tuple(file_digest(Path(p)) for p in key.files)
+    warnings += _changed_files(key.files, key.data_sha256, digests)
+    return Federation(tuple(clients), schema, notes, tuple(warnings), digests)
+
+
+def _changed_files(
+    paths: tuple[str, ...], recorded: tuple[str, ...], digests: tuple[str, ...]
+) -> list[str]:
+    """Warn of each file whose content is not the one a recorded config was run on."""
+    return [
+        f"{path}: its content differs from the file this config was recorded with (sha256 "
+        f"{then[:12]}... then, {now[:12]}... now); results may differ from that run's"
+        for path, then, now in zip(paths, recorded, digests, strict=False)
+        if then != now
+    ]
+
+
+def recorded_settings(cfg: RunConfig, loaded: Federation) -> dict[str, Any]:
+    """The data settings a run directory records: files resolved, with their hashes.
+
+    Run again from another folder, the config then reads the same files, and
+    says so when one of them has changed since.
+    """
+    if cfg.client_data:
+        files: dict[str, Any] = {"client_data": tuple(_resolved(p) for p in cfg.client_data)}
+    elif cfg.is_demo:
+        return {}
+    else:
+        files = {"data": _resolved(cfg.data)}
+    return files | {"data_sha256": loaded.digests}
+
+
+def _resolved(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+def _check_distinct(paths: tuple[str, ...]) -> None:
+    """Refuse a file given twice: one institution's rows would count double."""
+    seen: dict[Path, int] = {}
+    for number, path in enumerate(paths, start=1):
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise UsageError(
+                f"--client-data names {paths[seen[resolved] - 1]} twice (files "
+                f"{seen[resolved]} and {number}); each institution's file once"
+            )
+        seen[resolved] = number
 
 
 _cached = functools.lru_cache(maxsize=4)(_load)

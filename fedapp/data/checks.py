@@ -1,18 +1,45 @@
 """Checks a data team wants before trusting a federated model.
 
 Each check runs on one client's own rows; only its verdict (a column name and
-a score) is shared, never the rows.
+a score, a client and its row counts) is shared, never the rows.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
 from fedapp.data.stats import Schema
 
 LEAK_AUC = 0.99
+# A client's held-out rows below this many score too noisily to compare.
+MIN_TEST_ROWS = 10
+# A client training on fewer rows than this learns next to nothing locally.
+MIN_TRAIN_ROWS = 10
 # Too few rows of a class make any single-feature AUC meaningless.
 _MIN_CLASS_ROWS = 10
+# Clients named in one warning; the rest are counted.
+_NAMED = 12
+
+
+@dataclass(frozen=True)
+class Split:
+    """One client's split, as the split checks see it.
+
+    Attributes
+    ----------
+    label : str
+        How messages name the client (``#3``, ``#0 region=north``, ``#1 bank_b.csv``).
+    train, test : pandas.Series
+        The 0/1 target of its training and held-out rows.
+
+    """
+
+    label: str
+    train: pd.Series
+    test: pd.Series
 
 
 def single_feature_auc(frame: pd.DataFrame, schema: Schema) -> dict[str, float]:
@@ -71,3 +98,69 @@ def leak_warnings(
 
 def _strength(auc: float) -> float:
     return float(max(auc, 1.0 - auc))
+
+
+def split_warnings(splits: Sequence[Split], target: str, test_fraction: float) -> list[str]:
+    """Say which clients' data cannot give a meaningful model or score.
+
+    Parameters
+    ----------
+    splits : Sequence[Split]
+        Every client's split, in partition order.
+    target : str
+        The target column, for the messages.
+    test_fraction : float
+        The held-out share of each client's rows.
+
+    Returns
+    -------
+    list[str]
+        One warning per kind of problem, naming how many clients and which:
+        a single class, too few training rows, test sets too small or of one
+        class to score, a test fraction above one half.
+
+    """
+    n = len(splits)
+    warnings = []
+    single = [
+        f"{s.label} (no {'negatives' if rows.all() else 'positives'})"
+        for s in splits
+        if (rows := pd.concat([s.train, s.test])).nunique() < 2
+    ]
+    if single:
+        warnings.append(
+            f"{len(single)} of {n} clients hold a single class of '{target}': "
+            f"{_listed(single)}; each trains on that class alone and its test AUC is undefined"
+        )
+    trained = sum(len(s.train) for s in splits)
+    if test_fraction > 0.5:
+        warnings.append(
+            f"test-fraction {test_fraction:g} holds out more rows than it trains on: "
+            f"{trained} training rows in all"
+        )
+    few = [f"{s.label} ({_rows(len(s.train))})" for s in splits if len(s.train) < MIN_TRAIN_ROWS]
+    if few:
+        warnings.append(
+            f"{len(few)} of {n} clients train on fewer than {MIN_TRAIN_ROWS} rows: {_listed(few)}"
+        )
+    unscorable = [
+        f"{s.label} ({_rows(len(s.test))}{', one class' if s.test.nunique() < 2 else ''})"
+        for s in splits
+        if len(s.test) < MIN_TEST_ROWS or s.test.nunique() < 2
+    ]
+    if unscorable:
+        warnings.append(
+            f"{len(unscorable)} of {n} clients have test sets too small or single-class to "
+            f"score (fewer than {MIN_TEST_ROWS} rows, or one class: AUC undefined): "
+            f"{_listed(unscorable)}; use fewer clients or more rows"
+        )
+    return warnings
+
+
+def _rows(n: int) -> str:
+    return "1 row" if n == 1 else f"{n} rows"
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_NAMED])
+    return shown if len(items) <= _NAMED else f"{shown} and {len(items) - _NAMED} more"

@@ -70,7 +70,7 @@ def dirichlet(
         shares: list[list[np.ndarray]] = [[] for _ in range(clients)]
         for label in np.unique(labels):
             rows = rng.permutation(np.flatnonzero(labels == label))
-            cuts = np.cumsum(rng.dirichlet(np.full(clients, alpha))) * len(rows)
+            cuts = np.cumsum(_shares(clients, alpha, rng, "dirichlet")) * len(rows)
             for pid, chunk in enumerate(np.split(rows, cuts.astype(int)[:-1])):
                 shares[pid].append(chunk)
         parts = [np.sort(np.concatenate(s)) for s in shares]
@@ -93,7 +93,7 @@ def quantity(rows: int, clients: int, alpha: float, rng: np.random.Generator) ->
     minimum = max(min(MIN_PARTITION_ROWS, rows // clients), 1)
     smallest = 0
     for _ in range(_DIRICHLET_TRIES):
-        cuts = (np.cumsum(rng.dirichlet(np.full(clients, alpha))) * rows).astype(int)[:-1]
+        cuts = (np.cumsum(_shares(clients, alpha, rng, "quantity")) * rows).astype(int)[:-1]
         parts = [np.sort(p) for p in np.split(rng.permutation(rows), cuts)]
         smallest = min(len(p) for p in parts)
         if smallest >= minimum:
@@ -102,6 +102,18 @@ def quantity(rows: int, clients: int, alpha: float, rng: np.random.Generator) ->
         f"quantity:{alpha:g} could not give each of {clients} clients {minimum} rows "
         f"(smallest got {smallest}); use a larger alpha or fewer clients"
     )
+
+
+def _shares(clients: int, alpha: float, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """Dirichlet(alpha) shares of ``clients``, refused when NumPy cannot draw them."""
+    shares = rng.dirichlet(np.full(clients, alpha))
+    # Past ~1e308 / clients the draw's normalising sum overflows and every share is 0.
+    if not np.isclose(shares.sum(), 1.0):
+        raise UsageError(
+            f"{kind}:{alpha:g}: alpha is too large to draw shares from (so large an alpha is "
+            "an even split: use iid)"
+        )
+    return shares
 
 
 def by_column(frame: pd.DataFrame, column: str, clients: int) -> list[np.ndarray]:

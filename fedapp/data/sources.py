@@ -7,22 +7,31 @@ naming the file and the column when a table cannot be used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from fedapp.data.stats import Schema
+from fedapp.data.files import read_table
+from fedapp.data.stats import MAX_MAGNITUDE, Schema
 from fedapp.errors import UsageError
+
+__all__ = ["Table", "TableSpec", "check_same_schema", "prepare", "read_table", "target_classes"]
 
 # Two-valued targets whose positive class is unambiguous.
 _POSITIVE = {"1", "yes", "true", "y", "t", "1.0"}
 _NEGATIVE = {"0", "no", "false", "n", "f", "0.0"}
 # A text column is numeric when at least this share of its non-blank values
-# parse as numbers; below that it is categorical.
+# parse as numbers (the rest is junk to fix); below that it is categorical.
 _NUMERIC_SHARE = 0.95
+# Text that tables use for "no value" beyond the blanks pandas already reads
+# as missing: named as such when it spoils a numeric column.
+_MARKERS = {
+    "?", "??", "???", "-", "--", "---", ".", "..", "missing", "unknown", "n.a.", "n.a",
+    "nil", "none", "na", "n/a", "null", "#n/a", "nan", "empty", "blank", "(blank)", "tbd",
+    "not available",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,11 @@ class TableSpec:
         Further columns never used as features.
     categorical : tuple[str, ...]
         Columns to treat as categorical even if they look numeric.
+    missing_values : tuple[str, ...]
+        Further values read as blanks (``?``, ``-999``).
+    max_categories : int | None
+        Most distinct values of a column typed categorical by inference;
+        ``None`` for no limit.
 
     """
 
@@ -49,51 +63,31 @@ class TableSpec:
     id_column: str | None = None
     drop: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    missing_values: tuple[str, ...] = ()
+    max_categories: int | None = None
 
 
 @dataclass(frozen=True)
 class Table:
-    """A table ready for the federation: features typed, target 0/1."""
+    """A table ready for the federation: features typed, target 0/1.
+
+    ``notes`` say what was decided (the positive class, blanks read as
+    missing); ``warnings`` what may not be what the user meant (a column of
+    numbers read as categorical).
+    """
 
     frame: pd.DataFrame
     schema: Schema
     notes: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default=())
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file.
-
-    Raises
-    ------
-    UsageError
-        For a missing, empty, unreadable or undecodable file.
-
-    """
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
-        else:
-            raise UsageError(f"{path}: unknown format '{suffix}' (use .csv or .parquet)")
-    except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, ValueError, OSError) as err:
-        if isinstance(err, UsageError):
-            raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"{path}: cannot be read as a table: {first}") from None
-    if frame.empty:
-        raise UsageError(f"{path}: the file has no rows")
-    return frame
-
-
-def prepare(frame: pd.DataFrame, spec: TableSpec, source: str) -> Table:
+def prepare(
+    frame: pd.DataFrame,
+    spec: TableSpec,
+    source: str,
+    classes: Collection[str] | None = None,
+) -> Table:
     """Drop non-features, type the columns and encode the target as 0/1.
 
     Parameters
@@ -104,20 +98,26 @@ def prepare(frame: pd.DataFrame, spec: TableSpec, source: str) -> Table:
         Target and column choices.
     source : str
         The file's name, for messages.
+    classes : Collection[str] | None
+        The target's values over every client's file (:func:`target_classes`),
+        when this table is one of several: a file holding one class is then
+        accepted, its class read as positive or negative from those values.
+
+    Raises
+    ------
+    UsageError
+        Naming the file and the column: an absent column, an unusable
+        target, junk or an infinite or overflowing value in a numeric
+        column, a categorical one with more than ``max_categories`` values.
 
     """
     notes: list[str] = []
-    excluded = [c for c in (spec.id_column, *spec.drop) if c]
-    for column in (*excluded, *spec.categorical):
-        if column not in frame.columns:
-            raise UsageError(f"{source}: column '{column}' is not in the file")
-    if spec.target not in frame.columns:
-        raise UsageError(
-            f"{source}: target column '{spec.target}' is not in the file "
-            f"(columns: {', '.join(map(str, frame.columns))})"
-        )
-    frame = frame.drop(columns=excluded)
+    warnings: list[str] = []
+    check_columns(frame, spec, source)
+    frame = frame.drop(columns=[c for c in (spec.id_column, *spec.drop) if c])
     frame.columns = [str(c) for c in frame.columns]
+    frame, note = _mark_missing(frame, spec.missing_values, source)
+    notes += note
 
     blank_target = _blank(frame[spec.target])
     if blank_target.any():
@@ -125,26 +125,46 @@ def prepare(frame: pd.DataFrame, spec: TableSpec, source: str) -> Table:
         frame = frame.loc[~blank_target]
     if frame.empty:
         raise UsageError(f"{source}: no rows left after dropping blank targets")
-    target, note = _binary_target(frame[spec.target], spec, source)
-    notes.append(note)
+    target, note = _binary_target(frame[spec.target], spec, source, classes)
+    notes += note
 
     features = {}
     numeric, categorical = [], []
     for column in frame.columns:
         if column == spec.target:
             continue
-        values, kind, note = _typed(frame[column], column in spec.categorical, source, column)
-        features[column] = values
-        (numeric if kind == "numeric" else categorical).append(column)
-        if note:
-            notes.append(note)
+        typed = _typed(frame[column], column, spec, source)
+        features[column] = typed.values
+        (numeric if typed.kind == "numeric" else categorical).append(column)
+        notes += typed.notes
+        warnings += typed.warnings
     if not features:
         raise UsageError(f"{source}: no feature columns left besides the target")
-    typed = pd.DataFrame(features, index=frame.index)
-    typed[spec.target] = target
-    typed = typed.reset_index(drop=True)
+    table = pd.DataFrame(features, index=frame.index)
+    table[spec.target] = target
+    table = table.reset_index(drop=True)
     schema = Schema(tuple(numeric), tuple(categorical), spec.target)
-    return Table(typed, schema, tuple(notes))
+    return Table(table, schema, tuple(notes), tuple(warnings))
+
+
+def check_columns(frame: pd.DataFrame, spec: TableSpec, source: str) -> None:
+    """Check that every column ``spec`` names is in the table."""
+    for column in (spec.id_column, *spec.drop, *spec.categorical):
+        if column and column not in frame.columns:
+            raise UsageError(f"{source}: column '{column}' is not in the file")
+    if spec.target not in frame.columns:
+        raise UsageError(
+            f"{source}: target column '{spec.target}' is not in the file "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+
+
+def target_classes(frame: pd.DataFrame, spec: TableSpec, source: str) -> set[str]:
+    """The target's values in one raw table, as :func:`prepare` reads them."""
+    check_columns(frame, spec, source)
+    values = frame[spec.target]
+    missing = _blank(values) | _marked(values, spec.missing_values)
+    return set(_target_text(values[~missing]))
 
 
 def check_same_schema(tables: Sequence[Table], sources: Sequence[str]) -> Schema:
@@ -178,15 +198,70 @@ def _blank(values: pd.Series) -> pd.Series:
     return values.isna() | values.astype(str).str.strip().eq("")
 
 
-def _binary_target(values: pd.Series, spec: TableSpec, source: str) -> tuple[np.ndarray, str]:
-    text = values.astype(str).str.strip()
+def _marked(values: pd.Series, markers: Sequence[str]) -> pd.Series:
+    """Where ``values`` hold one of the missing-value ``markers``.
+
+    Text cells match a marker as written (stripped); number cells match a
+    marker that is a number (``-999``), since the reader has parsed them.
+    """
+    if not markers or pd.api.types.is_bool_dtype(values):
+        return pd.Series(False, index=values.index)
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = pd.to_numeric(pd.Series(markers), errors="coerce").dropna()
+        return values.isin(numbers.to_numpy())
+    return values.notna() & values.astype(str).str.strip().isin(markers)
+
+
+def _mark_missing(
+    frame: pd.DataFrame, markers: Sequence[str], source: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Blank every cell holding a missing-value marker, saying how many per column."""
+    notes = []
+    for column in frame.columns:
+        values = frame[column]
+        hit = _marked(values, markers)
+        if not hit.any():
+            continue
+        shown = values[hit].astype(str).str.strip()
+        if pd.api.types.is_numeric_dtype(values):
+            # A parsed -999 reads back as -999.0: name the marker as it was given.
+            numbers = {float(m): m for m in markers if _is_number(m)}
+            shown = values[hit].map(lambda v, n=numbers: n[float(v)])
+        counts = ", ".join(f"{_plural(n, 'value')} '{m}'" for m, n in shown.value_counts().items())
+        notes.append(f"{source}: column '{column}': {counts} read as missing (missing-values)")
+        frame = frame.assign(**{column: values.mask(hit)})
+    return frame, notes
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _target_text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(values):
-        text = values.map(lambda v: f"{v:g}")
+        return values.map(lambda v: f"{v:g}")
+    return values.astype(str).str.strip()
+
+
+def _binary_target(
+    values: pd.Series, spec: TableSpec, source: str, every: Collection[str] | None
+) -> tuple[np.ndarray, list[str]]:
+    text = _target_text(values)
     classes = sorted(text.unique())
+    if len(classes) == 1 and every is not None and len(set(every)) > 1:
+        return _one_class(text, classes[0], spec, source, sorted(every))
     if len(classes) < 2:
+        where = "every file" if every is not None else f"{len(text)} rows"
         raise UsageError(
-            f"{source}: target '{spec.target}' has a single value ({classes[0]}) "
-            f"in {len(text)} rows"
+            f"{source}: target '{spec.target}' has a single value ({classes[0]}) in {where}"
         )
     if len(classes) > 2:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
@@ -195,11 +270,7 @@ def _binary_target(values: pd.Series, spec: TableSpec, source: str) -> tuple[np.
             "only binary targets are supported"
         )
     if spec.positive_label is not None:
-        if spec.positive_label not in classes:
-            raise UsageError(
-                f"{source}: --positive-label '{spec.positive_label}' is not a value of "
-                f"'{spec.target}' (values: {', '.join(classes)})"
-            )
+        _check_positive_label(spec, source, classes)
         positive = spec.positive_label
         note = f"{source}: positive class of '{spec.target}' is '{positive}' (given)"
     else:
@@ -213,34 +284,133 @@ def _binary_target(values: pd.Series, spec: TableSpec, source: str) -> tuple[np.
                 f"{source}: cannot tell the positive class of '{spec.target}' "
                 f"(values: {', '.join(classes)}); pass --positive-label"
             )
-    return (text == positive).to_numpy(dtype=np.int64), note
+    return (text == positive).to_numpy(dtype=np.int64), [note]
 
 
-def _typed(
-    values: pd.Series, force_categorical: bool, source: str, column: str
-) -> tuple[pd.Series, str, str | None]:
-    """Return ``(values, kind, note)``: numbers as float, categories as text."""
-    if force_categorical:
+def _one_class(
+    text: pd.Series, value: str, spec: TableSpec, source: str, every: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """A client whose every row has one target value: positive or negative by that value."""
+    if spec.positive_label is not None:
+        _check_positive_label(spec, source, every)
+        positive, how = value == spec.positive_label, "given"
+    elif value.lower() in _POSITIVE | _NEGATIVE:
+        positive, how = value.lower() in _POSITIVE, "inferred"
+    else:
+        raise UsageError(
+            f"{source}: every row of target '{spec.target}' is '{value}'; cannot tell "
+            "whether that is the positive class: pass --positive-label"
+        )
+    kind = "positive" if positive else "negative"
+    note = f"{source}: every row of '{spec.target}' is '{value}', the {kind} class ({how})"
+    return np.full(len(text), int(positive), dtype=np.int64), [note]
+
+
+def _check_positive_label(spec: TableSpec, source: str, classes: Sequence[str]) -> None:
+    if spec.positive_label not in classes:
+        raise UsageError(
+            f"{source}: --positive-label '{spec.positive_label}' is not a value of "
+            f"'{spec.target}' (values: {', '.join(classes)})"
+        )
+
+
+@dataclass(frozen=True)
+class _Typed:
+    """One column as a feature: its values, its kind and what to tell about it."""
+
+    values: pd.Series
+    kind: str
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _typed(values: pd.Series, column: str, spec: TableSpec, source: str) -> _Typed:
+    """Numbers as float, categories as text; said when the choice may surprise."""
+    if column in spec.categorical:
         blanks = _blank(values)
-        return values.astype(str).str.strip().where(~blanks, None), "categorical", None
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype(float), "numeric", None
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float), "numeric", None
+        return _Typed(values.astype(str).str.strip().where(~blanks, None), "categorical")
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return _Typed(_finite(values.astype(float), source, column), "numeric")
     blanks = _blank(values)
     present = values[~blanks].astype(str).str.strip()
     parsed = pd.to_numeric(present, errors="coerce")
-    share = parsed.notna().mean() if len(present) else 0.0
-    if share == 1.0:
-        note = None
+    numbers = int(parsed.notna().sum())
+    if len(present) and numbers == len(present):
+        notes: tuple[str, ...] = ()
         text_blanks = int(blanks.sum() - values.isna().sum())
         if text_blanks:
-            note = f"{source}: column '{column}': {text_blanks} blank text values read as missing"
-        return pd.to_numeric(values.where(~blanks), errors="coerce"), "numeric", note
-    if share >= _NUMERIC_SHARE:
-        junk = present[parsed.isna()]
+            notes = (
+                f"{source}: column '{column}': {text_blanks} blank text values read as missing",
+            )
+        numeric = pd.to_numeric(values.where(~blanks), errors="coerce")
+        return _Typed(_finite(numeric, source, column), "numeric", notes)
+    junk = present[parsed.isna()]
+    if numbers >= _NUMERIC_SHARE * len(present):
+        raise _junk(junk, source, column)
+    text = (
+        f"{len(junk)} of its {len(present)} values ({len(junk) / len(present):.0%}) are not "
+        f"numbers, e.g. {junk.iloc[0]!r}"
+    )
+    distinct = present.nunique()
+    if spec.max_categories is not None and distinct > spec.max_categories:
+        if numbers:
+            why = f"it is read as categorical because {text}: fix those if it is numeric, "
+        elif distinct == len(present):
+            why = f"one per row: an identifier? Pass --id-column {column}, "
+        else:
+            why = ""
         raise UsageError(
-            f"{source}: column '{column}' is numeric but has {len(junk)} non-numeric "
-            f"values, e.g. {junk.iloc[0]!r}; fix them or pass --categorical {column}"
+            f"{source}: column '{column}' has {distinct} distinct values, more than "
+            f"max-categories ({spec.max_categories}) for a categorical column; {why}leave it "
+            f"out with --drop {column}, or pass --categorical {column} if it is a category"
         )
-    return present.reindex(values.index), "categorical", None
+    warnings: tuple[str, ...] = ()
+    if numbers:
+        warnings = (
+            f"{source}: column '{column}' is read as categorical: {text}; fix them if it is "
+            f"numeric, or pass --categorical {column} to say it is a category",
+        )
+    return _Typed(present.reindex(values.index), "categorical", warnings=warnings)
+
+
+def _junk(junk: pd.Series, source: str, column: str) -> UsageError:
+    """The error for a numeric column with a few values that are not numbers."""
+    found = f"{source}: column '{column}' is numeric but has {len(junk)} non-numeric values"
+    kinds = sorted(set(junk))
+    if all(k.lower() in _MARKERS for k in kinds):
+        listed = " or ".join(f"'{k}'" for k in kinds)
+        flags = " ".join(f"--missing-values '{k}'" for k in kinds)
+        which = "looks like a missing-value marker" if len(kinds) == 1 else "look like markers"
+        return UsageError(
+            f"{found}, all {listed}, which {which}: pass {flags} to read "
+            f"{'it' if len(kinds) == 1 else 'them'} as blank"
+        )
+    return UsageError(
+        f"{found}, e.g. {junk.iloc[0]!r}; fix them, pass --missing-values VALUE if they mean "
+        f"missing, or --categorical {column} if it is a category"
+    )
+
+
+def _finite(values: pd.Series, source: str, column: str) -> pd.Series:
+    """``values``, checked to leave the column's mean and variance finite numbers."""
+    magnitude = values.abs()
+    if np.isinf(magnitude).any():
+        row = magnitude.index[np.isinf(magnitude)][0]
+        raise UsageError(
+            f"{source}: column '{column}' has an infinite value ({values[row]:g}) in data "
+            f"row {_data_row(row)}; replace it with a number or leave the cell blank"
+        )
+    if (magnitude > MAX_MAGNITUDE).any():
+        row = magnitude.index[magnitude > MAX_MAGNITUDE][0]
+        raise UsageError(
+            f"{source}: column '{column}' has a value of magnitude {magnitude[row]:g} in data "
+            f"row {_data_row(row)}, beyond {MAX_MAGNITUDE:g}, the largest whose mean and "
+            f"variance stay finite numbers; rescale the column or leave it out with "
+            f"--drop {column}"
+        )
+    return values
+
+
+def _data_row(label: object) -> object:
+    """The 1-based row under the header of a row labelled by its position as read."""
+    return label + 1 if isinstance(label, int | np.integer) else label

@@ -1,21 +1,33 @@
 """Preprocessing fitted from federated statistics.
 
-Each client summarises its own training rows (:func:`local_statistics`): counts,
-sums and sums of squares of numeric columns and category counts of at least
-``min_count``. Only those aggregates leave the client; the server adds them up
-(:func:`merge_statistics`) and fits a :class:`Preprocessor` from the sums.
+Each client summarises its own training rows (:func:`local_statistics`): per
+numeric column the count, mean and sum of squared deviations from that mean
+(M2), and category counts of at least ``min_count``. Only those aggregates
+leave the client; the server merges them (:func:`merge_statistics`, Chan et
+al.'s parallel algorithm) and fits a :class:`Preprocessor` from the result.
+
+Count, mean and M2 say exactly what count, sum and sum of squares say (sum =
+count·mean, sum of squares = M2 + count·mean²), so the privacy ledger is the
+same; they are sent instead because the variance from raw sums cancels
+catastrophically on a column with a large offset and a small spread
+(millisecond timestamps within one second), where M2 stays exact.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+# The largest magnitude of a numeric value. The server's M2 sums squared
+# differences over every client's rows, up to (2·1e100)² per row: finite in
+# float64 (below 1.8e308) for any table smaller than 4e107 rows.
+MAX_MAGNITUDE = 1e100
 
 
 @dataclass(frozen=True)
@@ -50,19 +62,17 @@ def local_statistics(frame: pd.DataFrame, schema: Schema, min_count: int) -> dic
     Returns
     -------
     dict
-        ``{"rows", "positives", "numeric": {col: [count, sum, sum_sq]},
-        "categorical": {col: {value: count}}}``, JSON-serialisable.
+        ``{"rows", "positives", "numeric": {col: [count, mean, m2]},
+        "categorical": {col: {value: count}}}``, JSON-serialisable; ``m2`` is
+        the sum of squared deviations from ``mean``, and both are 0 for a
+        column without values.
 
     """
     numeric: dict[str, list[float]] = {}
     for column in schema.numeric:
         values = frame[column].to_numpy(dtype=np.float64)
         present = values[~np.isnan(values)]
-        numeric[column] = [
-            float(len(present)),
-            float(present.sum()),
-            float(np.square(present).sum()),
-        ]
+        numeric[column] = _moments(present)
     categorical: dict[str, dict[str, int]] = {}
     for column in schema.categorical:
         counts = frame[column].dropna().astype(str).value_counts()
@@ -75,21 +85,61 @@ def local_statistics(frame: pd.DataFrame, schema: Schema, min_count: int) -> dic
     }
 
 
+def _moments(values: np.ndarray) -> list[float]:
+    """``[count, mean, m2]`` of ``values``, exact to their own precision.
+
+    Taken relative to the first value: a large common offset would otherwise
+    round the mean, and every deviation with it.
+    """
+    if not len(values):
+        return [0.0, 0.0, 0.0]
+    shifted = values - values[0]
+    centre = shifted.mean()
+    return [float(len(values)), float(values[0] + centre), float(np.square(shifted - centre).sum())]
+
+
 def merge_statistics(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Add up clients' statistics (the only thing the server learns of the data)."""
+    """Merge clients' statistics (the only thing the server learns of the data).
+
+    Counts add up; each numeric column's ``[count, mean, m2]`` merge by
+    :func:`merge_moments`, as if computed over the clients' rows pooled.
+    """
     merged: dict[str, Any] = {"rows": 0, "positives": 0, "numeric": {}, "categorical": {}}
     for part in parts:
         merged["rows"] += part["rows"]
         merged["positives"] += part["positives"]
-        for column, triple in part["numeric"].items():
-            acc = merged["numeric"].setdefault(column, [0.0, 0.0, 0.0])
-            for i, value in enumerate(triple):
-                acc[i] += value
+        for column, moments in part["numeric"].items():
+            acc = merged["numeric"].get(column, [0.0, 0.0, 0.0])
+            merged["numeric"][column] = merge_moments(acc, moments)
         for column, counts in part["categorical"].items():
             acc = merged["categorical"].setdefault(column, {})
             for value, n in counts.items():
                 acc[value] = acc.get(value, 0) + n
     return merged
+
+
+def merge_moments(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """Chan et al.'s pairwise update: the ``[count, mean, m2]`` of two sets of values pooled.
+
+    With ``n = n_a + n_b`` and ``δ = mean_b - mean_a``::
+
+        mean = mean_a + δ · n_b / n
+        m2   = m2_a + m2_b + δ² · n_a · n_b / n
+
+    Only the difference of the means is squared, never a raw value, so a
+    large common offset cancels exactly.
+    """
+    count_a, mean_a, m2_a = a
+    count_b, mean_b, m2_b = b
+    count = count_a + count_b
+    if not count:
+        return [0.0, 0.0, 0.0]
+    delta = mean_b - mean_a
+    return [
+        count,
+        mean_a + delta * count_b / count,
+        m2_a + m2_b + delta * delta * count_a * count_b / count,
+    ]
 
 
 @dataclass(frozen=True)
@@ -109,9 +159,8 @@ class Preprocessor:
         """Fit means, standard deviations and vocabularies from merged statistics."""
         numeric = []
         for column in schema.numeric:
-            count, total, total_sq = stats["numeric"][column]
-            mean = total / count if count else 0.0
-            var = max(total_sq / count - mean * mean, 0.0) if count else 0.0
+            count, mean, m2 = stats["numeric"][column]
+            var = m2 / count if count else 0.0
             numeric.append((column, mean, math.sqrt(var) or 1.0))
         categorical = []
         for column in schema.categorical:

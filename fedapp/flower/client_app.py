@@ -187,6 +187,8 @@ def node_data_config(cfg: RunConfig, path: str) -> RunConfig:
         id_column=cfg.id_column,
         drop=cfg.drop,
         categorical=cfg.categorical,
+        missing_values=cfg.missing_values,
+        max_categories=cfg.max_categories,
         test_fraction=cfg.test_fraction,
         min_category_count=cfg.min_category_count,
         seed=cfg.seed,

@@ -8,11 +8,12 @@ the centralized and local-only baselines.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedapp.runs import Recorder
+from fedapp.runs import Recorder, RunState, stop_signal
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RunOutcome:
         The privacy ledger's summary of a DP run.
     preprocessing : str
         The federated preprocessing, as JSON (the baselines reuse it).
+    failed_client_rounds : int
+        How many times a client asked for a result in a round gave none.
 
     """
 
@@ -48,6 +51,7 @@ class RunOutcome:
     federated_evaluation: Mapping[str, float] | None = None
     privacy: Mapping[str, Any] | None = None
     preprocessing: str = ""
+    failed_client_rounds: int = 0
 
     @property
     def complete(self) -> bool:
@@ -65,6 +69,7 @@ def summary(
         "wall_seconds": wall_seconds,
         "rounds": outcome.rounds,
         "strategy": outcome.strategy,
+        "failed_client_rounds": outcome.failed_client_rounds,
     }
     if outcome.stop_reason:
         out["reason"] = outcome.stop_reason
@@ -105,3 +110,66 @@ def finish_run(
     written = summary(outcome, recorder.elapsed, extra)
     recorder.finish(written, outcome.rounds, outcome.stop_reason)
     return written
+
+
+def stop_run(recorder: Recorder, kept: RunOutcome | None, reason: str) -> None:
+    """Mark the run ``stopped``; with a kept model, write its summary first.
+
+    Parameters
+    ----------
+    recorder : Recorder
+        The run's recorder.
+    kept : RunOutcome | None
+        What the completed rounds produced, the global model of the last one
+        saved (:meth:`~fedapp.flower.strategy.RunStrategy.keep_stopped`); ``None``
+        when no round completed.
+    reason : str
+        Why it stopped (``stopped (SIGTERM)``).
+
+    """
+    if kept is None:
+        recorder.end(RunState.STOPPED, reason)
+        return
+    written = summary(kept, recorder.elapsed) | {"partial": True, "round": kept.rounds_run}
+    recorder.end(RunState.STOPPED, reason, summary=written)
+
+
+def end_unfinished(
+    recorder: Recorder, err: BaseException, keep: Callable[[], RunOutcome | None]
+) -> str | None:
+    """End a run that ``err`` interrupted: ``stopped`` for a stop, else ``failed``.
+
+    Parameters
+    ----------
+    recorder : Recorder
+        The run's recorder.
+    err : BaseException
+        What ended it.
+    keep : Callable[[], RunOutcome | None]
+        Keeps a stopped run's last completed round's model and says what it
+        scores (:meth:`~fedapp.flower.strategy.RunStrategy.keep_stopped`).
+
+    Returns
+    -------
+    str | None
+        The signal that stopped the run, or ``None`` when it failed.
+
+    """
+    stop = stop_signal(err)
+    if stop is None:
+        recorder.end(RunState.FAILED, failure_reason(err))
+        return None
+    try:
+        kept = keep()
+    except Exception:  # keeping the model must never keep the run from being marked stopped
+        logging.getLogger(__name__).warning("could not keep the stopped run's model", exc_info=True)
+        kept = None
+    stop_run(recorder, kept, f"stopped ({stop})")
+    return stop
+
+
+def failure_reason(err: BaseException) -> str:
+    """The innermost message: Flower wraps the app's exception in its own."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return f"{type(err).__name__}: {err}"

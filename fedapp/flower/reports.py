@@ -7,7 +7,8 @@ The run strategy turns each of Flower's ``FitRes``/``EvaluateRes`` into a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,21 +46,101 @@ def weighted_means(reports: Sequence[ClientReport]) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for name in METRIC_NAMES:
-        pairs = [
-            (r.examples, float(r.metrics[name]))
-            for r in reports
-            if name in r.metrics and np.isfinite(float(r.metrics[name]))
-        ]
+        pairs = [(r.examples, float(r.metrics[name])) for r in _scored(reports, name)]
         total = sum(n for n, _ in pairs)
         if total:
             out[name] = sum(n * v for n, v in pairs) / total
     return out
 
 
+def coverage(reports: Sequence[ClientReport]) -> dict[str, int]:
+    """How many clients each of :func:`weighted_means`' metrics is a mean over.
+
+    A client with too few test rows, or test rows of one class, has no AUC:
+    a weighted AUC over 1 of 12 clients is that one client's.
+    """
+    return {name: len(_scored(reports, name)) for name in METRIC_NAMES}
+
+
+def _scored(reports: Sequence[ClientReport], name: str) -> list[ClientReport]:
+    """The reports with a finite value of metric ``name``."""
+    return [r for r in reports if name in r.metrics and np.isfinite(float(r.metrics[name]))]
+
+
+@dataclass(frozen=True)
+class ClientFailure:
+    """A client that was asked for a result in a round and gave none.
+
+    Attributes
+    ----------
+    partition_id : int | None
+        Which institution, when it can be told.
+    reason : str
+        Why, in one line.
+
+    """
+
+    partition_id: int | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry of an event's ``failed`` list."""
+        return {"partition": self.partition_id, "reason": self.reason}
+
+
+def failed_clients(
+    asked: Iterable[int | None],
+    answered: Iterable[int],
+    named: Mapping[int, str],
+    unnamed: Sequence[str],
+) -> list[ClientFailure]:
+    """Which of the clients asked in a round failed, and why.
+
+    Parameters
+    ----------
+    asked : Iterable[int | None]
+        The partitions asked (``None`` for a node whose partition is not known).
+    answered : Iterable[int]
+        The partitions whose results came back.
+    named : Mapping[int, str]
+        Failures whose partition is known (a reply with an error status), by partition.
+    unnamed : Sequence[str]
+        The reasons of failures that name no client (an exception in transport,
+        such as a client process that died). They go to the asked partitions
+        that neither answered nor are in ``named``: the same reason to each when
+        there is one, else all the reasons joined.
+
+    """
+    answered = set(answered)
+    failures = [ClientFailure(pid, reason) for pid, reason in sorted(named.items())]
+    silent = sorted(
+        {p for p in asked if p is not None} - answered - set(named),
+    )
+    reasons = list(dict.fromkeys(short_reason(r) for r in unnamed))
+    if not reasons:
+        return failures
+    shared = reasons[0] if len(reasons) == 1 else "; ".join(reasons)
+    count = len(unnamed)
+    failures += [ClientFailure(pid, shared) for pid in silent[:count]]
+    failures += [ClientFailure(None, shared)] * max(count - len(silent), 0)
+    return failures
+
+
+def short_reason(text: str) -> str:
+    """The first line of what went wrong, without Flower's wrapping around it."""
+    inner = re.search(r"\(reason: (.*?)\)\. It originated", text, re.DOTALL)
+    text = inner.group(1) if inner else text
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("Traceback"):
+            return line
+    return text.strip() or "unknown error"
+
+
 def fit_fields(
     reports: Sequence[ClientReport],
     signals: anomaly.RoundSignals | None,
-    failures: int,
+    failed: Sequence[ClientFailure],
     secure: bool = False,
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, Any]]:
     """The ``metrics``, ``clients`` and extra fields of a round's ``fit`` event.
@@ -70,7 +151,7 @@ def fit_fields(
         The results aggregated, in partition order.
     signals : anomaly.RoundSignals | None
         Their update signals, in the same order; ``None`` when none were scored.
-    failures : int
+    failed : Sequence[ClientFailure]
         Clients that failed the round.
     secure : bool
         Aggregated under SecAgg+: no client's own update exists to score.
@@ -79,8 +160,9 @@ def fit_fields(
     -------
     tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, Any]]
         The mean training loss; each client's loss, examples, signals and
-        (record-level DP) ε; ``failures`` and either ``flagged`` (the
-        partitions the signals flag) or ``secure-aggregation``.
+        (record-level DP) ε; ``failures`` and ``failed`` (:func:`failure_fields`)
+        and either ``flagged`` (the partitions the signals flag) or
+        ``secure-aggregation``.
 
     """
     losses = [float(r.metrics["train-loss"]) for r in reports]
@@ -91,7 +173,7 @@ def fit_fields(
         | privacy.client_fields(r.metrics)
         for r, record in zip(reports, records, strict=True)
     }
-    extra: dict[str, Any] = {"failures": failures}
+    extra: dict[str, Any] = failure_fields(failed)
     if secure:
         # No update was scored, so none is said to be unflagged.
         extra["secure-aggregation"] = True
@@ -103,12 +185,23 @@ def fit_fields(
 
 
 def evaluate_fields(
-    reports: Sequence[ClientReport],
-) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
-    """The ``metrics`` (:func:`weighted_means`) and ``clients`` of a round's ``evaluate`` event."""
+    reports: Sequence[ClientReport], failed: Sequence[ClientFailure] = ()
+) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, Any]]:
+    """The ``metrics`` (:func:`weighted_means`), ``clients`` and extras of an ``evaluate`` event.
+
+    The extra fields say how many clients reported (``reported``), how many
+    each mean covers (``coverage``, :func:`coverage`) and who failed
+    (:func:`failure_fields`).
+    """
     clients = {
         str(r.partition_id): {k: r.metrics[k] for k in METRIC_NAMES if k in r.metrics}
         | {"examples": r.examples}
         for r in reports
     }
-    return weighted_means(reports), clients
+    extra = {"reported": len(reports), "coverage": coverage(reports)} | failure_fields(failed)
+    return weighted_means(reports), clients, extra
+
+
+def failure_fields(failed: Sequence[ClientFailure]) -> dict[str, Any]:
+    """An event's ``failures`` (how many) and ``failed`` (who and why)."""
+    return {"failures": len(failed), "failed": [f.to_dict() for f in failed]}

@@ -7,6 +7,7 @@ data is loaded and checked, and the run directory gets its resolved config.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from fedapp import __version__, data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import secagg
 from fedapp.protection import attacks, privacy
-from fedapp.runs import RunDir
+from fedapp.runs import RunDir, RunState, stop_signal
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -76,26 +77,38 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
         sources: list[str] = []
         notes: list[str] = []
         warnings: list[str] = []
+        files: dict[str, Any] = {}
     else:
         loaded = check(cfg)
         sources = [c.source for c in loaded.clients]
         notes, warnings = list(loaded.notes), list(loaded.warnings)
+        files = data.recorded_settings(cfg, loaded)
     run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
     plugin = registry.get(cfg.strategy)
     resolved = cfg.replace(
-        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path)
+        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path), **files
     )
-    run_dir.write_config(
-        {
-            **resolved.to_dict(),
-            "client-sources": sources,
-            "data-notes": notes,
-            "data-warnings": warnings,
-            "malicious-clients": list(
-                attacks.choose_malicious(cfg.clients, cfg.malicious, cfg.seed)
-            ),
-            "versions": {"fedapp": __version__, "flwr": flwr.__version__},
-        }
-    )
-    run_dir.mark_started(cfg.rounds)
+    try:
+        run_dir.write_config(
+            {
+                **resolved.to_dict(),
+                "client-sources": sources,
+                "data-notes": notes,
+                "data-warnings": warnings,
+                "malicious-clients": list(
+                    attacks.choose_malicious(cfg.clients, cfg.malicious, cfg.seed)
+                ),
+                "versions": {"fedapp": __version__, "flwr": flwr.__version__},
+            }
+        )
+        run_dir.mark_started(cfg.rounds)
+    except BaseException as err:
+        # Stopped (or failed) between the claim and the first status: say so
+        # rather than leave a directory that looks like a run starting for ever.
+        stop = stop_signal(err)
+        state = RunState.FAILED if stop is None else RunState.STOPPED
+        reason = f"{type(err).__name__}: {err}" if stop is None else f"stopped ({stop})"
+        with contextlib.suppress(OSError):
+            run_dir.set_status(state, 0, cfg.rounds, error=reason)
+        raise
     return run_dir

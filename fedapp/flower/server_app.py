@@ -19,7 +19,7 @@ from flwr.server.compat import start_grid
 
 from fedapp.flower import secagg
 from fedapp.flower.client_manager import SeededClientManager
-from fedapp.flower.outcome import finish_run
+from fedapp.flower.outcome import end_unfinished, finish_run
 from fedapp.flower.run_setup import prepare_run
 from fedapp.flower.strategy import RunStrategy
 from fedapp.runs import Recorder
@@ -79,9 +79,19 @@ def build_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = run_rounds(grid, context, components_fn(context))
-        if finish:
-            finish_run(strategy.recorder, strategy.outcome)
+        components = components_fn(context)
+        strategy = components.strategy
+        assert isinstance(strategy, RunStrategy)
+        try:
+            run_rounds(grid, context, components)
+            if finish:
+                finish_run(strategy.recorder, strategy.outcome)
+        except BaseException as err:
+            # Deployed, this process is the run's only recorder: a failure or
+            # a stop must reach status.json (the simulation driver does its own).
+            if finish:
+                end_unfinished(strategy.recorder, err, strategy.keep_stopped)
+            raise
 
     return app
 

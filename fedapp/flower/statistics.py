@@ -17,8 +17,8 @@ answers: the partition id, the schema and the statistics, both as JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from logging import WARNING
 from typing import Any
@@ -34,13 +34,20 @@ STATISTICS_TIMEOUT = 600.0
 WAIT_SLICE = 10.0
 
 
+# Told (done, total) as the clients connect and as their replies come in.
+Progress = Callable[[str, int, int], None]
+
+
 def wait_for_clients(
     client_manager: ClientManager,
     clients: int,
     timeout: float = STATISTICS_TIMEOUT,
     wait_slice: float = WAIT_SLICE,
+    progress: Progress | None = None,
 ) -> None:
     """Block until ``clients`` clients are connected, logging every ``wait_slice`` seconds.
+
+    ``progress`` is told ``("clients", connected, clients)`` as they connect.
 
     Raises
     ------
@@ -49,15 +56,22 @@ def wait_for_clients(
 
     """
     waited = 0.0
-    while not client_manager.wait_for(clients, timeout=wait_slice):  # type: ignore[arg-type]
-        waited += wait_slice
+    # Short waits while a progress display follows the count; the log stays per slice.
+    step = min(wait_slice, 1.0) if progress else wait_slice
+    logged = 0.0
+    while not client_manager.wait_for(clients, timeout=step):  # type: ignore[arg-type]
+        waited += step
         connected = client_manager.num_available()
+        if progress:
+            progress("clients", connected, clients)
         if waited >= timeout:
             raise RuntimeError(
                 f"only {connected} of {clients} clients connected within "
                 f"{waited:g} s; set `clients` to the federation's number of SuperNodes"
             )
-        log(WARNING, "waiting for clients: %s of %s connected", connected, clients)
+        if waited - logged >= wait_slice:
+            logged = waited
+            log(WARNING, "waiting for clients: %s of %s connected", connected, clients)
 
 
 def query_statistics(
@@ -65,8 +79,13 @@ def query_statistics(
     clients: int,
     timeout: float = STATISTICS_TIMEOUT,
     wait_slice: float = WAIT_SLICE,
+    progress: Progress | None = None,
 ) -> dict[str, dict[str, Scalar]]:
     """Ask every connected client for its statistics, once ``clients`` are connected.
+
+    ``progress`` is told ``("clients", connected, clients)`` while they connect,
+    then ``("statistics", replies, clients)`` as the replies come in (in a
+    simulation, the first replies wait for the client processes to boot).
 
     Returns
     -------
@@ -80,12 +99,18 @@ def query_statistics(
         answers with an error or without statistics.
 
     """
-    wait_for_clients(client_manager, clients, timeout, wait_slice)
+    wait_for_clients(client_manager, clients, timeout, wait_slice, progress)
     proxies = list(client_manager.all().values())
     ins = GetPropertiesIns({STATISTICS_QUERY: True})
+    if progress:
+        progress("statistics", 0, len(proxies))
     # In parallel: a deployed client may take a while to read its rows.
     with ThreadPoolExecutor(max_workers=min(len(proxies), 16)) as pool:
-        answers = list(pool.map(lambda p: p.get_properties(ins, timeout, 0), proxies))
+        futures = [pool.submit(p.get_properties, ins, timeout, 0) for p in proxies]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            if progress:
+                progress("statistics", done, len(proxies))
+        answers = [future.result() for future in futures]
     replies = {}
     for proxy, answer in zip(proxies, answers, strict=True):
         if answer.status.code != Code.OK or "statistics" not in answer.properties:

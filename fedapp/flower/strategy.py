@@ -19,6 +19,9 @@ It never ends the run: once Flower's loop returns, the driver reads
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 from flwr.common import (
     EvaluateIns,
     EvaluateRes,
@@ -80,6 +83,16 @@ class RunStrategy(Strategy):
         self.final: dict[str, dict[str, float]] = {}
         self.rounds_run = 0
         self._round_start: NDArrays | None = None
+        # The partitions asked in the current round, by stage.
+        self._asked: dict[Stage, list[int | None]] = {}
+        # (round, partition) of every client-round that failed.
+        self.failed_client_rounds: set[tuple[int, int | str]] = set()
+        # The newest global weights and the last central and federated scores,
+        # by round: what a stopped run keeps.
+        self._latest: NDArrays | None = None
+        self._scored: dict[str, tuple[int, dict[str, float]]] = {}
+        # Flower's server thread may still be evaluating when a stop comes.
+        self._model_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RunStrategy({self.cfg.strategy})"
@@ -101,12 +114,15 @@ class RunStrategy(Strategy):
             federated_evaluation=self.final.get("federated_evaluation"),
             privacy=self.privacy.summary() if self.privacy.active else None,
             preprocessing=self.preprocessing,
+            failed_client_rounds=len(self.failed_client_rounds),
         )
 
     # -- set-up ---------------------------------------------------------
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
         """Gather statistics, fit preprocessing, build the model and the plugin's strategy."""
-        replies = statistics.query_statistics(client_manager, self.cfg.clients)
+        replies = statistics.query_statistics(
+            client_manager, self.cfg.clients, progress=self._setup_progress
+        )
         self.setup = statistics.federation_setup(replies, self.cfg)
         self.client_manager.partition_of.update(self.setup.partition_of)
         self.preprocessing = self.setup.preprocessor.to_json()
@@ -128,7 +144,7 @@ class RunStrategy(Strategy):
         # The reference of the round's updates, whatever the plugin keeps itself.
         self._round_start = parameters_to_ndarrays(parameters)
         chosen = self.inner.configure_fit(server_round, parameters, client_manager)
-        return self._with_config(chosen, server_round)
+        return self._with_config(chosen, server_round, Stage.FIT)
 
     def aggregate_fit(
         self,
@@ -137,15 +153,19 @@ class RunStrategy(Strategy):
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         """Aggregate in partition order; record the round, its signals and its ε."""
+        failed = self._failed(server_round, Stage.FIT, results, failures)
         if not results:
+            self.recorder.event(
+                server_round, Stage.FIT, Scope.FEDERATED, {}, **reports.failure_fields(failed)
+            )
             raise RuntimeError(
-                f"round {server_round}: no client finished fitting ({_describe(failures)})"
+                f"round {server_round}: no client finished fitting ({_describe(failed)})"
             )
         # Record-level DP: a client whose budget is spent sends no update.
         admitted = [r for r in _by_partition(results) if self._admits(r[1])]
         out: tuple[Parameters | None, dict[str, Scalar]] = (None, {})
         if admitted:
-            out = self._aggregate(server_round, admitted, failures)
+            out = self._aggregate(server_round, admitted, failures, failed)
         self._account(server_round)
         return out
 
@@ -156,17 +176,46 @@ class RunStrategy(Strategy):
         assert self.central is not None
         if not self.plan.includes(server_round):
             return None
-        self.rounds_run = server_round
         weights, last = parameters_to_ndarrays(parameters), self.plan.is_last(server_round)
-        if last:
-            self.central.save(weights, self.recorder.run_dir.model_file)
-        if not self.central.is_due(server_round, self.plan.last_round):
-            return None
-        metrics = self.central.score(weights)
+        with self._model_lock:
+            self.rounds_run, self._latest = server_round, weights
+            if last:
+                self._keep(weights, server_round)
+            if not self.central.is_due(server_round, self.plan.last_round):
+                return None
+            metrics = self.central.score(weights)
+        self._scored["federated"] = (server_round, metrics)
         self.recorder.event(server_round, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
         if last:
             self.final["federated"] = metrics
         return metrics["loss"], dict(metrics)
+
+    def keep_stopped(self, timeout: float = 30.0) -> RunOutcome | None:
+        """Keep the last completed round's global model of a stopped run, and say what it scores.
+
+        Saves ``model.keras`` (and ``curves.json``) of round ``r``, the last
+        one whose global model exists, and returns the outcome of a run of
+        ``r`` rounds: its central scores, and the clients' own evaluation if
+        round ``r`` got one. ``None`` before round 1 has a model.
+        """
+        if self.central is None or self._latest is None or self.rounds_run < 1:
+            return None
+        if not self._model_lock.acquire(timeout=timeout):
+            return None  # the server thread holds the model: keep nothing rather than wait
+        try:
+            last, weights = self.rounds_run, self._latest
+            self._keep(weights, last)
+            scored = self._scored.get("federated")
+            central = None
+            if self.central.test is not None:
+                central = scored[1] if scored and scored[0] == last else self.central.score(weights)
+        finally:
+            self._model_lock.release()
+        evaluated = self._scored.get("federated_evaluation")
+        own = evaluated[1] if evaluated and evaluated[0] == last else None
+        return dataclasses.replace(
+            self.outcome, rounds=last, federated=central, federated_evaluation=own
+        )
 
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
@@ -176,7 +225,7 @@ class RunStrategy(Strategy):
             return []
         assert self.inner is not None
         chosen = self.inner.configure_evaluate(server_round, parameters, client_manager)
-        return self._with_config(chosen, server_round)
+        return self._with_config(chosen, server_round, Stage.EVALUATE)
 
     def aggregate_evaluate(
         self,
@@ -184,22 +233,71 @@ class RunStrategy(Strategy):
         results: list[tuple[ClientProxy, EvaluateRes]],
         failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
     ) -> tuple[float | None, dict[str, Scalar]]:
-        """Example-weighted mean of the clients' own-test metrics, recorded per client."""
-        metrics, clients = reports.evaluate_fields([_report(r) for _, r in _by_partition(results)])
+        """Example-weighted mean of the clients' own-test metrics, recorded per client.
+
+        A round whose clients all failed to evaluate ends the run: it would
+        have no federated result.
+        """
+        failed = self._failed(server_round, Stage.EVALUATE, results, failures)
+        answers = [_report(r) for _, r in _by_partition(results)]
+        metrics, clients, extra = reports.evaluate_fields(answers, failed)
         self.recorder.event(
-            server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients, failures=len(failures)
+            server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients, **extra
         )
+        if not results and failed:
+            raise RuntimeError(
+                f"round {server_round}: no client finished evaluating ({_describe(failed)})"
+            )
         self.recorder.progress(server_round)
+        self._scored["federated_evaluation"] = (server_round, metrics)
         if self.plan.is_last(server_round):
             self.final["federated_evaluation"] = metrics
         return metrics.get("loss"), dict(metrics)
 
     # -- hooks ----------------------------------------------------------
-    def _with_config(self, instructions: list, server_round: int) -> list:
+    def _setup_progress(self, step: str, done: int, total: int) -> None:
+        label = _SETUP_LABELS[step]
+        self.recorder.phase(step, label, done, total)
+
+    def _keep(self, weights: NDArrays, server_round: int) -> None:
+        """Save the global model of ``server_round`` and, with a test set, its curves."""
+        assert self.central is not None
+        run_dir = self.recorder.run_dir
+        self.central.save(weights, run_dir.model_file)
+        if self.central.test is not None:
+            run_dir.write_curves({"round": server_round, **self.central.curves(weights)})
+
+    def _with_config(self, instructions: list, server_round: int, stage: Stage) -> list:
+        partition_of = self.client_manager.partition_of
+        self._asked[stage] = [partition_of.get(proxy.cid) for proxy, _ in instructions]
         for _, ins in instructions:
             ins.config[PREPROCESSING_KEY] = self.preprocessing
             ins.config[ROUND_KEY] = server_round
         return instructions
+
+    def _failed(
+        self, server_round: int, stage: Stage, results: list, failures: list
+    ) -> list[reports.ClientFailure]:
+        """Who of the round's asked clients gave no result, and why; counted for the summary."""
+        partition_of = self.client_manager.partition_of
+        named: dict[int, str] = {}
+        unnamed: list[str] = []
+        for failure in failures:
+            if isinstance(failure, BaseException):
+                unnamed.append(f"{type(failure).__name__}: {failure}")
+                continue
+            proxy, res = failure
+            pid = partition_of.get(proxy.cid)
+            if pid is None:
+                unnamed.append(res.status.message)
+            else:
+                named[pid] = reports.short_reason(res.status.message)
+        answered = [int(res.metrics[PARTITION_KEY]) for _, res in results]
+        failed = reports.failed_clients(self._asked.get(stage, []), answered, named, unnamed)
+        for index, failure in enumerate(failed):
+            key = failure.partition_id if failure.partition_id is not None else f"?{index}"
+            self.failed_client_rounds.add((server_round, key))
+        return failed
 
     def _admits(self, res: FitRes) -> bool:
         report = _report(res)
@@ -210,6 +308,7 @@ class RunStrategy(Strategy):
         server_round: int,
         results: list[tuple[ClientProxy, FitRes]],
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
+        failed: list[reports.ClientFailure],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         assert self.inner is not None
         # Read before the plugin aggregates: a wrapper may clip the results in place.
@@ -217,7 +316,7 @@ class RunStrategy(Strategy):
         aggregated, fit_metrics = self.inner.aggregate_fit(server_round, results, failures)
         signals = self._signals(sent, aggregated)
         metrics, clients, extra = reports.fit_fields(
-            [_report(r) for _, r in results], signals, len(failures),
+            [_report(r) for _, r in results], signals, failed,
             secure=self.cfg.secure_aggregation,
         )  # fmt: skip
         self.recorder.event(server_round, Stage.FIT, Scope.FEDERATED, metrics, clients, **extra)
@@ -243,6 +342,13 @@ class RunStrategy(Strategy):
         self.plan.end_if_spent(server_round, self.privacy)
 
 
+# How the steps before round 1 read in a progress display.
+_SETUP_LABELS = {
+    "clients": "waiting for the clients to connect",
+    "statistics": "collecting the clients' statistics",
+}
+
+
 def _report(res: FitRes | EvaluateRes) -> reports.ClientReport:
     return reports.ClientReport(int(res.metrics[PARTITION_KEY]), res.num_examples, res.metrics)
 
@@ -251,10 +357,7 @@ def _by_partition(results: list) -> list:
     return sorted(results, key=lambda r: int(r[1].metrics[PARTITION_KEY]))
 
 
-def _describe(failures: list) -> str:
-    if not failures:
-        return "no results"
-    first = failures[0]
-    if isinstance(first, BaseException):
-        return f"{len(failures)} failed, first: {first!r}"
-    return f"{len(failures)} failed, first: {first[1].status.message}"
+def _describe(failed: list[reports.ClientFailure]) -> str:
+    if not failed:
+        return "no client was asked"
+    return f"{len(failed)} failed, first: {failed[0].reason}"

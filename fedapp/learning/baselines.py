@@ -15,7 +15,7 @@ place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from fedapp import data
@@ -132,7 +132,10 @@ def centralized(
 
 
 def local_only(
-    cfg: RunConfig, prep: Preprocessor, trainer: GlobalTestTrainer | None = None
+    cfg: RunConfig,
+    prep: Preprocessor,
+    trainer: GlobalTestTrainer | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Train one model per client on its own training rows only.
 
@@ -145,6 +148,8 @@ def local_only(
         sharing it keeps the comparison about the model alone).
     trainer : GlobalTestTrainer | None
         A trainer to reuse (its compiled model); ``None`` builds one.
+    progress : Callable[[int], None] | None
+        Told how many clients' models are done after each one.
 
     Returns
     -------
@@ -154,10 +159,12 @@ def local_only(
 
     """
     trainer = trainer or GlobalTestTrainer(cfg, prep)
-    return {
-        str(pid): trainer.score(data.client_share(cfg, pid).train, shuffle_seed(cfg, pid))
-        for pid in range(cfg.clients)
-    }
+    scores = {}
+    for pid in range(cfg.clients):
+        scores[str(pid)] = trainer.score(data.client_share(cfg, pid).train, shuffle_seed(cfg, pid))
+        if progress:
+            progress(pid + 1)
+    return scores
 
 
 def gap(federated: Mapping[str, float], centralized: Mapping[str, float]) -> dict[str, float]:

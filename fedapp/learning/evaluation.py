@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.model import FedModel, build_model, evaluate
+from fedapp.learning.curves import binary_curves
+from fedapp.learning.model import FedModel, build_model, evaluate, predict
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -81,7 +83,28 @@ class CentralEvaluator:
         self.model.set_weights(list(weights))
         return evaluate(self.model, *self.test)
 
-    def save(self, weights: Sequence[np.ndarray], path: Path) -> None:
-        """Save the model with ``weights`` to ``path`` (``model.keras``)."""
+    def curves(self, weights: Sequence[np.ndarray]) -> dict:
+        """:func:`~fedapp.learning.curves.binary_curves` of ``weights`` on the test set.
+
+        Raises
+        ------
+        ValueError
+            When the server holds no test set.
+
+        """
+        if self.test is None:
+            raise ValueError("the server holds no test set to score on")
         self.model.set_weights(list(weights))
-        self.model.save(path)
+        x, y = self.test
+        return binary_curves(y, predict(self.model, x))
+
+    def save(self, weights: Sequence[np.ndarray], path: Path) -> None:
+        """Save the model with ``weights`` to ``path`` (``model.keras``).
+
+        What is saved is a plain functional Keras model over the same layers:
+        training's own model class (FedProx's loss term) stays out of the
+        file, so any Keras loads it without fedapp.
+        """
+        self.model.set_weights(list(weights))
+        plain = keras.Model(self.model.inputs, self.model.outputs, name="fedapp_model")
+        plain.save(path)

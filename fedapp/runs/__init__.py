@@ -14,9 +14,9 @@ from fedapp.runs.directory import (
     new_run_id,
     write_json_atomic,
 )
-from fedapp.runs.events import Event, Scope, Stage
-from fedapp.runs.recorder import EventListener, Recorder
-from fedapp.runs.state import RunState
+from fedapp.runs.events import Event, Phase, Scope, Stage
+from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
+from fedapp.runs.state import RunState, sigterm_stops, stop_signal
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "STATES",
     "Event",
     "EventListener",
+    "Phase",
+    "PhaseListener",
     "Recorder",
     "RunDir",
     "RunState",
@@ -37,5 +39,7 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "process_alive",
+    "sigterm_stops",
+    "stop_signal",
     "write_json_atomic",
 ]

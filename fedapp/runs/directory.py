@@ -10,6 +10,8 @@ and the benchmarks use this module and never the engine.
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import math
 import os
@@ -48,6 +50,10 @@ METRIC_LABELS = {
 # What `status.json` says about the process running the run.
 _PROCESS_FIELDS = ("pid", "host", "started")
 
+# Space a running run keeps for its last status.json: released and reused
+# when the disk fills, so the run can still say how it ended.
+_RESERVE_BYTES = 64 * 1024
+
 
 def new_run_id(name: str) -> str:
     """A fresh run directory name: ``<date>-<time>-<name>-<4 hex digits>``."""
@@ -78,10 +84,30 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _file_mode() -> int:
+    """The mode a new file gets from this process's umask (``0o644`` under the usual ``022``)."""
+    try:  # Linux says it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half."""
+    """Write JSON so that readers see the old file or the new one, never half.
+
+    The file gets the mode any new file of this process gets (from its umask),
+    as ``metrics.jsonl`` does: a run's files are all readable alike.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        # mkstemp makes the temporary file 0600, whatever the umask says.
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(json_safe(data), handle, indent=2)
         os.replace(tmp, path)
@@ -129,6 +155,11 @@ class RunDir:
     def curves_file(self) -> Path:  # noqa: D102
         return self.path / "curves.json"
 
+    @property
+    def reserve_file(self) -> Path:
+        """The space a running run keeps for its final ``status.json``."""
+        return self.path / ".status-reserve"
+
     @classmethod
     def create(cls, path: Path | None, root: Path, name: str) -> RunDir:
         """Make a new run directory; never reuse one that holds a run.
@@ -146,12 +177,22 @@ class RunDir:
         """
         if path is None:
             path = root / new_run_id(name)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and not path.is_dir():
             raise UsageError(
-                f"run directory {path} already exists and is not empty; choose another --run-dir"
+                f"run directory {path} is a file, not a directory; choose another --run-dir"
             )
+        taken = UsageError(
+            f"run directory {path} already exists and is not empty; choose another --run-dir"
+        )
+        if path.exists() and any(path.iterdir()):
+            raise taken
         try:
             path.mkdir(parents=True, exist_ok=True)
+            # The claim: of processes creating the same directory at once,
+            # exactly one creates its config.json (O_EXCL); the others lose.
+            os.close(os.open(path / "config.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            raise taken from None
         except OSError as err:
             raise UsageError(f"cannot create run directory {path}: {err.strerror}") from err
         return cls(path)
@@ -191,10 +232,24 @@ class RunDir:
             except (OSError, ValueError):
                 pass
         status = {"state": str(state), "round": round_, "rounds": rounds, "error": error}
-        write_json_atomic(self.status_file, {**status, **kept, **extra})
+        try:
+            write_json_atomic(self.status_file, {**status, **kept, **extra})
+        except OSError as err:
+            if err.errno != errno.ENOSPC or not self.reserve_file.exists():
+                raise
+            # The disk is full: the reserved space is what this write is kept for.
+            self.reserve_file.unlink()
+            write_json_atomic(self.status_file, {**status, **kept, **extra})
+        if state is not RunState.RUNNING:
+            self.reserve_file.unlink(missing_ok=True)
 
     def mark_started(self, rounds: int) -> None:
-        """Record the run as ``running`` in this process, from now."""
+        """Record the run as ``running`` in this process, from now.
+
+        It also reserves the space of the run's last ``status.json``
+        (:attr:`reserve_file`), so that a run the full disk ends still records
+        how it ended.
+        """
         self.set_status(
             RunState.RUNNING,
             0,
@@ -203,6 +258,11 @@ class RunDir:
             host=socket.gethostname(),
             started=time.time(),
         )
+        try:
+            with self.reserve_file.open("wb") as handle:
+                handle.write(bytes(_RESERVE_BYTES))
+        except OSError:
+            self.reserve_file.unlink(missing_ok=True)  # the disk is full already
 
     def append_metrics(self, event: dict[str, Any]) -> None:
         """Append one event as a line of ``metrics.jsonl``."""

@@ -100,3 +100,30 @@ class Event:
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"not a metrics.jsonl event: {err}") from None
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A step of a run outside its rounds, in ``status.json`` while it lasts.
+
+    Attributes
+    ----------
+    name : str
+        ``engine``, ``clients``, ``statistics`` or ``baselines``.
+    label : str
+        What it does, as people read it.
+    done : int
+        How much of it is done.
+    total : int
+        How much there is (0: the step has no count).
+
+    """
+
+    name: str
+    label: str
+    done: int = 0
+    total: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``status.json``'s ``phase``."""
+        return {"name": self.name, "label": self.label, "done": self.done, "total": self.total}

@@ -7,15 +7,17 @@ reports through a :class:`Recorder`; it is the only code that appends to
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fedapp.runs.directory import RunDir
-from fedapp.runs.events import Event, Scope, Stage
+from fedapp.runs.events import Event, Phase, Scope, Stage
 from fedapp.runs.state import RunState
 
 EventListener = Callable[[Event], None]
+PhaseListener = Callable[[Phase], None]
 
 
 class Recorder:
@@ -29,13 +31,22 @@ class Recorder:
         The rounds the run was asked for (``status.json``'s ``rounds``).
     on_event : EventListener | None
         Called with every event after it is written (a progress display).
+    on_phase : PhaseListener | None
+        Called with every step outside the rounds (start-up, baselines).
 
     """
 
-    def __init__(self, run_dir: RunDir, rounds: int, on_event: EventListener | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: RunDir,
+        rounds: int,
+        on_event: EventListener | None = None,
+        on_phase: PhaseListener | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.rounds = rounds
         self.on_event = on_event
+        self.on_phase = on_phase
         self.round = 0
         self._started = time.monotonic()
 
@@ -62,6 +73,13 @@ class Recorder:
             self.on_event(event)
         return event
 
+    def phase(self, name: str, label: str, done: int = 0, total: int = 0) -> None:
+        """Say what the run does outside its rounds; the next round's progress clears it."""
+        phase = Phase(name, label, done, total)
+        self.run_dir.set_status(RunState.RUNNING, self.round, self.rounds, phase=phase.to_dict())
+        if self.on_phase is not None:
+            self.on_phase(phase)
+
     def progress(self, server_round: int) -> None:
         """Mark round ``server_round`` done: the run is ``running`` there."""
         self.round = server_round
@@ -76,12 +94,29 @@ class Recorder:
         extra = {"reason": reason} if reason else {}
         self.run_dir.set_status(RunState.FINISHED, last_round, self.rounds, **extra)
 
-    def end(self, state: RunState, reason: str) -> None:
-        """Mark the run ``failed`` or ``stopped`` at the last round it reached, saying why."""
+    def end(self, state: RunState, reason: str, summary: Mapping[str, Any] | None = None) -> None:
+        """Mark the run ``failed`` or ``stopped`` at the last round it reached, saying why.
+
+        A stopped run that kept the model of a completed round has its
+        ``summary`` written first, as :meth:`finish` does.
+        """
         if state not in (RunState.FAILED, RunState.STOPPED):
             raise ValueError(f"a run ends failed or stopped this way, not {state}")
+        if summary is not None:
+            try:
+                self.run_dir.write_summary(dict(summary))
+            except OSError as err:
+                sys.stderr.write(f"fedapp: could not write the stopped run's summary: {err}\n")
         try:
             current = int(self.run_dir.read_status().get("round", self.round))
         except (OSError, ValueError):
             current = self.round
-        self.run_dir.set_status(state, current, self.rounds, error=reason)
+        try:
+            self.run_dir.set_status(state, current, self.rounds, error=reason)
+        except OSError as err:
+            # The caller is ending the run for a reason of its own, which must
+            # not be masked; the reason at least reaches the person watching.
+            sys.stderr.write(
+                f"fedapp: could not record run {self.run_dir.run_id} as {state} "
+                f"({err.strerror or err}); it ended so: {reason}\n"
+            )

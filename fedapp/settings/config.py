@@ -93,7 +93,9 @@ class RunConfig(BaseModel):
 
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    # No setting means anything at infinity or NaN, and a run would only fail
+    # on one mid-way: refused with the declared range (a "finite number").
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
     # --- Data ---------------------------------------------------------------
     data: str = setting(
@@ -129,7 +131,18 @@ class RunConfig(BaseModel):
     categorical: _Strings = setting(
         (), section=DATA, unset="none", label="Categorical columns",
         help="Columns to treat as categorical even if they look numeric (codes, or a "
-        "numeric column with typos).",
+        "numeric column with typos), whatever their number of values.",
+    )  # fmt: skip
+    missing_values: _Strings = setting(
+        (), section=DATA, unset="none", label="Missing-value markers",
+        help="Further values that mean missing, read as blanks in every column (e.g. '?', "
+        "'-' or -999); blanks, NA, N/A, null and NaN always are.",
+    )  # fmt: skip
+    max_categories: int = setting(
+        50, section=DATA, gt=0,
+        help="Most distinct values of a column typed categorical by inference; one with more "
+        "(a mistyped number, an identifier, free text) is refused: --drop it, or name it in "
+        "--categorical.",
     )  # fmt: skip
     min_category_count: int = setting(
         5, section=DATA, gt=0,
@@ -140,8 +153,16 @@ class RunConfig(BaseModel):
         help="Share of each client's rows held out for evaluation (stratified).",
     )  # fmt: skip
     seed: int = setting(
-        42, section=DATA, ge=0,
+        # 32 bits, as NumPy's legacy seeds; Keras' initialisers take seed * 1000 + layer,
+        # which a larger seed overflows (an int64) only once the run has started.
+        42, section=DATA, ge=0, le=2**32 - 1,
         help="Seed of the demo table, the split, initial weights, sampling and shuffling.",
+    )  # fmt: skip
+    data_sha256: _Strings = setting(
+        (), section=DATA, cli=False, unset="not checked", label="Data SHA-256",
+        help="SHA-256 of each data file (data, or each client-data file in order), as a "
+        "run's config.json records them: a file whose content differs is reported with a "
+        "warning.",
     )  # fmt: skip
 
     # --- Institutions ---------------------------------------------------------

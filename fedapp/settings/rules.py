@@ -94,6 +94,33 @@ def _check_data(cfg: RunConfig) -> None:
         raise UsageError("partition 'nodes' needs data = 'node' (a deployed federation)")
     if not cfg.is_demo and cfg.target is None:
         raise UsageError("--target is required with --data or --client-data")
+    _check_target(cfg)
+    files = len(cfg.client_data) or (0 if cfg.data in (DEMO_DATA, NODE_DATA) else 1)
+    if cfg.data_sha256 and len(cfg.data_sha256) != files:
+        setting = "client-data" if cfg.client_data else "data"
+        raise UsageError(
+            f"data-sha256 holds {_count(len(cfg.data_sha256), 'hash', 'hashes')} but there "
+            f"are {_count(files, 'data file', 'data files')} ({setting}); give one per file, "
+            "in order, or none"
+        )
+
+
+def _check_target(cfg: RunConfig) -> None:
+    """The target is what the model predicts: never left out, an identifier or a split."""
+    target = cfg.resolved_target
+    roles = (("drop", cfg.drop, "left out"), ("id-column", (cfg.id_column,), "an identifier"))
+    for key, given, role in roles:
+        if target in given:
+            raise UsageError(
+                f"--{key} {target}: '{target}' is the target column (--target); it cannot "
+                f"also be {role}"
+            )
+    spec = cfg.partition_spec
+    if spec is not None and spec.column == target:
+        raise UsageError(
+            f"partition {spec} splits by the target column: every client would hold a "
+            "single class; split by another column, or use dirichlet:ALPHA for label skew"
+        )
 
 
 def _check_secure_aggregation(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
@@ -142,3 +169,7 @@ def _check_privacy(cfg: RunConfig) -> None:
         raise UsageError("target-epsilon needs --dp central or --dp record")
     if cfg.dp_clipping == DpClipping.CLIENT and cfg.dp != DpMode.CENTRAL:
         raise UsageError("dp-clipping client needs --dp central")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

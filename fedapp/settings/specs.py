@@ -65,8 +65,13 @@ class PartitionSpec(_Spec):
 
     def __post_init__(self) -> None:
         if self.kind in ("dirichlet", "quantity"):
-            if self.alpha is None or not (math.isfinite(self.alpha) and self.alpha > 0):
+            if self.alpha is None or not self.alpha > 0:
                 raise UsageError(f"partition '{self}': {self.kind} alpha must be > 0")
+            if not math.isfinite(self.alpha):
+                raise UsageError(
+                    f"partition '{self}': {self.kind} alpha must be a finite number > 0 (the "
+                    "larger, the more even the split; for an even split use iid)"
+                )
         elif self.kind == "column":
             if not self.column:
                 raise UsageError(f"partition '{self}' is not one of: {PARTITIONS}")

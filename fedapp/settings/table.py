@@ -317,6 +317,11 @@ def usage_error(
         return UsageError(f"{where}unknown setting '{first['loc'][0]}'")
     entry = table[name]
     value = given.get(name, given.get(entry.key))
+    if first["type"] == "finite_number":
+        limits = entry.range_text()
+        return UsageError(
+            f"{entry.key} must be a finite number{' ' + limits if limits else ''}, got {value}"
+        )
     if first["type"] in _RANGE_ERRORS:
         bound = None
         if entry.at_most is not None:

@@ -68,6 +68,7 @@ def test_json_lists_each_run_newest_first(folder: Path) -> None:
         "rounds": 3,
         "strategy": "fedprox (proximal-mu 0.1)",
         "federated_auc": 0.712345,
+        "model_round": None,
         "wall_seconds": 17.5,
         "path": str(folder / "done"),
     }
@@ -93,3 +94,18 @@ def test_an_empty_or_missing_folder_lists_no_runs(tmp_path: Path) -> None:
     # Assert
     assert (listed.exit_code, json.loads(listed.stdout)) == (0, [])
     assert told.exit_code == 0 and "no runs in" in told.stderr
+
+
+def test_a_stopped_run_shows_the_auc_of_the_round_it_kept(tmp_path: Path) -> None:
+    # Prepare: stopped after round 2 of 5, its model of round 2 kept
+    run = make_run(tmp_path, "cut", RunState.STOPPED, 2, error="stopped (SIGTERM)")
+    run.write_summary({**SUMMARY, "partial": True, "round": 2})
+
+    # Execute
+    listed = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path), "--json"])
+    table = runner.invoke(app, ["runs", "--runs-dir", str(tmp_path)], terminal_width=200)
+
+    # Assert
+    [row] = json.loads(listed.stdout)
+    assert (row["state"], row["federated_auc"], row["model_round"]) == ("stopped", 0.712345, 2)
+    assert "0.7123 (round 2)" in table.stdout

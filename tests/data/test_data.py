@@ -41,6 +41,28 @@ def test_partition_spec_parsing() -> None:
             PartitionSpec.parse(bad)
 
 
+@pytest.mark.parametrize("kind", ["dirichlet", "quantity"])
+def test_an_alpha_no_draw_can_use_never_asks_for_a_larger_one(kind: str) -> None:
+    # Prepare
+    frame = pd.DataFrame({TARGET: [0, 1] * 50})
+
+    # Execute
+    with pytest.raises(UsageError) as infinite:
+        PartitionSpec.parse(f"{kind}:inf")
+    with pytest.raises(UsageError) as huge:
+        partition(frame, PartitionSpec.parse(f"{kind}:1e308"), 4, TARGET, 0)
+
+    # Assert
+    assert str(infinite.value) == (
+        f"partition '{kind}:inf': {kind} alpha must be a finite number > 0 (the larger, the "
+        "more even the split; for an even split use iid)"
+    )
+    assert str(huge.value) == (
+        f"{kind}:1e+308: alpha is too large to draw shares from (so large an alpha is an "
+        "even split: use iid)"
+    )
+
+
 def test_iid_deals_every_row_once() -> None:
     parts = iid(103, 4, np.random.default_rng(0))
     assert sorted(np.concatenate(parts).tolist()) == list(range(103))
@@ -121,6 +143,36 @@ def test_federated_statistics_equal_pooled_statistics(small_cfg: RunConfig) -> N
     assert merged["categorical"] == pooled["categorical"]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        3e9 + np.arange(4.0),  # std 1.118
+        1.7e12 + np.random.default_rng(0).uniform(0, 1000, 600).round(),  # ms in one second
+        -5e9 + np.random.default_rng(1).normal(0, 3, 300),
+        np.random.default_rng(2).normal(40, 12, 500),
+    ],
+    ids=["offset-3e9", "ms-timestamps", "negative-offset", "plain"],
+)
+def test_federated_standardisation_matches_numpy_on_a_large_offset(values: np.ndarray) -> None:
+    # Prepare: uneven clients, one of which has only blanks in the column
+    schema = Schema(("t",), (), TARGET)
+    chunks = [
+        values[:1],
+        values[1 : len(values) // 3],
+        [np.nan, np.nan],
+        values[len(values) // 3 :],
+    ]
+    frames = [pd.DataFrame({"t": c, TARGET: np.zeros(len(c), int)}) for c in chunks]
+
+    # Execute
+    merged = merge_statistics(local_statistics(f, schema, 1) for f in frames)
+    [(_, mean, std)] = Preprocessor.fit(merged, schema, 1).numeric
+
+    # Assert: to within what a float64 mean at that offset can say (its last bit)
+    assert mean == pytest.approx(np.mean(values), rel=1e-15)
+    assert std == pytest.approx(np.std(values), rel=1e-6)
+
+
 def test_statistics_hold_only_aggregates() -> None:
     frame = pd.DataFrame(
         {
@@ -133,7 +185,8 @@ def test_statistics_hold_only_aggregates() -> None:
     assert stats == {
         "rows": 4,
         "positives": 2,
-        "numeric": {"x": [3.0, 7.0, 21.0]},
+        # count, mean and sum of squared deviations (M2) of 1, 2, 4
+        "numeric": {"x": [3.0, pytest.approx(7 / 3), pytest.approx(42 / 9)]},
         "categorical": {"plan": {"a": 3}},  # "rare" (1 < 2) is never reported
     }
     json.dumps(stats)
@@ -144,7 +197,7 @@ def test_preprocessor_standardises_imputes_and_folds_rare_categories() -> None:
     stats = {
         "rows": 4,
         "positives": 1,
-        "numeric": {"x": [2.0, 4.0, 10.0]},  # mean 2, var 5 - 4 = 1
+        "numeric": {"x": [2.0, 2.0, 2.0]},  # mean 2, var M2 / count = 1
         "categorical": {"plan": {"a": 5, "b": 1}},
     }
     prep = Preprocessor.fit(stats, schema, min_count=2)

@@ -33,7 +33,7 @@ def test_statistics_answer_holds_no_row_and_no_id(client: ChurnClient, small_cfg
     stats = json.loads(answer["statistics"])
     rows = data.client_share(small_cfg, 1).train
     assert stats["rows"] == len(rows)
-    # Per numeric column: exactly count, sum and sum of squares.
+    # Per numeric column: exactly count, mean and sum of squared deviations.
     assert all(len(v) == 3 for v in stats["numeric"].values())
     # Per category: counts only, and only those of at least min-category-count.
     assert all(n >= small_cfg.min_category_count for c in stats["categorical"].values()

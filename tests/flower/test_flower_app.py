@@ -6,6 +6,7 @@ The ServerApp component running a whole federation from its run config is in
 
 import json
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 from flwr.app import Context, Message, RecordDict
@@ -17,9 +18,11 @@ from flwr.compat.common import recorddict_compat as compat
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedapp import data
+from fedapp.flower import server_app
 from fedapp.flower.client_app import app as client_app
 from fedapp.flower.client_app import client_fn
 from fedapp.flower.protocol import STATISTICS_QUERY
+from fedapp.runs import Recorder, RunDir, RunView
 from fedapp.settings import RunConfig
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -82,3 +85,29 @@ def test_client_app_reads_settings_from_flowers_run_config() -> None:
     client = client_fn(context)  # what fedapp.flower.client_app:app calls for each message
     answer = client.numpy_client.get_properties({})
     assert answer == {"partition-id": 1}
+
+
+def test_a_deployed_run_that_fails_is_recorded_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the ServerApp of `flwr run`, whose rounds break
+    run_dir = RunDir.create(tmp_path / "r", tmp_path, "fedavg")
+    run_dir.mark_started(2)
+    cfg = RunConfig(clients=2, rounds=2)
+
+    def components(_context):
+        return server_app.server_components(cfg, Recorder(run_dir, cfg.rounds))[0]
+
+    def broken_rounds(*_args):
+        raise RuntimeError("the SuperLink went away")
+
+    monkeypatch.setattr(server_app, "run_rounds", broken_rounds)
+    app = server_app.build_server_app(components)
+
+    # Execute
+    with pytest.raises(RuntimeError):
+        app._main(MagicMock(), MagicMock())
+
+    # Assert: not "running" for ever
+    view = RunView.read(run_dir.path)
+    assert view.state == "failed" and "the SuperLink went away" in view.error

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedapp.flower.outcome import RunOutcome, finish_run, summary
+from fedapp.flower.outcome import RunOutcome, finish_run, stop_run, summary
 from fedapp.runs import Recorder, RunDir
 
 AUC = {"auc": 0.8, "loss": 0.4}
@@ -31,7 +31,7 @@ def test_finish_writes_the_summary_then_marks_the_run_finished(tmp_path: Path) -
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved == written
     assert list(saved) == ["federated", "federated_evaluation", "wall_seconds", "rounds",
-                           "strategy", "centralized"]  # fmt: skip
+                           "strategy", "failed_client_rounds", "centralized"]  # fmt: skip
     assert (saved["rounds"], saved["strategy"], saved["federated"]) == (3, "fedavg", AUC)
     status = json.loads((tmp_path / "status.json").read_text())
     assert (status["state"], status["round"], status["rounds"]) == ("finished", 3, 3)
@@ -73,4 +73,28 @@ def test_the_summary_has_no_privacy_or_reason_of_a_plain_run() -> None:
 
     # Assert
     assert out == {"federated": None, "federated_evaluation": None, "wall_seconds": 1.5,
-                   "rounds": 4, "strategy": "krum"}  # fmt: skip
+                   "rounds": 4, "strategy": "krum", "failed_client_rounds": 0}  # fmt: skip
+
+
+def test_a_stopped_run_with_a_kept_model_gets_a_partial_summary_first(tmp_path: Path) -> None:
+    # Prepare: 5 rounds asked, stopped after round 2
+    recorder = _recorder(tmp_path, rounds=5)
+    kept = RunOutcome("fedavg", rounds=2, rounds_run=2, federated=AUC)
+
+    # Execute
+    stop_run(recorder, kept, "stopped (SIGTERM)")
+
+    # Assert
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["partial"] is True and saved["round"] == 2 and saved["federated"] == AUC
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert (status["state"], status["error"]) == ("stopped", "stopped (SIGTERM)")
+
+
+def test_a_run_stopped_before_a_round_has_no_summary(tmp_path: Path) -> None:
+    # Execute
+    stop_run(_recorder(tmp_path), None, "stopped (SIGINT)")
+
+    # Assert
+    assert not (tmp_path / "summary.json").exists()
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "stopped"

@@ -26,6 +26,31 @@ def test_the_query_collects_every_clients_reply_by_node(small_cfg: RunConfig, co
     assert all(set(r) == {"partition-id", "schema", "statistics"} for r in replies.values())
 
 
+def test_the_query_reports_each_reply_as_it_comes(small_cfg: RunConfig, connect) -> None:
+    # Prepare
+    manager = connect(small_cfg)
+    seen: list[tuple[str, int, int]] = []
+
+    # Execute
+    query_statistics(manager, small_cfg.clients, progress=lambda *step: seen.append(step))
+
+    # Assert: 0 of 3, then one more with each reply
+    assert seen == [("statistics", n, 3) for n in range(4)]
+
+
+def test_the_wait_for_clients_reports_how_many_are_connected() -> None:
+    # Prepare: nobody connects
+    seen: list[tuple[str, int, int]] = []
+
+    # Execute
+    with pytest.raises(RuntimeError):
+        wait_for_clients(SimpleClientManager(), 2, timeout=0.03, wait_slice=0.01,
+                         progress=lambda *step: seen.append(step))  # fmt: skip
+
+    # Assert
+    assert seen and all(step == ("clients", 0, 2) for step in seen)
+
+
 def test_a_client_answering_with_an_error_stops_the_run(small_cfg: RunConfig, connect) -> None:
     # Prepare
     manager = connect(small_cfg, errors={1: "cannot read its file"})
@@ -67,10 +92,10 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     schema = '[["age"], ["plan"]]'
     replies = {
         "b": {"partition-id": 1, "schema": schema, "statistics":
-              '{"rows": 3, "positives": 1, "numeric": {"age": [3, 60.0, 1400.0]},'
+              '{"rows": 3, "positives": 1, "numeric": {"age": [3, 12.0, 24.0]},'
               ' "categorical": {"plan": {"basic": 3}}}'},
         "a": {"partition-id": 0, "schema": schema, "statistics":
-              '{"rows": 5, "positives": 2, "numeric": {"age": [5, 100.0, 2200.0]},'
+              '{"rows": 5, "positives": 2, "numeric": {"age": [5, 28.0, 80.0]},'
               ' "categorical": {"plan": {"basic": 2, "pro": 3}}}'},
     }  # fmt: skip
     cfg = RunConfig(clients=2, target="churned", min_category_count=4)
@@ -78,10 +103,11 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     # Execute
     setup = federation_setup(replies, cfg)
 
-    # Assert: age over 8 rows: mean 160 / 8 = 20, variance 3600 / 8 - 20² = 50;
+    # Assert: age over 8 rows (count, mean, M2 each): mean (5·28 + 3·12) / 8 = 22,
+    # M2 80 + 24 + (12 - 28)²·5·3/8 = 584, variance 584 / 8 = 73;
     # plan: basic 5 times, pro 3 times (< 4, so "other"); the largest client has 5 rows
     [(column, mean, std)] = setup.preprocessor.numeric
-    assert (column, mean) == ("age", 20.0) and std == pytest.approx(math.sqrt(50))
+    assert (column, mean) == ("age", 22.0) and std == pytest.approx(math.sqrt(73))
     assert setup.preprocessor.categorical == (("plan", ("basic",)),)
     assert setup.preprocessor.target == "churned"
     assert setup.largest_client == 5

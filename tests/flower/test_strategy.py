@@ -169,6 +169,54 @@ def test_the_final_model_is_saved_after_the_last_round(
         np.testing.assert_allclose(got, want)
 
 
+def test_the_final_model_comes_with_its_curves_on_the_global_test_set(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare
+    run = _strategy(small_cfg, tmp_path)
+    initial = run.initialize_parameters(connect(small_cfg))
+
+    # Execute
+    run.evaluate(small_cfg.rounds, initial)
+
+    # Assert: the curves of the model saved, on every global test row
+    curves = json.loads((tmp_path / "curves.json").read_text())
+    assert curves["round"] == small_cfg.rounds
+    assert curves["rows"] == len(data.global_test(small_cfg))
+    assert sum(curves["confusion"].values()) == curves["rows"]
+    assert curves["roc"]["auc"] == pytest.approx(run.outcome.federated["auc"])
+
+
+def test_a_stopped_run_keeps_its_last_completed_rounds_model_and_scores(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: 5 rounds asked; round 2's global model exists when the stop comes
+    cfg = small_cfg.replace(rounds=5)
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+    second = [w - 0.25 for w in initial]
+    run.evaluate(1, ndarrays_to_parameters(initial))
+    run.evaluate(2, ndarrays_to_parameters(second))
+    assert not (tmp_path / "model.keras").exists()
+
+    # Execute
+    kept = run.keep_stopped()
+
+    # Assert: round 2's model, its central scores, and curves of the same round
+    assert kept is not None and (kept.rounds, kept.rounds_run) == (2, 2)
+    central = [e for e in _lines(tmp_path) if e["scope"] == "centralized"]
+    assert kept.federated == central[-1]["metrics"] and central[-1]["round"] == 2
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    for got, want in zip(saved.get_weights(), second, strict=True):
+        np.testing.assert_allclose(got, want)
+    assert json.loads((tmp_path / "curves.json").read_text())["round"] == 2
+
+
+def test_a_run_stopped_before_any_round_keeps_nothing(tmp_path: Path) -> None:
+    # Execute / Assert
+    assert _strategy(RunConfig(clients=2), tmp_path).keep_stopped() is None
+
+
 def test_federated_evaluation_is_recorded_per_client_and_moves_the_status(
     tmp_path: Path,
 ) -> None:
@@ -197,6 +245,55 @@ def test_a_round_without_results_fails_the_run(tmp_path: Path) -> None:
     # Execute / Assert
     with pytest.raises(RuntimeError, match="round 3: no client finished fitting"):
         run.aggregate_fit(3, [], [RuntimeError("lost")])
+
+
+def _asked(run: RunStrategy, stage: str, partitions: list[int]) -> None:
+    """Let the run strategy choose the clients of ``partitions`` for a round's ``stage``."""
+    proxies = [MagicMock(cid=f"node-{p}") for p in partitions]
+    run.client_manager.partition_of.update({f"node-{p}": p for p in partitions})
+    run.inner = MagicMock()
+    run.inner.configure_fit.return_value = [(proxy, MagicMock(config={})) for proxy in proxies]
+    run.inner.configure_evaluate.return_value = run.inner.configure_fit.return_value
+    run.inner.aggregate_fit.return_value = (None, {})
+    configure = run.configure_fit if stage == "fit" else run.configure_evaluate
+    configure(1, ndarrays_to_parameters([np.zeros(2)]), MagicMock())
+
+
+def test_clients_that_died_are_named_in_the_round_and_counted_in_the_summary(
+    tmp_path: Path,
+) -> None:
+    # Prepare: three clients asked; two die (their processes killed) in both stages
+    run = _strategy(RunConfig(clients=3), tmp_path)
+    died = RuntimeError("ActorDiedError: The actor died unexpectedly before finishing this task.")
+
+    # Execute
+    _asked(run, "fit", [0, 1, 2])
+    run.aggregate_fit(1, [(MagicMock(), _fit_res((1.0, 0.0), 0))], [died, died])
+    _asked(run, "evaluate", [0, 1, 2])
+    run.aggregate_evaluate(1, [(MagicMock(), _evaluate_res(0, 10, 0.7))], [died, died])
+
+    # Assert: each event says who failed and why; the outcome counts client-rounds once
+    fit, evaluate = _lines(tmp_path)
+    for event in (fit, evaluate):
+        assert event["failures"] == 2
+        assert [f["partition"] for f in event["failed"]] == [1, 2]
+        assert "actor died" in event["failed"][0]["reason"]
+    assert evaluate["reported"] == 1 and evaluate["coverage"]["auc"] == 1
+    assert run.outcome.failed_client_rounds == 2
+
+
+def test_a_round_without_any_evaluation_fails_the_run_and_says_who_failed(
+    tmp_path: Path,
+) -> None:
+    # Prepare
+    run = _strategy(RunConfig(clients=2), tmp_path)
+    _asked(run, "evaluate", [0, 1])
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="round 1: no client finished evaluating"):
+        run.aggregate_evaluate(1, [], [RuntimeError("lost"), RuntimeError("lost")])
+    [event] = _lines(tmp_path)
+    assert [f["partition"] for f in event["failed"]] == [0, 1]
 
 
 def test_record_dp_ends_the_run_after_the_round_every_budget_ran_out(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -107,3 +110,31 @@ def test_a_deployed_server_holds_no_test_set(small_cfg: RunConfig) -> None:
 
     # Assert
     assert evaluator.test is None
+
+
+def test_the_saved_model_loads_in_plain_keras_without_fedapp(tmp_path: Path) -> None:
+    # Prepare
+    model = build_model(4, (8,), seed=1)
+    evaluator = CentralEvaluator(model, None)
+    weights = [w + 0.1 for w in model.get_weights()]
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+
+    # Execute
+    evaluator.save(weights, tmp_path / "model.keras")
+
+    # Assert: a fresh interpreter, no fedapp import, gives the same predictions
+    script = (
+        "import sys, keras, numpy as np\n"
+        "m = keras.saving.load_model(sys.argv[1])\n"
+        "x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)\n"
+        "print(','.join(f'{p:.6f}' for p in m.predict_on_batch(x).ravel()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model.keras")],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    model.set_weights(weights)
+    expected = model.predict_on_batch(x).ravel()
+    got = np.array([float(v) for v in out.stdout.strip().splitlines()[-1].split(",")])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

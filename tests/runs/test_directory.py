@@ -117,3 +117,59 @@ def test_write_summary(run: RunDir) -> None:
 
     # Assert
     assert json.loads(run.summary_file.read_text())["federated"]["auc"] == 0.8
+
+
+def test_create_lets_one_of_many_racing_processes_have_the_directory(tmp_path: Path) -> None:
+    # Prepare: processes that all create the same run directory at the same moment
+    import multiprocessing
+
+    target = tmp_path / "same"
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    results = context.Queue()
+
+    def claim() -> None:
+        start.wait()
+        try:
+            RunDir.create(target, tmp_path, "fedavg")
+            results.put("won")
+        except UsageError:
+            results.put("lost")
+
+    workers = [context.Process(target=claim) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+
+    # Execute
+    start.set()
+    for worker in workers:
+        worker.join(30)
+
+    # Assert
+    outcomes = sorted(results.get(timeout=5) for _ in workers)
+    assert outcomes == ["lost"] * 7 + ["won"]
+
+
+def test_create_says_a_file_is_not_a_directory(tmp_path: Path) -> None:
+    # Prepare
+    (tmp_path / "notes.txt").write_text("x")
+
+    # Execute / Assert
+    with pytest.raises(UsageError, match=r"notes.txt is a file, not a directory"):
+        RunDir.create(tmp_path / "notes.txt", tmp_path, "fedavg")
+
+
+def test_every_run_file_gets_the_same_mode(run: RunDir) -> None:
+    # Prepare: the mode a plain new file gets under this process's umask
+    plain = run.path / "plain"
+    plain.write_text("x")
+
+    # Execute
+    run.write_config({"rounds": 1})
+    run.mark_started(1)
+    run.append_metrics({"round": 1})
+    run.write_summary({"rounds": 1})
+
+    # Assert
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run.path.iterdir()}
+    assert set(modes.values()) == {plain.stat().st_mode & 0o777}, modes

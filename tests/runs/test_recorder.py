@@ -117,3 +117,82 @@ def test_end_refuses_other_states(run: WatchedRunDir, state: RunState) -> None:
     # Assert
     assert "ends failed or stopped" in str(caught.value)
     assert run.status_file.read_bytes() == before
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 512 KiB file system of its own (tmpfs; root mounts it, as CI runs)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Write into ``folder`` until its file system has no byte left."""
+    with (folder / "ballast").open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(bytes(4096))
+        except OSError:
+            pass
+
+
+def test_a_run_the_full_disk_ends_still_records_how_it_ended(full_disk: Path) -> None:
+    # Prepare: a running run, then a disk with no space left
+    run = RunDir.create(full_disk / "r", full_disk, "fedavg")
+    run.mark_started(3)
+    recorder = Recorder(run, 3)
+    _fill(full_disk)
+    with pytest.raises(OSError):
+        run.write_summary({"rounds": 3})  # the disk is really full
+
+    # Execute
+    recorder.end(RunState.FAILED, "OSError: [Errno 28] No space left on device")
+
+    # Assert
+    status = run.read_status()
+    assert status["state"] == "failed" and "No space left" in status["error"]
+    assert not run.reserve_file.exists()
+
+
+def test_a_status_that_cannot_be_written_leaves_the_reason_on_stderr(
+    full_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: the reserve is used up already, and the disk is full
+    run = RunDir.create(full_disk / "r", full_disk, "fedavg")
+    run.mark_started(3)
+    run.reserve_file.unlink()
+    _fill(full_disk)
+
+    # Execute: the caller's own exception must not be masked
+    Recorder(run, 3).end(RunState.STOPPED, "stopped (SIGTERM)")
+
+    # Assert
+    err = capsys.readouterr().err
+    assert "could not record run r as stopped" in err and "stopped (SIGTERM)" in err
+    assert run.read_status()["state"] == "running"
+
+
+def test_a_phase_goes_into_the_status_until_the_next_round(run: WatchedRunDir) -> None:
+    # Prepare
+    from fedapp.runs import Phase, RunView
+
+    phases: list[Phase] = []
+    recorder = Recorder(run, 3, on_phase=phases.append)
+
+    # Execute
+    recorder.phase("statistics", "collecting the clients' statistics", 2, 3)
+    during = RunView.read(run.path).phase
+    recorder.progress(1)
+
+    # Assert
+    assert during == {"name": "statistics", "label": "collecting the clients' statistics",
+                      "done": 2, "total": 3}  # fmt: skip
+    assert phases == [Phase("statistics", "collecting the clients' statistics", 2, 3)]
+    assert RunView.read(run.path).phase is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedapp.runs import STATES, RunState
+from fedapp.runs import STATES, RunState, stop_signal
 
 
 def test_status_json_records_four_states() -> None:
@@ -40,3 +40,32 @@ def test_a_state_is_its_json_string() -> None:
     # Assert
     assert state is RunState.INTERRUPTED
     assert f"{state}" == "interrupted" and state == "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("err", "expected"),
+    [
+        (KeyboardInterrupt(), "SIGINT"),  # Ctrl-C: once recorded as "stopped ()"
+        (KeyboardInterrupt("SIGTERM"), "SIGTERM"),
+        (SystemExit(15), "SIGTERM"),  # Ray's handler while ray.init runs
+        (SystemExit(1), None),
+        (ValueError("bad"), None),
+    ],
+)
+def test_stop_signal_names_the_stop(err: BaseException, expected: str | None) -> None:
+    # Execute / Assert
+    assert stop_signal(err) == expected
+
+
+def test_stop_signal_sees_a_stop_that_flower_wrapped() -> None:
+    # Prepare
+    try:
+        try:
+            raise KeyboardInterrupt("SIGTERM")
+        except KeyboardInterrupt as stop:
+            raise RuntimeError("ServerApp thread raised an exception") from stop
+    except RuntimeError as wrapped:
+        err = wrapped
+
+    # Execute / Assert
+    assert stop_signal(err) == "SIGTERM"

@@ -1,6 +1,7 @@
 """The run settings: one declaration each, parsed from TOML, JSON and Flower's run config."""
 
 import json
+import math
 import tomllib
 import warnings
 from pathlib import Path
@@ -192,7 +193,8 @@ def test_sections_list_every_setting_once() -> None:
     assert sorted(by_section) == sorted(RunConfig.model_fields)
     assert [s.name for s in fields(*DATA_SECTIONS)] == [
         "data", "client_data", "demo_rows", "target", "positive_label", "id_column", "drop",
-        "categorical", "min_category_count", "test_fraction", "seed", "clients", "partition",
+        "categorical", "missing_values", "max_categories", "min_category_count",
+        "test_fraction", "seed", "data_sha256", "clients", "partition",
     ]  # fmt: skip
 
 
@@ -302,3 +304,94 @@ def test_the_flower_apps_config_names_the_runs_folder() -> None:
 
     # Assert
     assert (cfg.runs_dir, cfg.run_dir) == ("runs", None)
+
+
+# --- values no run can use: refused when the settings are built ------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seed": -1}, "seed must be in [0, 4294967295], got -1"),
+        (
+            {"seed": 99999999999999999999},
+            "seed must be in [0, 4294967295], got 99999999999999999999",
+        ),
+        ({"learning_rate": math.inf}, "learning-rate must be a finite number > 0, got inf"),
+        ({"test_fraction": math.nan}, "test-fraction must be a finite number in (0, 1), got nan"),
+        (
+            {"anomaly_threshold": -math.inf},
+            "anomaly-threshold must be a finite number > 0, got -inf",
+        ),
+    ],
+    ids=["negative-seed", "huge-seed", "inf-rate", "nan-fraction", "minus-inf"],
+)
+def test_a_value_no_run_can_use_is_refused(changes: dict, message: str) -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(**changes)
+
+    # Assert
+    assert str(caught.value) == message
+
+
+def test_an_infinite_number_in_a_toml_file_is_refused(tmp_path: Path) -> None:
+    # Prepare: TOML writes infinity as `inf`
+    path = tmp_path / "run.toml"
+    path.write_text("learning-rate = inf\n", encoding="utf-8")
+
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig.from_file(path)
+
+    # Assert
+    assert str(caught.value) == "learning-rate must be a finite number > 0, got inf"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"drop": ("tenure", "y")},
+            "--drop y: 'y' is the target column (--target); it cannot also be left out",
+        ),
+        (
+            {"id_column": "y"},
+            "--id-column y: 'y' is the target column (--target); it cannot also be an identifier",
+        ),
+        (
+            {"partition": "column:y", "clients": 2},
+            "partition column:y splits by the target column: every client would hold a "
+            "single class; split by another column, or use dirichlet:ALPHA for label skew",
+        ),
+    ],
+    ids=["drop", "id-column", "partition"],
+)
+def test_the_target_is_only_the_target(changes: dict, message: str) -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(data="t.csv", target="y", **changes)
+
+    # Assert
+    assert str(caught.value) == message
+
+
+def test_the_demo_target_is_only_the_target_too() -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(drop=("churned",))
+
+    # Assert
+    assert str(caught.value).startswith("--drop churned: 'churned' is the target column")
+
+
+def test_data_hashes_must_match_the_files() -> None:
+    # Execute
+    with pytest.raises(UsageError) as caught:
+        RunConfig(client_data=("a.csv", "b.csv"), clients=2, target="y", data_sha256=("0" * 64,))
+
+    # Assert
+    assert str(caught.value) == (
+        "data-sha256 holds 1 hash but there are 2 data files (client-data); "
+        "give one per file, in order, or none"
+    )

@@ -34,7 +34,7 @@ def test_run_directory_contract(tmp_path: Path) -> None:
     run, summary = simulate(RunConfig(**TINY), tmp_path, on_event=events_seen.append)
     names = {p.name for p in run.path.iterdir()}
     assert {"config.json", "status.json", "metrics.jsonl", "summary.json", "model.keras",
-            "preprocessing.json"} <= names  # fmt: skip
+            "preprocessing.json", "curves.json"} <= names  # fmt: skip
     config = json.loads((run.path / "config.json").read_text())
     assert config["rounds"] == 2 and config["partition"] == "column:institution"
     assert set(config["versions"]) == {"fedapp", "flwr"}
@@ -78,6 +78,9 @@ def test_run_directory_contract(tmp_path: Path) -> None:
     assert saved["wall_seconds"] > 0
     model = keras.saving.load_model(run.path / "model.keras")
     assert model.count_params() > 0
+    assert saved["failed_client_rounds"] == 0
+    curves = json.loads((run.path / "curves.json").read_text())
+    assert curves["round"] == 2 and curves["roc"]["auc"] == pytest.approx(saved["federated"]["auc"])
 
 
 def test_same_seed_same_metrics_with_client_sampling(tmp_path: Path) -> None:
@@ -161,6 +164,10 @@ def test_cli_json_and_toml(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["rounds"] == 1 and "centralized" not in summary
+    # The steps before round 1 are named as they start, in order.
+    steps = ["starting the simulation engine", "collecting the clients' statistics", "round 1/1"]
+    assert all(step in out.stderr for step in steps), out.stderr
+    assert sorted(steps, key=out.stderr.index) == steps
     assert "local_only" not in summary
     assert json.loads((tmp_path / "exp" / "config.json").read_text())["clients"] == 2
 
@@ -188,7 +195,13 @@ def test_sigterm_marks_the_run_stopped_and_exits(tmp_path: Path) -> None:
     status = json.loads((run_dir / "status.json").read_text())
     assert code == 130
     assert status["state"] == "stopped" and "SIGTERM" in status["error"]
-    assert not (run_dir / "summary.json").exists()
+    # The last completed round's model is kept, with its scores "at round r".
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["partial"] is True and 1 <= summary["round"] <= status["round"] + 1
+    assert set(summary["federated"]) >= {"auc", "loss"}
+    assert keras.saving.load_model(run_dir / "model.keras").count_params() > 0
+    assert json.loads((run_dir / "curves.json").read_text())["round"] == summary["round"]
+    assert f"keeps the global model of round {summary['round']}" in proc.stderr.read()
 
 
 def test_default_demo_federated_auc_is_within_001_of_centralized(tmp_path: Path) -> None:

@@ -73,8 +73,10 @@ def test_parameters_are_parsed_from_strings() -> None:
         ("fedprox", {"proximal-mu": "abc"}, "--proximal-mu expects float, got 'abc'"),
         ("fedprox", {"mu": 1}, "has no parameter --mu"),
         ("weighted", {"policy": "random"}, "--policy must be one of examples, uniform, custom"),
+        ("fedprox", {"proximal-mu": "inf"}, "--proximal-mu must be a finite number, got 'inf'"),
+        ("fedprox", {"proximal-mu": "nan"}, "--proximal-mu must be a finite number, got 'nan'"),
     ],
-    ids=["below-minimum", "wrong-type", "undeclared", "not-a-choice"],
+    ids=["below-minimum", "wrong-type", "undeclared", "not-a-choice", "infinite", "nan"],
 )
 def test_bad_parameters_are_refused(strategy: str, values: dict[str, Any], message: str) -> None:
     # Prepare

@@ -347,8 +347,8 @@ def test_build_config_leaves_a_blank_strategy_parameter_to_its_default() -> None
 
 
 def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
-    # Prepare
-    csv = write_bank(tmp_path / "bank.csv")
+    # Prepare: enough rows that every client's test set can be scored
+    csv = write_bank(tmp_path / "bank.csv", rows=200)
     cfg = RunConfig(
         data=str(csv),
         target="Exited",
@@ -472,7 +472,8 @@ def test_check_data_refuses_junk_in_a_numeric_column(tmp_path: Path) -> None:
     # Assert
     assert str(caught.value) == (
         f"{csv}: column 'age' is numeric but has 1 non-numeric values, e.g. 'n/a?'; "
-        "fix them or pass --categorical age"
+        "fix them, pass --missing-values VALUE if they mean missing, or --categorical age if "
+        "it is a category"
     )
 
 
