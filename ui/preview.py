@@ -37,8 +37,8 @@ class DataPreview:
     notes : tuple[str, ...]
         What loading decided (the positive class, blanks read as missing).
     warnings : tuple[str, ...]
-        Likely problems: a leaking feature, an institution whose held-out
-        rows cannot give an AUC.
+        Likely problems, as the data layer finds them: a leaking feature,
+        institutions with one class or too few rows to train or score.
     train_rows : tuple[int, ...]
         Each institution's training rows (record-level DP's sampling rates).
 
@@ -72,7 +72,7 @@ def describe(loaded: Federation) -> DataPreview:
         ),
         clients=pd.DataFrame(_client_rows(loaded, labels)),
         notes=tuple(loaded.notes),
-        warnings=(*loaded.warnings, *_one_class_tests(loaded, labels)),
+        warnings=tuple(loaded.warnings),
         train_rows=tuple(len(c.train) for c in loaded.clients),
     )
 
@@ -116,18 +116,3 @@ def _client_rows(loaded: Federation, labels: Sequence[str]) -> list[dict[str, ob
             }
         )  # fmt: skip
     return rows
-
-
-def _one_class_tests(loaded: Federation, labels: Sequence[str]) -> list[str]:
-    """Institutions whose held-out rows hold one class: their AUC cannot be computed."""
-    target = loaded.schema.target
-    warnings = []
-    for client, label in zip(loaded.clients, labels, strict=True):
-        held_out = client.test[target]
-        if held_out.nunique() < 2:
-            warnings.append(
-                f"{label}: its {len(held_out)} held-out rows are all of one class, so its "
-                "AUC is undefined and the clients' weighted AUC leaves it out; give it more "
-                "rows (fewer clients, or a larger test-fraction)"
-            )
-    return warnings
