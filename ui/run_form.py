@@ -34,10 +34,12 @@ FORM_SETTINGS = (
     "batch_size", "learning_rate", "seed", "dp", "noise_multiplier", "clip_norm",
     "target_epsilon", "delta", "dp_clipping", "secure_aggregation", "malicious", "baseline",
 )  # fmt: skip
-# Settings the page reads from other widgets (column pickers, split, strategy,
-# attack) or that name where the run goes.
-_PICKED = ("data", "client_data", "target", "positive_label", "id_column", "drop", "categorical",
-           "partition", "strategy", "strategy_params", "attack", "run_dir", "runs_dir")  # fmt: skip
+# Settings the page reads from other widgets (files, column pickers, split,
+# strategy, attack) or that name where the run goes.
+_PICKED = (
+    "data", "client_data", "data_sha256", "target", "positive_label", "id_column", "drop",
+    "categorical", "partition", "strategy", "strategy_params", "attack", "run_dir", "runs_dir",
+)  # fmt: skip
 # A column becomes one institution per value only if it has this many values
 # at most: more would be a federation of hundreds of tiny clients.
 MAX_PARTITION_VALUES = 50
@@ -238,6 +240,9 @@ class Rerun:
         Each widget's value, by the widget's key.
     files : tuple[str, ...]
         The run's data files (one table, or one per institution); empty for the demo.
+    hashes : tuple[str, ...]
+        Their SHA-256 as the run recorded them (``data-sha256``): run on the
+        same files, a file changed since is warned about.
     carried : dict[str, Any]
         Settings the form has no widget for that differ from their default
         (``test-fraction``, ``hidden-units``, ...), by key: kept as they were.
@@ -247,6 +252,7 @@ class Rerun:
     run_id: str
     widgets: dict[str, Any]
     files: tuple[str, ...]
+    hashes: tuple[str, ...]
     carried: dict[str, Any]
 
 
@@ -289,7 +295,7 @@ def rerun_of(run_id: str, config: Mapping[str, Any]) -> Rerun:
         if entry.name not in (*FORM_SETTINGS, *_PICKED)
         and settings.get(entry.key) != defaults.get(entry.key)
     }
-    return Rerun(run_id, widgets, tuple(files), carried)
+    return Rerun(run_id, widgets, tuple(files), tuple(cfg.data_sha256), carried)
 
 
 def _split_widgets(spec: PartitionSpec | None, demo: bool) -> dict[str, Any]:

@@ -7,6 +7,7 @@ no simulation starts here (the browser test launches a real one).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -778,8 +779,10 @@ def test_run_again_reuses_the_runs_uploaded_file(runs_root: Path, launched: list
     at.file_uploader(key="upload").set_value(("bank.csv", bank_upload(), "text/csv")).run()
     at.button(key="start").click().run()
     [(first, _)] = launched
+    digest = hashlib.sha256(Path(first.data).read_bytes()).hexdigest()
+    recorded = first.replace(run_dir=None, data_sha256=(digest,))  # as the run records it
     run = RunDir.create(runs_root / "uploaded", runs_root, "fedavg")
-    run.write_config(first.replace(run_dir=str(run.path)).to_dict())
+    run.write_config(recorded.to_dict())
     run.set_status("finished", 2, 2)
 
     at = app(RUN, run="uploaded")
@@ -789,7 +792,7 @@ def test_run_again_reuses_the_runs_uploaded_file(runs_root: Path, launched: list
     at.button(key="start").click().run()
 
     _, (again, _) = launched
-    assert again.replace(run_dir=None).to_dict() == first.replace(run_dir=None).to_dict()
+    assert again.replace(run_dir=None).to_dict() == recorded.to_dict()
     assert Path(again.data).name == "bank.csv"
 
 

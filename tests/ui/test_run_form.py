@@ -675,7 +675,7 @@ def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() 
     cfg = RunConfig(
         data="/data/bank.csv", target="Exited", id_column="CustomerId", drop=("Surname",),
         categorical=("HasCrCard",), partition="dirichlet:0.3", clients=5, test_fraction=0.3,
-        hidden_units=(16,),
+        hidden_units=(16,), data_sha256=("ab" * 32,),
     )  # fmt: skip
 
     # Execute
@@ -683,6 +683,7 @@ def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() 
 
     # Assert
     assert rerun.files == ("/data/bank.csv",)
+    assert rerun.hashes == ("ab" * 32,)  # goes with the files, not among the kept settings
     assert {k: rerun.widgets[k] for k in (
         "source", "target", "positive_label", "id_column", "drop", "categorical",
         "partition_kind", "alpha",

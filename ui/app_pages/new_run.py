@@ -66,6 +66,7 @@ with st.container(border=True):
             form["client-data"] = [str(p) for p in paths]
         else:
             form["data"] = str(paths[0])
+        form["data-sha256"] = list(rerun.hashes)  # a file changed since is warned about
     elif source == "Upload":
         files = st.file_uploader(
             "CSV or Parquet: one table to split, or one file per institution",
