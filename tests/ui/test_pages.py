@@ -639,8 +639,8 @@ def test_a_stopped_run_shows_its_kept_model_and_metrics_at_its_round(runs_root: 
     assert any("model and metrics below are those of round 1" in w.value for w in at.warning)
     assert any(h.value == "Model of round 1 on the global test set" for h in at.subheader)
     assert at.dataframe[0].value.loc[0, "federated"] == pytest.approx(0.8249)
-    labels = [b.label for b in at.get("download_button")]
-    assert "model.keras (round 1)" in labels
+    [model] = [b for b in at.get("download_button") if b.label == "model.keras"]
+    assert model.proto.help == "The global model of round 1: a plain Keras model."
 
 
 def test_runs_shows_a_stopped_runs_auc_at_its_round(runs_root: Path) -> None:

@@ -253,10 +253,10 @@ def _show_launch() -> None:
 
 def _downloads(view: RunView) -> None:
     partial = view.partial_round
-    kept = "" if partial is None else f" (round {partial})"
+    model = "The final global model" if partial is None else f"The global model of round {partial}"
     files = [
-        (f"model.keras{kept}", view.run_dir.model_file, "application/octet-stream",
-         "The global model: a plain Keras model."),
+        ("model.keras", view.run_dir.model_file, "application/octet-stream",
+         f"{model}: a plain Keras model."),
         ("preprocessing.json", view.run_dir.preprocessing_file, "application/json",
          "The federated preprocessing: new rows go through it before the model scores them."),
         ("metrics.jsonl", view.run_dir.metrics_file, "application/jsonl",
