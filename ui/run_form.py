@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError, create_model
 
@@ -24,7 +24,9 @@ from fedapp.protection import privacy
 from fedapp.settings import RunConfig, describe, fields
 from fedapp.settings.specs import Attack, PartitionSpec
 from fedapp.settings.table import usage_error
-from fedapp_ui import preview
+
+if TYPE_CHECKING:
+    from fedapp.data.describe import DataPreview
 
 # The New run page's data source when it runs a run's files again.
 RERUN_SOURCE = "Files of the run"
@@ -395,12 +397,12 @@ def build_config(form: Mapping[str, Any]) -> RunConfig:
     return cfg
 
 
-def check_data(cfg: RunConfig) -> preview.DataPreview:
+def check_data(cfg: RunConfig) -> DataPreview:
     """Load and split the data as the run will, and check its privacy budget against it.
 
     Returns
     -------
-    preview.DataPreview
+    DataPreview
         What the data holds (:func:`load_data`).
 
     Raises
@@ -416,7 +418,7 @@ def check_data(cfg: RunConfig) -> preview.DataPreview:
     return found
 
 
-def load_data(cfg: RunConfig) -> preview.DataPreview:
+def load_data(cfg: RunConfig) -> DataPreview:
     """Load and split the data as the run will; describe it as ``fedapp inspect`` does.
 
     Raises
@@ -427,11 +429,12 @@ def load_data(cfg: RunConfig) -> preview.DataPreview:
     """
     # pandas: paid when the data is checked, not on the page's first draw.
     from fedapp import data
+    from fedapp.data.describe import describe_federation
 
-    return preview.describe(data.load_federation(cfg))
+    return describe_federation(data.load_federation(cfg))
 
 
-def check_privacy(cfg: RunConfig, found: preview.DataPreview) -> None:
+def check_privacy(cfg: RunConfig, found: DataPreview) -> None:
     """Refuse a target ε that does not pay for one round, as the run would at its start.
 
     Raises

@@ -13,11 +13,13 @@ from fedapp.errors import UsageError
 from fedapp.registry import StrategyPlugin
 from fedapp.runs import RunState, RunView
 from fedapp.settings import DATA_SECTIONS, RunConfig, fields
-from fedapp_ui import charts, preview, report, run_form
+from fedapp_ui import charts, report, run_form
 
 if TYPE_CHECKING:
     import pandas as pd
     from pandas.io.formats.style import Styler
+
+    from fedapp.data.describe import DataPreview
 
 # Scores with four decimals, differences signed, in the tables that are not
 # styled by `differences` (which formats its own).
@@ -61,7 +63,7 @@ def _columns(paths: tuple[Path, ...], stamps: tuple[int, ...]) -> list[run_form.
     return run_form.describe_columns(paths)
 
 
-def data_preview(cfg: RunConfig) -> preview.DataPreview | str:
+def data_preview(cfg: RunConfig) -> DataPreview | str:
     """The data ``cfg`` would run on (:func:`run_form.load_data`), or why it cannot.
 
     Read once per data settings and file version (path and modification
@@ -75,7 +77,7 @@ def data_preview(cfg: RunConfig) -> preview.DataPreview | str:
 
 
 @st.cache_data(max_entries=8, show_spinner="Checking the data…")
-def _data_preview(key: str, stamps: tuple[int, ...], _cfg: RunConfig) -> preview.DataPreview | str:
+def _data_preview(key: str, stamps: tuple[int, ...], _cfg: RunConfig) -> DataPreview | str:
     # `key` and `stamps` are the cache's key (hashed); `_cfg`, which they describe, is not.
     try:
         return run_form.load_data(_cfg)
@@ -83,7 +85,7 @@ def _data_preview(key: str, stamps: tuple[int, ...], _cfg: RunConfig) -> preview
         return str(err)
 
 
-def show_preview(found: preview.DataPreview, expanded: bool) -> None:
+def show_preview(found: DataPreview, expanded: bool) -> None:
     """The data a run would use: its notes and warnings, and ``fedapp inspect``'s tables."""
     st.markdown(f":material/table_chart: {found.headline}")
     for note in found.notes:

@@ -23,47 +23,31 @@ from fedapp.settings import RunConfig
 
 def schema_table(loaded: Any) -> Table:
     """Each column's kind, blanks and summary over the pooled rows (the inspecting side's view)."""
-    import pandas as pd  # off `fedapp --help`'s path
+    # pandas: only `inspect` describes data, never `fedapp --help`.
+    from fedapp.data.describe import describe_federation
 
-    pooled = pd.concat([c.train for c in loaded.clients] + [c.test for c in loaded.clients])
-    schema = loaded.schema
-    positives = int(pooled[schema.target].sum())
-    table = Table(
-        title=f"{len(pooled)} rows; target '{schema.target}': {positives} positive "
-        f"({positives / len(pooled):.1%})"
-    )
+    described = describe_federation(loaded)
+    table = Table(title=described.headline)
     for name in ("column", "kind", "missing", "summary"):
         table.add_column(name)
-    for column in schema.numeric:
-        values = pooled[column]
-        table.add_row(
-            column, "numeric", str(int(values.isna().sum())),
-            f"mean {values.mean():.4g}, std {values.std():.4g}, "
-            f"min {values.min():.4g}, max {values.max():.4g}",
-        )  # fmt: skip
-    for column in schema.categorical:
-        values = pooled[column]
-        top = values.value_counts().head(3)
-        shown = ", ".join(f"{k} ({v})" for k, v in top.items())
-        table.add_row(
-            column, "categorical", str(int(values.isna().sum())),
-            f"{values.nunique()} values: {shown}{', ...' if values.nunique() > 3 else ''}",
-        )  # fmt: skip
+    for row in described.columns.itertuples(index=False):
+        table.add_row(escape(row.column), row.kind, str(row.missing), escape(row.summary))
     return table
 
 
 def clients_table(loaded: Any, cfg: RunConfig) -> Table:
     """Rows, train/test sizes and positive rate of each client."""
+    # pandas: only `inspect` describes data, never `fedapp --help`.
+    from fedapp.data.describe import describe_federation
+
     split = "one file per client" if cfg.client_data else f"partition {cfg.resolved_partition}"
     table = Table(title=f"{len(loaded.clients)} clients ({split})")
     for name in ("client", "source", "rows", "train", "test", "positive rate"):
         table.add_column(name, justify="right" if name not in ("source",) else "left")
-    target = loaded.schema.target
-    for pid, client in enumerate(loaded.clients):
-        rows = client.train[target].tolist() + client.test[target].tolist()
+    for row in describe_federation(loaded).clients.to_dict("records"):
         table.add_row(
-            str(pid), escape(client.source), str(len(rows)), str(len(client.train)),
-            str(len(client.test)), f"{sum(rows) / len(rows):.1%}",
+            str(row["client"]), escape(row["source"]), str(row["rows"]), str(row["train"]),
+            str(row["test"]), f"{row['positive rate']:.1%}",
         )  # fmt: skip
     return table
 

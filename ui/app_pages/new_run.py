@@ -5,7 +5,7 @@ before launch, and Start stays disabled while anything is refused.
 """
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -13,7 +13,10 @@ from fedapp import registry
 from fedapp.errors import UsageError
 from fedapp.settings import DATA_SECTIONS, RunConfig, describe, fields
 from fedapp.settings.specs import ATTACKS, PartitionSpec
-from fedapp_ui import launcher, preview, run_form, store, widgets
+from fedapp_ui import launcher, run_form, store, widgets
+
+if TYPE_CHECKING:
+    from fedapp.data.describe import DataPreview
 
 runs_root, data_root = store.folders()
 
@@ -283,7 +286,7 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
 def _check(form: dict[str, Any], errors: dict[str, str]) -> RunConfig | None:
     """The checked config, or ``None``; what is wrong goes into ``errors`` and its section."""
     data_keys = {s.key for s in fields(*DATA_SECTIONS)}
-    found: preview.DataPreview | str | None = None
+    found: DataPreview | str | None = None  # the data, or why it cannot be used
     # The data settings alone decide the preview: a bad value elsewhere does not hide it.
     if not errors.keys() & data_keys:
         try:
@@ -304,7 +307,7 @@ def _check(form: dict[str, Any], errors: dict[str, str]) -> RunConfig | None:
     except UsageError as err:  # a rule between settings: said by the Start button
         errors["settings"] = run_form.user_message(err, uploaded_names)
         return None
-    if isinstance(found, preview.DataPreview):
+    if found is not None and not isinstance(found, str):
         try:
             run_form.check_privacy(cfg, found)
         except UsageError as err:

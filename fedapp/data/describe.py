@@ -1,7 +1,7 @@
-"""What the New run page shows of the data before a run: ``fedapp inspect``'s view.
+"""A loaded federation described before a run: what ``fedapp inspect`` and the New run page show.
 
 Built from the loaded :class:`fedapp.data.Federation` (the rows a run would
-train and test on), as plain tables; nothing here draws widgets.
+train and test on), as plain tables; the CLI prints them, the UI draws them.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from fedapp.runs import client_label
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from fedapp.data import Federation
 
 # Most frequent values listed for a categorical column.
@@ -32,8 +32,9 @@ class DataPreview:
     columns : pd.DataFrame
         One row per feature: ``column``, ``kind``, ``missing``, ``summary``.
     clients : pd.DataFrame
-        One row per institution: ``client``, ``institution``, ``rows``,
-        ``train``, ``test``, ``positive rate``.
+        One row per institution: ``client``, ``institution`` (its short name),
+        ``source`` (where its rows came from), ``rows``, ``train``, ``test``,
+        ``positive rate``.
     notes : tuple[str, ...]
         What loading decided (the positive class, blanks read as missing).
     warnings : tuple[str, ...]
@@ -52,11 +53,8 @@ class DataPreview:
     train_rows: tuple[int, ...]
 
 
-def describe(loaded: Federation) -> DataPreview:
-    """Describe a loaded federation as the New run page shows it."""
-    # pandas: only a page that previews data pays for it.
-    import pandas as pd
-
+def describe_federation(loaded: Federation) -> DataPreview:
+    """Describe a loaded federation: its columns over the pooled rows, and each institution."""
     target = loaded.schema.target
     pooled = pd.concat([part for c in loaded.clients for part in (c.train, c.test)])
     positives = int(pooled[target].sum())
@@ -110,7 +108,7 @@ def _client_rows(loaded: Federation, labels: Sequence[str]) -> list[dict[str, ob
         positives = int(client.train[target].sum() + client.test[target].sum())
         rows.append(
             {
-                "client": pid, "institution": label, "rows": total,
+                "client": pid, "institution": label, "source": client.source, "rows": total,
                 "train": len(client.train), "test": len(client.test),
                 "positive rate": positives / total,
             }
