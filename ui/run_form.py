@@ -9,21 +9,17 @@ Nothing here draws widgets, so all of it is tested without Streamlit.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError, create_model
-
 from fedapp import registry
 from fedapp.errors import UsageError
 from fedapp.protection import privacy
-from fedapp.settings import RunConfig, describe, fields
+from fedapp.settings import RunConfig, describe, fields, value_error
 from fedapp.settings.specs import Attack, PartitionSpec
-from fedapp.settings.table import usage_error
 
 if TYPE_CHECKING:
     from fedapp.data.describe import DataPreview
@@ -199,35 +195,10 @@ def param_error(plugin: registry.StrategyPlugin, name: str, value: Any) -> str |
 def setting_error(setting: str, value: Any, form: Mapping[str, Any]) -> str | None:
     """Why ``value`` is refused for ``setting`` on its own, as the CLI says it.
 
-    Checks the value against the setting's declaration alone (its type and
-    range, with pydantic, as :class:`RunConfig` does); the rules between
-    settings are :func:`build_config`'s. ``form`` gives the other values a
-    message names (``malicious`` is at most ``clients``).
+    :func:`fedapp.settings.value_error`; the rules between settings are
+    :func:`build_config`'s. ``form`` gives the other values a message names.
     """
-    entry = describe(setting)
-    try:
-        _one_setting(entry.name)(**{entry.name: value})
-    except ValidationError as err:
-        return str(usage_error(err, _SETTINGS, {**form, entry.key: value}, "form"))
-    except UsageError as err:  # a spec's own parser (partition, attack)
-        return str(err)
-    # Declared beside the setting, so said under it too (the rules check it again).
-    bound = form.get(describe(entry.at_most).key) if entry.at_most else None
-    if isinstance(bound, int) and isinstance(value, int) and value > bound:
-        return str(entry.out_of_range(value, bound))
-    return None
-
-
-_SETTINGS = {s.name: s for s in fields()}
-
-
-@functools.cache
-def _one_setting(name: str) -> type[BaseModel]:
-    """A model of setting ``name`` alone, declared as in :class:`RunConfig`."""
-    info = RunConfig.model_fields[name]
-    return create_model(  # type: ignore[call-overload,no-any-return]
-        f"Only_{name}", __config__=RunConfig.model_config, **{name: (info.annotation, info)}
-    )
+    return value_error(setting, value, form)
 
 
 @dataclass(frozen=True)

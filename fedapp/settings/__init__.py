@@ -5,7 +5,7 @@ checks and the UI form all come from this package: :func:`describe` and
 :func:`fields` read the declarations back.
 """
 
-from fedapp.settings.config import RunConfig, describe, fields, read_settings
+from fedapp.settings.config import RunConfig, describe, fields, read_settings, value_error
 from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
 from fedapp.settings.rules import SECAGG_MODULUS_BITS, secagg_max_bits
 from fedapp.settings.table import DATA_SECTIONS, SECTIONS, Setting
@@ -24,4 +24,5 @@ __all__ = [
     "fields",
     "read_settings",
     "secagg_max_bits",
+    "value_error",
 ]

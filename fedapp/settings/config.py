@@ -11,6 +11,7 @@ directory as ``config.json``.
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 import warnings
@@ -27,6 +28,7 @@ from pydantic import (
     InstanceOf,
     PlainSerializer,
     ValidationError,
+    create_model,
     model_validator,
 )
 
@@ -493,6 +495,48 @@ def describe(name: str) -> Setting:
 
     """
     return _TABLE[name.replace("-", "_")]
+
+
+def value_error(name: str, value: Any, others: Mapping[str, Any] | None = None) -> str | None:
+    """Why ``value`` is refused for setting ``name`` on its own, as the CLI says it; else ``None``.
+
+    Checks the value against the setting's declaration alone (its type and
+    range, with pydantic, as :class:`RunConfig` does, and its ``at_most``
+    bound); the rules between settings are :class:`RunConfig`'s. A form
+    checks each field with it as it is typed.
+
+    Parameters
+    ----------
+    name : str
+        The setting, by attribute name or key.
+    value : Any
+        The value to check.
+    others : Mapping[str, Any] | None
+        The other settings by key, for the messages that name them and for
+        an ``at_most`` bound (``malicious`` is at most ``clients``).
+
+    """
+    entry = describe(name)
+    others = dict(others or {})
+    try:
+        _one_setting(entry.name)(**{entry.name: value})
+    except ValidationError as err:
+        return str(usage_error(err, _TABLE, {**others, entry.key: value}, "form"))
+    except UsageError as err:  # a spec's own parser (partition, attack)
+        return str(err)
+    bound = others.get(describe(entry.at_most).key) if entry.at_most else None
+    if isinstance(bound, int) and isinstance(value, int) and value > bound:
+        return str(entry.out_of_range(value, bound))
+    return None
+
+
+@functools.cache
+def _one_setting(name: str) -> type[BaseModel]:
+    """A model of setting ``name`` alone, declared as in :class:`RunConfig`."""
+    info = RunConfig.model_fields[name]
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"Only_{name}", __config__=RunConfig.model_config, **{name: (info.annotation, info)}
+    )
 
 
 def fields(*sections: str) -> tuple[Setting, ...]:

@@ -18,6 +18,7 @@ from fedapp.settings import (
     describe,
     fields,
     read_settings,
+    value_error,
 )
 from fedapp.settings.specs import Attack, PartitionSpec
 
@@ -395,3 +396,23 @@ def test_data_hashes_must_match_the_files() -> None:
         "data-sha256 holds 1 hash but there are 2 data files (client-data); "
         "give one per file, in order, or none"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "others", "message"),
+    [
+        ("rounds", 0, {}, "rounds must be > 0, got 0"),
+        ("learning-rate", float("inf"), {}, "learning-rate must be a finite number > 0, got inf"),
+        ("malicious", 5, {"clients": 3}, "malicious must be in [0, 3]"),
+        ("partition", "dirichlet:x", {}, "dirichlet needs a number"),
+        ("rounds", 3, {}, None),
+    ],
+)
+def test_value_error_checks_one_value_as_the_cli_would(
+    name: str, value: object, others: dict, message: str | None
+) -> None:
+    # Execute
+    said = value_error(name, value, others)
+
+    # Assert
+    assert said == message if message is None else message in (said or "")
