@@ -31,6 +31,7 @@ FORM_SETTINGS = (
     "demo_rows", "clients", "clients_per_round", "rounds", "eval_every", "local_epochs",
     "batch_size", "learning_rate", "seed", "dp", "noise_multiplier", "clip_norm",
     "target_epsilon", "delta", "dp_clipping", "secure_aggregation", "malicious", "baseline",
+    "max_categories", "missing_values",
 )  # fmt: skip
 # Settings the page reads from other widgets (files, column pickers, split,
 # strategy, attack) or that name where the run goes.
@@ -309,6 +310,8 @@ class Widget:
     options : dict[str, Any]
         Its keyword arguments: the key (the setting's name), help, default
         value and the declared limits, step and choices.
+    many : bool
+        A list setting, typed as comma-separated values (:func:`split_list`).
 
     """
 
@@ -316,6 +319,12 @@ class Widget:
     kind: str
     label: str
     options: dict[str, Any]
+    many: bool = False
+
+
+def split_list(text: str) -> list[str]:
+    """The values of a list setting typed as ``a, b, c`` (blanks between commas dropped)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def widget(name: str) -> Widget:
@@ -342,6 +351,9 @@ def widget(name: str) -> Widget:
         if number is float:
             options["format"] = entry.fmt or "%g"
         return Widget(entry.key, "number_input", entry.label, common | options)
+    if entry.many:
+        typed = {"value": ", ".join(map(str, entry.default or ())), "placeholder": "a, b, ..."}
+        return Widget(entry.key, "text_input", entry.label, common | typed, many=True)
     value = "" if entry.default is None else str(entry.default)
     return Widget(
         entry.key, "text_input", entry.label, common | {"value": value, "placeholder": entry.unset}

@@ -204,8 +204,13 @@ def setting_input(
         chosen = options["options"][options["index"]]
         options["index"] = pick(options["options"], prefilled(key, chosen))
     elif "value" in options:
-        options["value"] = prefilled(key, options["value"])
+        shown = prefilled(key, options["value"])
+        options["value"] = (
+            ", ".join(map(str, shown)) if spec.many and not isinstance(shown, str) else shown
+        )
     value = getattr(where, spec.kind)(spec.label, **options)
+    if spec.many:
+        value = run_form.split_list(value)
     form[spec.setting] = value
     _say(where, spec.setting, run_form.setting_error(spec.setting, value, form), errors)
     return value

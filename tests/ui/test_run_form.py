@@ -666,6 +666,7 @@ def test_rerun_of_a_demo_run_fills_every_widget_from_config_json() -> None:
         "noise_multiplier": 1.5, "clip_norm": 0.5, "target_epsilon": 9.0, "delta": 1e-5,
         "dp_clipping": "server", "secure_aggregation": False, "malicious": 1,
         "attack_kind": "scale", "attack_strength": 4.0, "baseline": False,
+        "max_categories": 50, "missing_values": [],
     }  # fmt: skip
     assert rerun.carried == {}
 
@@ -711,3 +712,12 @@ def test_rerun_of_one_file_per_institution_and_a_column_split() -> None:
     assert (by_column.widgets["partition_kind"], by_column.widgets["partition_column"]) == (
         "column", "Region",
     )  # fmt: skip
+
+
+def test_a_list_setting_is_typed_as_comma_separated_values() -> None:
+    # Execute
+    spec = run_form.widget("missing_values")
+
+    # Assert: the form types ?, N/A and -999 as one line
+    assert (spec.kind, spec.many, spec.options["value"]) == ("text_input", True, "")
+    assert run_form.split_list(" ?, N/A,, -999 ") == ["?", "N/A", "-999"]
