@@ -126,10 +126,15 @@ def failed_clients(
     return failures
 
 
+_CLASS_REPR = re.compile(r"<class '(?:[\w.]*\.)?(\w+)'>:<'?")
+
+
 def short_reason(text: str) -> str:
     """The first line of what went wrong, without Flower's wrapping around it."""
     inner = re.search(r"\(reason: (.*?)\)\. It originated", text, re.DOTALL)
     text = inner.group(1) if inner else text
+    # Flower writes a client's error as "<class 'pkg.Error'>:<'message'>".
+    text = _CLASS_REPR.sub(r"\1: ", text).replace("'>", "")
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("Traceback"):

@@ -121,3 +121,11 @@ def test_short_reason_is_the_first_line() -> None:
     assert (
         short_reason("Traceback (most recent call last):\nKeyError: 'x'\n  more") == "KeyError: 'x'"
     )
+
+
+def test_short_reason_names_a_client_error_as_python_would() -> None:
+    # Prepare: how Flower's Ray backend words an actor that died
+    said = "<class 'ray.exceptions.ActorDiedError'>:<'The actor died unexpectedly.\n\tpid: 7'>"
+
+    # Execute / Assert
+    assert short_reason(said) == "ActorDiedError: The actor died unexpectedly."
