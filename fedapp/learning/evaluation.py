@@ -18,7 +18,7 @@ import numpy as np
 from fedapp import data
 from fedapp.data.stats import Preprocessor
 from fedapp.learning.curves import binary_curves
-from fedapp.learning.model import FedModel, build_model, evaluate, predict
+from fedapp.learning.model import FedModel, binary_metrics, build_model, predict
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -78,10 +78,7 @@ class CentralEvaluator:
             When the server holds no test set.
 
         """
-        if self.test is None:
-            raise ValueError("the server holds no test set to score on")
-        self.model.set_weights(list(weights))
-        return evaluate(self.model, *self.test)
+        return binary_metrics(*self._predicted(weights))
 
     def curves(self, weights: Sequence[np.ndarray]) -> dict:
         """:func:`~fedapp.learning.curves.binary_curves` of ``weights`` on the test set.
@@ -92,11 +89,15 @@ class CentralEvaluator:
             When the server holds no test set.
 
         """
+        return binary_curves(*self._predicted(weights))
+
+    def _predicted(self, weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The test set's labels and the probabilities ``weights`` give its rows."""
         if self.test is None:
             raise ValueError("the server holds no test set to score on")
         self.model.set_weights(list(weights))
         x, y = self.test
-        return binary_curves(y, predict(self.model, x))
+        return y, predict(self.model, x)
 
     def save(self, weights: Sequence[np.ndarray], path: Path) -> None:
         """Save the model with ``weights`` to ``path`` (``model.keras``).
