@@ -80,15 +80,14 @@ class RunStrategy(Strategy):
         self.central: CentralEvaluator | None = None
         self.plan = privacy.RoundPlan(cfg)
         self.privacy = privacy.PrivacyLedger(cfg)
-        self.final: dict[str, dict[str, float]] = {}
         self.rounds_run = 0
         self._round_start: NDArrays | None = None
         # The partitions asked in the current round, by stage.
         self._asked: dict[Stage, list[int | None]] = {}
         # (round, partition) of every client-round that failed.
         self.failed_client_rounds: set[tuple[int, int | str]] = set()
-        # The newest global weights and the last central and federated scores,
-        # by round: what a stopped run keeps.
+        # The newest global weights (what a stopped run keeps), and the newest
+        # central ("federated") and clients' ("federated_evaluation") scores with their round.
         self._latest: NDArrays | None = None
         self._scored: dict[str, tuple[int, dict[str, float]]] = {}
         # Flower's server thread may still be evaluating when a stop comes.
@@ -110,8 +109,8 @@ class RunStrategy(Strategy):
             rounds=self.plan.last_round,
             rounds_run=self.rounds_run,
             stop_reason=self.plan.stop_reason,
-            federated=self.final.get("federated"),
-            federated_evaluation=self.final.get("federated_evaluation"),
+            federated=self._scores_at("federated", self.plan.last_round),
+            federated_evaluation=self._scores_at("federated_evaluation", self.plan.last_round),
             privacy=self.privacy.summary() if self.privacy.active else None,
             preprocessing=self.preprocessing,
             failed_client_rounds=len(self.failed_client_rounds),
@@ -186,8 +185,6 @@ class RunStrategy(Strategy):
             metrics = self.central.score(weights)
         self._scored["federated"] = (server_round, metrics)
         self.recorder.event(server_round, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
-        if last:
-            self.final["federated"] = metrics
         return metrics["loss"], dict(metrics)
 
     def keep_stopped(self, timeout: float = 30.0) -> RunOutcome | None:
@@ -205,14 +202,12 @@ class RunStrategy(Strategy):
         try:
             last, weights = self.rounds_run, self._latest
             self._keep(weights, last)
-            scored = self._scored.get("federated")
-            central = None
-            if self.central.test is not None:
-                central = scored[1] if scored and scored[0] == last else self.central.score(weights)
+            central = self._scores_at("federated", last)
+            if central is None and self.central.test is not None:
+                central = self.central.score(weights)
         finally:
             self._model_lock.release()
-        evaluated = self._scored.get("federated_evaluation")
-        own = evaluated[1] if evaluated and evaluated[0] == last else None
+        own = self._scores_at("federated_evaluation", last)
         return dataclasses.replace(
             self.outcome, rounds=last, federated=central, federated_evaluation=own
         )
@@ -250,11 +245,14 @@ class RunStrategy(Strategy):
             )
         self.recorder.progress(server_round)
         self._scored["federated_evaluation"] = (server_round, metrics)
-        if self.plan.is_last(server_round):
-            self.final["federated_evaluation"] = metrics
         return metrics.get("loss"), dict(metrics)
 
     # -- hooks ----------------------------------------------------------
+    def _scores_at(self, scope: str, server_round: int) -> dict[str, float] | None:
+        """The newest ``scope`` scores if they are of round ``server_round``, else ``None``."""
+        scored = self._scored.get(scope)
+        return scored[1] if scored is not None and scored[0] == server_round else None
+
     def _setup_progress(self, step: str, done: int, total: int) -> None:
         label = _SETUP_LABELS[step]
         self.recorder.phase(step, label, done, total)
