@@ -7,7 +7,6 @@ data is loaded and checked, and the run directory gets its resolved config.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,9 @@ from flwr.common import Parameters
 from fedapp import __version__, data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import secagg
+from fedapp.flower.outcome import end_unfinished
 from fedapp.protection import attacks, privacy
-from fedapp.runs import RunDir, RunState, stop_signal
+from fedapp.runs import Recorder, RunDir
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -105,10 +105,6 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     except BaseException as err:
         # Stopped (or failed) between the claim and the first status: say so
         # rather than leave a directory that looks like a run starting for ever.
-        stop = stop_signal(err)
-        state = RunState.FAILED if stop is None else RunState.STOPPED
-        reason = f"{type(err).__name__}: {err}" if stop is None else f"stopped ({stop})"
-        with contextlib.suppress(OSError):
-            run_dir.set_status(state, 0, cfg.rounds, error=reason)
+        end_unfinished(Recorder(run_dir, cfg.rounds), err, keep=lambda: None)
         raise
     return run_dir
