@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -23,7 +24,7 @@ def print_notes(loaded: Any) -> None:
     for note in loaded.notes:
         console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
     for warning in loaded.warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
 
 
 def exit_now(code: int) -> None:
@@ -38,8 +39,8 @@ def exit_now(code: int) -> None:
 
 
 def warn(message: str) -> None:
-    """Print ``message`` as a warning on stderr."""
-    console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``message`` as a warning on stderr (as text: brackets in it are not markup)."""
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def failures_line(event: Any) -> str | None:
@@ -49,6 +50,5 @@ def failures_line(event: Any) -> str | None:
         return None
     who = ", ".join("?" if f["partition"] is None else str(f["partition"]) for f in failed)
     reasons = "; ".join(dict.fromkeys(str(f["reason"]) for f in failed))
-    verb = "fit" if event.stage == "fit" else "evaluate"
-    count = len(failed)
-    return f"round {event.round}: {count} client(s) failed to {verb} (partition {who}): {reasons}"
+    lost = f"{len(failed)} client(s) failed to {event.stage} (partition {who})"
+    return f"round {event.round}: {lost}: {reasons}"

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from fedapp import registry
 from fedapp.cli.app import app
-from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes
+from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes, warn
 from fedapp.cli.render import clients_table, print_summary, schema_table
 from fedapp.errors import UsageError
 from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
@@ -234,7 +234,7 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
         def on_event(event: Event) -> None:
             lost = failures_line(event)
             if lost:
-                progress.console.print(f"[bold yellow]warning:[/] {escape(lost)}", soft_wrap=True)
+                warn(lost)  # above the live progress display: they share the console
             if event.stage is not Stage.EVALUATE:
                 return
             if event.scope is Scope.FEDERATED:  # every round, whatever eval-every says

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from fedapp import registry
 from fedapp.cli.app import app
-from fedapp.cli.output import console
+from fedapp.cli.output import warn
 
 
 @app.command()
@@ -29,9 +29,7 @@ def strategies(
     broken = registry.broken()
     if as_json:
         for plugin in broken.values():
-            console.print(
-                f"[bold yellow]warning:[/] {plugin.error}", highlight=False, soft_wrap=True
-            )
+            warn(plugin.error)
         listing = [
             {
                 "name": p.name,

@@ -16,7 +16,7 @@ import typer
 
 import fedapp_ui
 from fedapp.cli.app import app
-from fedapp.cli.output import console, fail
+from fedapp.cli.output import console, fail, warn
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Signals `fedapp ui` passes on to its server: whoever stops the command
@@ -68,11 +68,7 @@ def ui(
             message = f"cannot serve on {host}:{port}: {err.strerror}; try another --port"
             raise fail(message) from None
     if host not in _LOOPBACK:
-        console.print(
-            f"[bold yellow]warning:[/] serving on {host}: anyone who can reach it can start "
-            "runs and read their results",
-            highlight=False,
-        )
+        warn(f"serving on {host}: anyone who can reach it can start runs and read their results")
     script = Path(fedapp_ui.__file__).with_name("app.py")
     command = [
         sys.executable, "-m", "streamlit", "run", str(script),

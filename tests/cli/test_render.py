@@ -79,3 +79,14 @@ def test_print_summary_refuses_a_run_without_a_summary(tmp_path: Path) -> None:
     # Execute / Assert
     with pytest.raises(ValueError, match="has no summary: it is failed"):
         print_summary(run.path)
+
+
+def test_a_warning_prints_brackets_as_they_are(capsys: pytest.CaptureFixture[str]) -> None:
+    # Prepare: a data warning naming a column written like rich markup
+    from fedapp.cli.output import warn
+
+    # Execute
+    warn("column [bold] holds one value")
+
+    # Assert
+    assert "warning: column [bold] holds one value" in capsys.readouterr().err
