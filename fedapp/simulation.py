@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,10 +154,15 @@ def _stop_ray() -> None:
     import psutil
 
     below = psutil.Process().children(recursive=True)
-    try:
-        ray.shutdown()
-    except Exception:  # a half-started node may fail to stop cleanly
-        logging.getLogger(__name__).debug("ray.shutdown failed", exc_info=True)
+    # In a thread of its own and bounded: interrupted mid start-up, Ray's
+    # shutdown can wait for a node that never answers, and a stop must end.
+    stopper = threading.Thread(target=_shutdown, args=(ray,), name="ray-shutdown", daemon=True)
+    stopper.start()
+    stopper.join(_RAY_SHUTDOWN_TIMEOUT)
+    if stopper.is_alive():
+        logging.getLogger(__name__).warning(
+            "Ray did not shut down within %g s; ending its processes", _RAY_SHUTDOWN_TIMEOUT
+        )
     _, alive = psutil.wait_procs(below, timeout=_RAY_GRACE)
     for process in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -164,7 +170,15 @@ def _stop_ray() -> None:
     psutil.wait_procs(alive, timeout=_RAY_GRACE)
 
 
-# Seconds Ray's processes get to end by themselves after ray.shutdown.
+def _shutdown(ray: Any) -> None:
+    try:
+        ray.shutdown()
+    except Exception:  # a half-started node may fail to stop cleanly
+        logging.getLogger(__name__).debug("ray.shutdown failed", exc_info=True)
+
+
+# Seconds ray.shutdown may take, then Ray's processes get to end by themselves.
+_RAY_SHUTDOWN_TIMEOUT = 10.0
 _RAY_GRACE = 3.0
 
 
