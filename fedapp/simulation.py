@@ -8,6 +8,7 @@ from :func:`_run_flower_simulation` alone and can be swapped there.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import sys
@@ -153,6 +154,7 @@ def _stop_ray() -> None:
     # psutil: only a run that did not finish looks for leftover processes.
     import psutil
 
+    _adopt_orphans()
     below = psutil.Process().children(recursive=True)
     # In a thread of its own and bounded: interrupted mid start-up, Ray's
     # shutdown can wait for a node that never answers, and a stop must end.
@@ -163,11 +165,28 @@ def _stop_ray() -> None:
         logging.getLogger(__name__).warning(
             "Ray did not shut down within %g s; ending its processes", _RAY_SHUTDOWN_TIMEOUT
         )
+    # Those started since, and orphans adopted meanwhile, end too.
+    below = list({*below, *psutil.Process().children(recursive=True)})
     _, alive = psutil.wait_procs(below, timeout=_RAY_GRACE)
     for process in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     psutil.wait_procs(alive, timeout=_RAY_GRACE)
+
+
+def _adopt_orphans() -> None:
+    """Become the parent of orphaned descendants (Linux), so that they can be found and ended.
+
+    A raylet that dies leaves its agents to the nearest "subreaper" instead
+    of init, and so below this process.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+# prctl(2)'s option number (linux/prctl.h).
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _shutdown(ray: Any) -> None:
