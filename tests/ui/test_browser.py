@@ -224,24 +224,26 @@ def test_new_run_to_finished_run_in_a_browser(ui_server, page, tmp_path: Path) -
         "global test set": [0, 1, 2],
         "clients' held-out data (weighted)": [1, 2],
     }
-    with contextlib.suppress(PlaywrightTimeout):  # the asserts below say what is wrong
-        page.wait_for_function(
-            f"""(expected) => {{
-                const c = {read_charts};
-                const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-                const first = Object.fromEntries(c.length ? c[0] : []);
-                return c.length >= 3
-                    && Object.entries(expected).every(([n, x]) => same(first[n], x))
-                    && c[1].length === 2 && c[1].every(([, x]) => same(x, [1, 2]));
-            }}""",
-            arg=expected,
-            timeout=30_000,
-        )
-    charts = page.evaluate(read_charts)
     # The global model, each client's AUC, and each client's update norm; then,
     # once the run has written them, the final model's ROC, PR and confusion.
     curves = (runs / run_id / "curves.json").exists()
-    assert len(charts) == (6 if curves else 3), charts
+    count = 6 if curves else 3
+    # Wait for exactly that many: a chart of the previous redraw may linger a moment.
+    with contextlib.suppress(PlaywrightTimeout):  # the asserts below say what is wrong
+        page.wait_for_function(
+            f"""([expected, count]) => {{
+                const c = {read_charts};
+                const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+                const first = Object.fromEntries(c.length ? c[0] : []);
+                return c.length === count
+                    && Object.entries(expected).every(([n, x]) => same(first[n], x))
+                    && c[1].length === 2 && c[1].every(([, x]) => same(x, [1, 2]));
+            }}""",
+            arg=[expected, count],
+            timeout=30_000,
+        )
+    charts = page.evaluate(read_charts)
+    assert len(charts) == count, charts
     global_chart = dict(charts[0])
     for name, rounds in expected.items():
         assert global_chart.get(name) == rounds, charts[0]
