@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flwr.server.strategy import FedAvg
     from flwr.simulation import run_simulation
 
-    from fedapp.learning.model import binary_metrics, build_model
+    from fedapp.learning.metrics import binary_metrics
+    from fedapp.learning.model import build_model
 
     model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
     initial = ndarrays_to_parameters(model.get_weights())

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fedapp.cli.output import warn
-from fedapp.runs import METRIC_LABELS, METRIC_NAMES, RunView
+from fedapp.runs import TASK_METRICS, RunView, higher_is_better, metric_label, primary
 from fedapp.settings import RunConfig
 
 
@@ -42,18 +42,32 @@ def clients_table(loaded: Any, cfg: RunConfig) -> Table:
 
     split = "one file per client" if cfg.client_data else f"partition {cfg.resolved_partition}"
     table = Table(title=f"{len(loaded.clients)} clients ({split})")
-    for name in ("client", "source", "rows", "train", "test", "positive rate"):
+    clients = describe_federation(loaded).clients
+    # The last column is the target's, by task: positive rate, classes or mean.
+    [balance] = [c for c in clients.columns if c not in _CLIENT_COLUMNS]
+    for name in (*_CLIENT_COLUMNS[:1], *_CLIENT_COLUMNS[2:], balance):
         table.add_column(name, justify="right" if name not in ("source",) else "left")
-    for row in describe_federation(loaded).clients.to_dict("records"):
+    for row in clients.to_dict("records"):
+        value = row[balance]
+        shown = f"{value:.1%}" if balance == "positive rate" else f"{value:.4g}"
         table.add_row(
             str(row["client"]), escape(row["source"]), str(row["rows"]), str(row["train"]),
-            str(row["test"]), f"{row['positive rate']:.1%}",
+            str(row["test"]), shown,
         )  # fmt: skip
     return table
 
 
+_CLIENT_COLUMNS = ("client", "institution", "source", "rows", "train", "test")
+
+
+def round_scores(metrics: Mapping[str, float], task: str) -> str:
+    """A round's central scores in one line: the task's main score, then the loss."""
+    names = dict.fromkeys((primary(task), *TASK_METRICS[task][:2], "loss"))
+    return "  ".join(f"{metric_label(n, task)} {_fmt(_number(metrics.get(n)))}" for n in names)
+
+
 def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None) -> None:
-    """Print a finished run's final metrics, baselines and each institution's local-only AUC.
+    """Print a finished run's final metrics, baselines and each institution's local-only score.
 
     Parameters
     ----------
@@ -70,15 +84,16 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
     if view.summary is None:
         raise ValueError(f"run {view.run_id} has no summary: it is {view.state}")
     done = view.summary
-    table = Table(title=f"{done['strategy']}, {done['rounds']} rounds (global test set)")
+    what = f"{view.task} '{done['target']}'" if done.get("target") else view.task
+    table = Table(title=f"{done['strategy']}, {done['rounds']} rounds, {what} (global test set)")
     table.add_column("metric")
     table.add_column("federated", justify="right")
     has_central = "centralized" in done
     if has_central:
         table.add_column("centralized", justify="right")
         table.add_column("gap", justify="right")
-    for name in METRIC_NAMES:
-        row = [METRIC_LABELS[name], _fmt(view.final(name))]
+    for name in view.metric_names:
+        row = [metric_label(name, view.task), _fmt(view.final(name))]
         if has_central:
             row += [_fmt(view.final(name, "centralized")), _fmt(view.final(name, "gap"), True)]
         table.add_row(*row)
@@ -88,15 +103,18 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
     if local:
         # What joining buys each institution: its model alone vs the federated
         # one, both scored on the same global test set.
-        federated_auc = view.final("auc")
-        alone = {pid: _number(m.get("auc")) for pid, m in local.items()}
+        main = view.primary_metric
+        federated_auc = view.final(main)
+        # A gain is what joining improves: a rise in AUC, a drop in RMSE.
+        sign = 1 if higher_is_better(main) else -1
+        alone = {pid: _number(m.get(main)) for pid, m in local.items()}
         gains = {
-            pid: None if a is None or federated_auc is None else federated_auc - a
+            pid: None if a is None or federated_auc is None else sign * (federated_auc - a)
             for pid, a in alone.items()
         }
         better = sum(1 for g in gains.values() if g is not None and g > 0)
         joining = Table(
-            title="AUC alone vs federated",
+            title=f"{metric_label(main, view.task)} alone vs federated",
             caption=f"federated beats local-only for {better} of {len(local)} institutions",
         )
         joining.add_column("institution")

@@ -23,7 +23,7 @@ from typer.core import TyperCommand
 from fedapp import registry
 from fedapp.cli.app import app
 from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes, warn
-from fedapp.cli.render import clients_table, print_summary, schema_table
+from fedapp.cli.render import clients_table, print_summary, round_scores, schema_table
 from fedapp.errors import UsageError
 from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
 from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
@@ -208,7 +208,9 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
     # TensorFlow, Flower and Ray: only a run pays for them, never `--help`.
     from fedapp import simulation as engine
 
-    print_notes(engine.check(cfg))  # cached: the run below reuses the loaded data
+    loaded = engine.check(cfg)  # cached: the run below reuses the loaded data
+    print_notes(loaded)
+    task_name = loaded.task
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -242,14 +244,10 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
                 progress.update(task, description=cfg.strategy, total=cfg.rounds,
                                 completed=event.round, count=count)  # fmt: skip
                 return
-            m = event.metrics
-            progress.update(task, metrics=f"AUC {m['auc']:.4f}  loss {m['loss']:.4f}")
+            shown = round_scores(event.metrics, task_name)
+            progress.update(task, metrics=shown)
             if not console.is_terminal:
-                console.print(
-                    f"round {event.round}/{cfg.rounds}: auc {m['auc']:.4f} "
-                    f"accuracy {m['accuracy']:.4f} loss {m['loss']:.4f}",
-                    highlight=False,
-                )
+                console.print(f"round {event.round}/{cfg.rounds}: {shown}", highlight=False)
 
         try:
             run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)

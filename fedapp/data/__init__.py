@@ -1,7 +1,8 @@
 """The data layer: load tables, split them into clients, hold out test rows.
 
 Data flows one way: tables (built-in, one file split by a partitioner, or one
-file per institution) → typed features and a 0/1 target → per-client splits
+file per institution) → typed features and a target read for its task
+(:mod:`fedapp.data.target`) → per-client splits
 → federated statistics (:mod:`fedapp.data.stats`) → a fitted
 ``Preprocessor``. A simulated client calls :func:`client_share` for its own
 share only; the driver uses :func:`global_test` and :func:`pooled_train` for
@@ -10,6 +11,7 @@ the comparisons a simulation can afford and a real federation cannot.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,23 @@ import pandas as pd
 from fedapp.data.checks import Split, leak_warnings, split_warnings
 from fedapp.data.files import file_digest, read_table
 from fedapp.data.partition import partition, stratified_split
-from fedapp.data.sources import Table, TableSpec, check_same_schema, prepare, target_classes
-from fedapp.data.stats import Preprocessor, Schema, local_statistics, merge_statistics
-from fedapp.data.synthetic import make_churn_table
+from fedapp.data.sources import (
+    Table,
+    TableSpec,
+    check_same_schema,
+    federation_target,
+    prepare,
+    target_values,
+)  # fmt: skip
+from fedapp.data.stats import (
+    Preprocessor,
+    Schema,
+    TargetEncoding,
+    local_statistics,
+    merge_statistics,
+)  # fmt: skip
+from fedapp.data.synthetic import TARGETS, make_churn_table
+from fedapp.data.target import strata
 from fedapp.errors import UsageError
 from fedapp.settings import DEMO_DATA, RunConfig
 from fedapp.settings.specs import PartitionSpec
@@ -33,6 +49,7 @@ __all__ = [
     "Federation",
     "Preprocessor",
     "Schema",
+    "TargetEncoding",
     "client_share",
     "client_splits",
     "federated_preprocessor",
@@ -73,6 +90,11 @@ class Federation:
     warnings: tuple[str, ...]
     digests: tuple[str, ...] = ()
 
+    @property
+    def task(self) -> str:
+        """The target's task (``binary``, ``multiclass`` or ``regression``)."""
+        return str(self.schema.task)
+
 
 @dataclass(frozen=True)
 class _DataKey:
@@ -92,7 +114,7 @@ class _DataKey:
     def of(cls, cfg: RunConfig) -> _DataKey:
         spec = TableSpec(
             cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
-            cfg.missing_values, cfg.max_categories,
+            cfg.missing_values, cfg.max_categories, cfg.task,
         )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
@@ -110,8 +132,12 @@ class _DataKey:
             _check_distinct(self.client_data)
             named = [(read_table(Path(p)), p) for p in self.client_data]
             # A file may hold one class; the others say which values the target takes.
-            classes = set().union(*(target_classes(f, self.spec, p) for f, p in named))
-            return [prepare(f, self.spec, p, classes) for f, p in named], list(self.client_data)
+            values = [target_values(f, self.spec, p) for f, p in named]
+            target, note = federation_target(values, self.spec, "the client-data files")
+            tables = [prepare(f, self.spec, p, target) for f, p in named]
+            if note:
+                tables[0] = dataclasses.replace(tables[0], notes=(note, *tables[0].notes))
+            return tables, list(self.client_data)
         if self.data == DEMO_DATA:
             if self.demo_rows < self.clients:
                 raise UsageError(
@@ -119,7 +145,13 @@ class _DataKey:
                 )
             # One institution per client, so `column:institution` always fits.
             frame = make_churn_table(self.demo_rows, self.clients, self.seed)
-            return [prepare(frame, self.spec, "demo data")], ["demo data"]
+            # The demo's other outcomes are not known when predicting this one.
+            others = [t for t in TARGETS if t != self.spec.target and t not in self.spec.drop]
+            spec = dataclasses.replace(self.spec, drop=(*self.spec.drop, *others))
+            table = prepare(frame, spec, "demo data")
+            note = f"demo data: the other outcomes ({', '.join(others)}) are not features"
+            table = dataclasses.replace(table, notes=(*table.notes, note))
+            return [table], ["demo data"]
         return [prepare(read_table(Path(self.data)), self.spec, self.data)], [self.data]
 
 
@@ -135,7 +167,7 @@ def _load(key: _DataKey) -> Federation:
         schema = table.schema
         spec = key.partition
         assert spec is not None  # one table to split: the config resolved how
-        rows = partition(table.frame, spec, key.clients, target, key.seed)
+        rows = partition(table.frame, spec, key.clients, target, key.seed, schema.task)
         locals_, labels = [], []
         for pid, r in enumerate(rows):
             local = table.frame.iloc[r].reset_index(drop=True)
@@ -145,7 +177,8 @@ def _load(key: _DataKey) -> Federation:
     clients = []
     for pid, (local, source) in enumerate(locals_):
         rng = np.random.default_rng([key.seed, pid])
-        train, test = stratified_split(local[target].to_numpy(), key.test_fraction, rng)
+        groups = strata(local[target].to_numpy(), schema.task)
+        train, test = stratified_split(groups, key.test_fraction, rng)
         if len(train) == 0 or len(test) == 0:
             raise UsageError(f"{source}: {len(local)} rows, too few to hold out a test split")
         clients.append(ClientShare(local.iloc[train], local.iloc[test], schema, source))
@@ -154,14 +187,15 @@ def _load(key: _DataKey) -> Federation:
         ("held-out", [c.test for c in clients]),
     ):
         if pd.concat(frames)[target].nunique() < 2:
-            raise UsageError(f"the {name} rows hold a single class of '{target}'")
+            what = "a single value" if schema.task == "regression" else "a single class"
+            raise UsageError(f"the {name} rows hold {what} of '{target}'")
     notes = tuple(n for t in tables for n in t.notes)
     warnings = [w for t in tables for w in t.warnings]
     splits = [
         Split(label, c.train[target], c.test[target])
         for label, c in zip(labels, clients, strict=True)
     ]
-    warnings += split_warnings(splits, target, key.test_fraction)
+    warnings += split_warnings(splits, target, key.test_fraction, schema.task)
     warnings += leak_warnings([(c.source, c.train) for c in clients], schema)
     digests = tuple(file_digest(Path(p)) for p in key.files)
     warnings += _changed_files(key.files, key.data_sha256, digests)

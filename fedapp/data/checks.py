@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from fedapp.data.stats import Schema
+from fedapp.settings import Task
 
 LEAK_AUC = 0.99
 # A client's held-out rows below this many score too noisily to compare.
@@ -33,7 +34,7 @@ class Split:
     label : str
         How messages name the client (``#3``, ``#0 region=north``, ``#1 bank_b.csv``).
     train, test : pandas.Series
-        The 0/1 target of its training and held-out rows.
+        The target of its training and held-out rows.
 
     """
 
@@ -72,7 +73,9 @@ def single_feature_auc(frame: pd.DataFrame, schema: Schema) -> dict[str, float]:
 def leak_warnings(
     clients: list[tuple[str, pd.DataFrame]], schema: Schema, threshold: float = LEAK_AUC
 ) -> list[str]:
-    """Name the features that alone predict the target almost perfectly at some client.
+    """Name the features that alone predict a binary target almost perfectly at some client.
+
+    (A multiclass or regression target has no single-feature AUC; it is not checked.)
 
     Parameters
     ----------
@@ -84,6 +87,8 @@ def leak_warnings(
         AUC above which a feature is suspicious.
 
     """
+    if schema.task is not Task.BINARY:
+        return []
     worst: dict[str, tuple[float, str]] = {}
     for name, frame in clients:
         for column, auc in single_feature_auc(frame, schema).items():
@@ -100,7 +105,9 @@ def _strength(auc: float) -> float:
     return float(max(auc, 1.0 - auc))
 
 
-def split_warnings(splits: Sequence[Split], target: str, test_fraction: float) -> list[str]:
+def split_warnings(
+    splits: Sequence[Split], target: str, test_fraction: float, task: Task = Task.BINARY
+) -> list[str]:
     """Say which clients' data cannot give a meaningful model or score.
 
     Parameters
@@ -111,27 +118,63 @@ def split_warnings(splits: Sequence[Split], target: str, test_fraction: float) -
         The target column, for the messages.
     test_fraction : float
         The held-out share of each client's rows.
+    task : Task
+        The target's task: classes are only checked for classification.
 
     Returns
     -------
     list[str]
         One warning per kind of problem, naming how many clients and which:
-        a single class, too few training rows, test sets too small or of one
-        class to score, a test fraction above one half.
+        a single class, a class only one client holds (multiclass), too few
+        training rows, test sets too small or of one class to score, a test
+        fraction above one half.
 
     """
     n = len(splits)
+    if task is Task.REGRESSION:
+        return _size_warnings(splits, test_fraction, n, classes=False)
     warnings = []
-    single = [
-        f"{s.label} (no {'negatives' if rows.all() else 'positives'})"
-        for s in splits
-        if (rows := pd.concat([s.train, s.test])).nunique() < 2
-    ]
+    if task is Task.MULTICLASS:
+        warnings += _lone_classes(splits, target)
+        single = [
+            f"{s.label} (only '{rows.iloc[0]}')"
+            for s in splits
+            if (rows := pd.concat([s.train, s.test])).nunique() < 2
+        ]
+    else:
+        single = [
+            f"{s.label} (no {'negatives' if rows.all() else 'positives'})"
+            for s in splits
+            if (rows := pd.concat([s.train, s.test])).nunique() < 2
+        ]
     if single:
         warnings.append(
             f"{len(single)} of {n} clients hold a single class of '{target}': "
             f"{_listed(single)}; each trains on that class alone and its test AUC is undefined"
         )
+    return warnings + _size_warnings(splits, test_fraction, n, classes=True)
+
+
+def _lone_classes(splits: Sequence[Split], target: str) -> list[str]:
+    """Multiclass: the classes only one client holds (the others never learn them locally)."""
+    holders: dict[str, list[str]] = {}
+    for s in splits:
+        for value in pd.concat([s.train, s.test]).unique():
+            holders.setdefault(str(value), []).append(s.label)
+    lone = [f"'{c}' ({who[0]})" for c, who in sorted(holders.items()) if len(who) == 1]
+    if not lone or len(splits) < 2:
+        return []
+    return [
+        f"{len(lone)} class(es) of '{target}' are held by one client only: {_listed(lone)}; "
+        "the federated model learns them from that client alone"
+    ]
+
+
+def _size_warnings(
+    splits: Sequence[Split], test_fraction: float, n: int, classes: bool
+) -> list[str]:
+    """Too few rows to train or score, and a test fraction above one half."""
+    warnings = []
     trained = sum(len(s.train) for s in splits)
     if test_fraction > 0.5:
         warnings.append(
@@ -144,15 +187,20 @@ def split_warnings(splits: Sequence[Split], target: str, test_fraction: float) -
             f"{len(few)} of {n} clients train on fewer than {MIN_TRAIN_ROWS} rows: {_listed(few)}"
         )
     unscorable = [
-        f"{s.label} ({_rows(len(s.test))}{', one class' if s.test.nunique() < 2 else ''})"
+        f"{s.label} ({_rows(len(s.test))}{', one class' if one else ''})"
         for s in splits
-        if len(s.test) < MIN_TEST_ROWS or s.test.nunique() < 2
+        if (one := classes and s.test.nunique() < 2) or len(s.test) < MIN_TEST_ROWS
     ]
-    if unscorable:
+    if unscorable and classes:
         warnings.append(
             f"{len(unscorable)} of {n} clients have test sets too small or single-class to "
             f"score (fewer than {MIN_TEST_ROWS} rows, or one class: AUC undefined): "
             f"{_listed(unscorable)}; use fewer clients or more rows"
+        )
+    elif unscorable:
+        warnings.append(
+            f"{len(unscorable)} of {n} clients have test sets too small to score (fewer than "
+            f"{MIN_TEST_ROWS} rows): {_listed(unscorable)}; use fewer clients or more rows"
         )
     return warnings
 

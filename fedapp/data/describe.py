@@ -12,13 +12,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from fedapp.data.stats import Schema
 from fedapp.runs import client_label
+from fedapp.settings import Task
 
 if TYPE_CHECKING:
     from fedapp.data import Federation
 
-# Most frequent values listed for a categorical column.
+# Most frequent values listed for a categorical column, and classes for a target.
 TOP_VALUES = 3
+TOP_CLASSES = 5
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,14 @@ class DataPreview:
     Attributes
     ----------
     headline : str
-        Rows, institutions and the target's positive rate, in one line.
+        Rows, institutions, the target's task and its balance, in one line.
     columns : pd.DataFrame
         One row per feature: ``column``, ``kind``, ``missing``, ``summary``.
     clients : pd.DataFrame
         One row per institution: ``client``, ``institution`` (its short name),
         ``source`` (where its rows came from), ``rows``, ``train``, ``test``,
-        ``positive rate``.
+        and the target's ``positive rate`` (binary), ``classes`` it holds
+        (multiclass) or ``target mean`` (regression).
     notes : tuple[str, ...]
         What loading decided (the positive class, blanks read as missing).
     warnings : tuple[str, ...]
@@ -57,10 +61,9 @@ def describe_federation(loaded: Federation) -> DataPreview:
     """Describe a loaded federation: its columns over the pooled rows, and each institution."""
     target = loaded.schema.target
     pooled = pd.concat([part for c in loaded.clients for part in (c.train, c.test)])
-    positives = int(pooled[target].sum())
     headline = (
-        f"{len(pooled)} rows in {len(loaded.clients)} institutions; target '{target}': "
-        f"{positives} positive ({positives / len(pooled):.1%})"
+        f"{len(pooled)} rows in {len(loaded.clients)} institutions; target '{target}' "
+        f"({loaded.task}): {_target_summary(pooled[target], loaded.schema)}"
     )
     labels = [client_label(c.source) for c in loaded.clients]
     return DataPreview(
@@ -73,6 +76,22 @@ def describe_federation(loaded: Federation) -> DataPreview:
         warnings=tuple(loaded.warnings),
         train_rows=tuple(len(c.train) for c in loaded.clients),
     )
+
+
+def _target_summary(values: pd.Series, schema: Schema) -> str:
+    """The target in a few words: the positive share, the class shares, or mean and spread."""
+    if schema.task is Task.REGRESSION:
+        return (
+            f"mean {values.mean():.4g}, std {values.std():.4g}, "
+            f"min {values.min():.4g}, max {values.max():.4g}"
+        )
+    if schema.task is Task.BINARY:
+        positives = int(values.sum())
+        return f"{positives} positive ({positives / len(values):.1%})"
+    shares = values.value_counts(normalize=True)
+    shown = ", ".join(f"{c} {share:.1%}" for c, share in shares.head(TOP_CLASSES).items())
+    more = f", ... ({len(shares)} classes)" if len(shares) > TOP_CLASSES else ""
+    return f"{shown}{more}"
 
 
 def _column_rows(
@@ -100,17 +119,25 @@ def _column(name: str, kind: str, values: pd.Series, summary: str) -> dict[str, 
     return {"column": name, "kind": kind, "missing": int(values.isna().sum()), "summary": summary}
 
 
+def _client_target(values: pd.Series, schema: Schema) -> dict[str, object]:
+    """A client's target column of the clients table, by task."""
+    if schema.task is Task.REGRESSION:
+        return {"target mean": float(values.mean())}
+    if schema.task is Task.BINARY:
+        return {"positive rate": float(values.mean())}
+    return {"classes": int(values.nunique())}
+
+
 def _client_rows(loaded: Federation, labels: Sequence[str]) -> list[dict[str, object]]:
     target = loaded.schema.target
     rows: list[dict[str, object]] = []
     for pid, (client, label) in enumerate(zip(loaded.clients, labels, strict=True)):
         total = len(client.train) + len(client.test)
-        positives = int(client.train[target].sum() + client.test[target].sum())
+        values = pd.concat([client.train[target], client.test[target]])
         rows.append(
             {
                 "client": pid, "institution": label, "source": client.source, "rows": total,
                 "train": len(client.train), "test": len(client.test),
-                "positive rate": positives / total,
-            }
+            } | _client_target(values, loaded.schema)
         )  # fmt: skip
     return rows

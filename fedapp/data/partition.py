@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fedapp.data.target import strata
 from fedapp.errors import UsageError
+from fedapp.settings import Task
 from fedapp.settings.specs import PartitionSpec
 
 MIN_PARTITION_ROWS = 10
@@ -22,8 +24,12 @@ def partition(
     clients: int,
     target: str,
     seed: int,
+    task: Task = Task.BINARY,
 ) -> list[np.ndarray]:
     """Split ``frame``'s row positions into ``clients`` index arrays.
+
+    ``dirichlet:ALPHA`` skews the classes of a classification ``task``, and
+    the quantile bins of a regression target (:func:`fedapp.data.target.strata`).
 
     Raises
     ------
@@ -36,7 +42,7 @@ def partition(
         parts = iid(len(frame), clients, rng)
     elif spec.kind == "dirichlet":
         assert spec.alpha is not None
-        parts = dirichlet(frame[target].to_numpy(), clients, spec.alpha, rng)
+        parts = dirichlet(strata(frame[target].to_numpy(), task), clients, spec.alpha, rng)
     elif spec.kind == "quantity":
         assert spec.alpha is not None
         parts = quantity(len(frame), clients, spec.alpha, rng)

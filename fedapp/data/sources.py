@@ -1,4 +1,4 @@
-"""Reading institutions' tables: CSV or Parquet, typed, with a binary target.
+"""Reading institutions' tables: CSV or Parquet, typed, with their target.
 
 Everything here runs where the data lives (a client, or the simulation's
 driver standing in for it) and raises :class:`~fedapp.errors.UsageError`
@@ -7,7 +7,7 @@ naming the file and the column when a table cannot be used.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,13 +15,15 @@ import pandas as pd
 
 from fedapp.data.files import read_table
 from fedapp.data.stats import MAX_MAGNITUDE, Schema
+from fedapp.data.target import TargetInfo, decide, read_target
 from fedapp.errors import UsageError
+from fedapp.settings import Task
 
-__all__ = ["Table", "TableSpec", "check_same_schema", "prepare", "read_table", "target_classes"]
+__all__ = [
+    "Table", "TableSpec", "check_same_schema", "federation_target", "prepare", "read_table",
+    "target_values",
+]  # fmt: skip
 
-# Two-valued targets whose positive class is unambiguous.
-_POSITIVE = {"1", "yes", "true", "y", "t", "1.0"}
-_NEGATIVE = {"0", "no", "false", "n", "f", "0.0"}
 # A text column is numeric when at least this share of its non-blank values
 # parse as numbers (the rest is junk to fix); below that it is categorical.
 _NUMERIC_SHARE = 0.95
@@ -41,9 +43,9 @@ class TableSpec:
     Attributes
     ----------
     target : str
-        Binary target column.
+        The column to predict.
     positive_label : str | None
-        The target value meaning "positive"; ``None`` infers it.
+        The binary target's value meaning "positive"; ``None`` infers it.
     id_column : str | None
         An identifier column, never used as a feature.
     drop : tuple[str, ...]
@@ -53,8 +55,10 @@ class TableSpec:
     missing_values : tuple[str, ...]
         Further values read as blanks (``?``, ``-999``).
     max_categories : int | None
-        Most distinct values of a column typed categorical by inference;
-        ``None`` for no limit.
+        Most distinct values of a column typed categorical by inference (and
+        classes of a text target); ``None`` for no limit.
+    task : Task | None
+        The target's task; ``None`` infers it from the values.
 
     """
 
@@ -65,11 +69,12 @@ class TableSpec:
     categorical: tuple[str, ...] = ()
     missing_values: tuple[str, ...] = ()
     max_categories: int | None = None
+    task: Task | None = None
 
 
 @dataclass(frozen=True)
 class Table:
-    """A table ready for the federation: features typed, target 0/1.
+    """A table ready for the federation: features typed, the target read for its task.
 
     ``notes`` say what was decided (the positive class, blanks read as
     missing); ``warnings`` what may not be what the user meant (a column of
@@ -86,9 +91,9 @@ def prepare(
     frame: pd.DataFrame,
     spec: TableSpec,
     source: str,
-    classes: Collection[str] | None = None,
+    target: TargetInfo | None = None,
 ) -> Table:
-    """Drop non-features, type the columns and encode the target as 0/1.
+    """Drop non-features, type the columns and read the target for its task.
 
     Parameters
     ----------
@@ -98,10 +103,11 @@ def prepare(
         Target and column choices.
     source : str
         The file's name, for messages.
-    classes : Collection[str] | None
-        The target's values over every client's file (:func:`target_classes`),
-        when this table is one of several: a file holding one class is then
-        accepted, its class read as positive or negative from those values.
+    target : TargetInfo | None
+        The target over every client's file (:func:`federation_target`), when
+        this table is one of several: a file holding one class is then
+        accepted, its class read as positive or negative from the others.
+        ``None`` decides it from this table alone.
 
     Raises
     ------
@@ -125,7 +131,12 @@ def prepare(
         frame = frame.loc[~blank_target]
     if frame.empty:
         raise UsageError(f"{source}: no rows left after dropping blank targets")
-    target, note = _binary_target(frame[spec.target], spec, source, classes)
+    if target is None:
+        target, note = federation_target([frame[spec.target]], spec, source)
+        notes += [note] if note else []
+    values, target, note = read_target(
+        frame[spec.target], target, spec.target, source, spec.positive_label
+    )
     notes += note
 
     features = {}
@@ -141,9 +152,9 @@ def prepare(
     if not features:
         raise UsageError(f"{source}: no feature columns left besides the target")
     table = pd.DataFrame(features, index=frame.index)
-    table[spec.target] = target
+    table[spec.target] = values
     table = table.reset_index(drop=True)
-    schema = Schema(tuple(numeric), tuple(categorical), spec.target)
+    schema = Schema(tuple(numeric), tuple(categorical), spec.target, target.task, target.classes)
     return Table(table, schema, tuple(notes), tuple(warnings))
 
 
@@ -159,12 +170,26 @@ def check_columns(frame: pd.DataFrame, spec: TableSpec, source: str) -> None:
         )
 
 
-def target_classes(frame: pd.DataFrame, spec: TableSpec, source: str) -> set[str]:
-    """The target's values in one raw table, as :func:`prepare` reads them."""
+def target_values(frame: pd.DataFrame, spec: TableSpec, source: str) -> pd.Series:
+    """The target's non-blank values in one raw table, as :func:`prepare` reads them."""
     check_columns(frame, spec, source)
     values = frame[spec.target]
     missing = _blank(values) | _marked(values, spec.missing_values)
-    return set(_target_text(values[~missing]))
+    return values[~missing]
+
+
+def federation_target(
+    values: Sequence[pd.Series], spec: TableSpec, source: str
+) -> tuple[TargetInfo, str]:
+    """The target of tables read together: its task (given or inferred) and classes.
+
+    Returns the target and a note saying what it is (empty for a binary one,
+    whose note names the positive class instead).
+    """
+    pooled = pd.concat([v.dropna() for v in values], ignore_index=True)
+    if pooled.empty:
+        raise UsageError(f"{source}: target '{spec.target}' has no values")
+    return decide(pooled, spec.target, source, spec.task, spec.max_categories or 50)
 
 
 def check_same_schema(tables: Sequence[Table], sources: Sequence[str]) -> Schema:
@@ -243,75 +268,6 @@ def _is_number(text: str) -> bool:
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _target_text(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_float_dtype(values):
-        return values.map(lambda v: f"{v:g}")
-    return values.astype(str).str.strip()
-
-
-def _binary_target(
-    values: pd.Series, spec: TableSpec, source: str, every: Collection[str] | None
-) -> tuple[np.ndarray, list[str]]:
-    text = _target_text(values)
-    classes = sorted(text.unique())
-    if len(classes) == 1 and every is not None and len(set(every)) > 1:
-        return _one_class(text, classes[0], spec, source, sorted(every))
-    if len(classes) < 2:
-        where = "every file" if every is not None else f"{len(text)} rows"
-        raise UsageError(
-            f"{source}: target '{spec.target}' has a single value ({classes[0]}) in {where}"
-        )
-    if len(classes) > 2:
-        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise UsageError(
-            f"{source}: target '{spec.target}' has {len(classes)} classes ({shown}); "
-            "only binary targets are supported"
-        )
-    if spec.positive_label is not None:
-        _check_positive_label(spec, source, classes)
-        positive = spec.positive_label
-        note = f"{source}: positive class of '{spec.target}' is '{positive}' (given)"
-    else:
-        lowered = {c.lower() for c in classes}
-        found = [c for c in classes if c.lower() in _POSITIVE]
-        if len(found) == 1 and lowered - {found[0].lower()} <= _NEGATIVE:
-            positive = found[0]
-            note = f"{source}: positive class of '{spec.target}' is '{positive}' (inferred)"
-        else:
-            raise UsageError(
-                f"{source}: cannot tell the positive class of '{spec.target}' "
-                f"(values: {', '.join(classes)}); pass --positive-label"
-            )
-    return (text == positive).to_numpy(dtype=np.int64), [note]
-
-
-def _one_class(
-    text: pd.Series, value: str, spec: TableSpec, source: str, every: list[str]
-) -> tuple[np.ndarray, list[str]]:
-    """A client whose every row has one target value: positive or negative by that value."""
-    if spec.positive_label is not None:
-        _check_positive_label(spec, source, every)
-        positive, how = value == spec.positive_label, "given"
-    elif value.lower() in _POSITIVE | _NEGATIVE:
-        positive, how = value.lower() in _POSITIVE, "inferred"
-    else:
-        raise UsageError(
-            f"{source}: every row of target '{spec.target}' is '{value}'; cannot tell "
-            "whether that is the positive class: pass --positive-label"
-        )
-    kind = "positive" if positive else "negative"
-    note = f"{source}: every row of '{spec.target}' is '{value}', the {kind} class ({how})"
-    return np.full(len(text), int(positive), dtype=np.int64), [note]
-
-
-def _check_positive_label(spec: TableSpec, source: str, classes: Sequence[str]) -> None:
-    if spec.positive_label not in classes:
-        raise UsageError(
-            f"{source}: --positive-label '{spec.positive_label}' is not a value of "
-            f"'{spec.target}' (values: {', '.join(classes)})"
-        )
 
 
 @dataclass(frozen=True)

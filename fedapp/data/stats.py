@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedapp.data.target import class_order
+from fedapp.errors import UsageError
+from fedapp.settings import Task
+
 # The largest magnitude of a numeric value. The server's M2 sums squared
 # differences over every client's rows, up to (2·1e100)² per row: finite in
 # float64 (below 1.8e308) for any table smaller than 4e107 rows.
@@ -32,11 +36,17 @@ MAX_MAGNITUDE = 1e100
 
 @dataclass(frozen=True)
 class Schema:
-    """Which columns are features of which kind, and which is the target."""
+    """Which columns are features of which kind, and which is the target, of which task.
+
+    ``classes`` are a binary target's ``(negative, positive)`` names and the
+    classes a multiclass target's tables hold; empty for regression.
+    """
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     target: str
+    task: Task = Task.BINARY
+    classes: tuple[str, ...] = ()
 
     @classmethod
     def infer(cls, frame: pd.DataFrame, target: str) -> Schema:
@@ -45,6 +55,11 @@ class Schema:
         numeric = tuple(c for c in features if pd.api.types.is_numeric_dtype(frame[c]))
         categorical = tuple(c for c in features if c not in numeric)
         return cls(numeric=numeric, categorical=categorical, target=target)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Every feature column, numeric ones first."""
+        return (*self.numeric, *self.categorical)
 
 
 def local_statistics(frame: pd.DataFrame, schema: Schema, min_count: int) -> dict[str, Any]:
@@ -62,10 +77,13 @@ def local_statistics(frame: pd.DataFrame, schema: Schema, min_count: int) -> dic
     Returns
     -------
     dict
-        ``{"rows", "positives", "numeric": {col: [count, mean, m2]},
+        ``{"rows", "target", "numeric": {col: [count, mean, m2]},
         "categorical": {col: {value: count}}}``, JSON-serialisable; ``m2`` is
         the sum of squared deviations from ``mean``, and both are 0 for a
-        column without values.
+        column without values. ``target`` is ``{"task", "classes",
+        "counts"}`` for a classification target (every class's count: the
+        model needs every class, however rare) and ``{"task", "moments"}``
+        for a regression one.
 
     """
     numeric: dict[str, list[float]] = {}
@@ -79,10 +97,23 @@ def local_statistics(frame: pd.DataFrame, schema: Schema, min_count: int) -> dic
         categorical[column] = {str(value): int(n) for value, n in counts.items() if n >= min_count}
     return {
         "rows": len(frame),
-        "positives": int(frame[schema.target].sum()),
+        "target": _target_statistics(frame[schema.target], schema),
         "numeric": numeric,
         "categorical": categorical,
     }
+
+
+def _target_statistics(values: pd.Series, schema: Schema) -> dict[str, Any]:
+    if schema.task is Task.REGRESSION:
+        return {"task": str(schema.task), "moments": _moments(values.to_numpy(dtype=np.float64))}
+    if schema.task is Task.BINARY:
+        positives = int(values.sum())
+        negative, positive = schema.classes or ("0", "1")
+        counts = {negative: len(values) - positives, positive: positives}
+        return {"task": str(schema.task), "classes": [negative, positive], "counts": counts}
+    else:
+        counts = {str(c): int(n) for c, n in values.value_counts().items()}
+    return {"task": str(schema.task), "classes": list(schema.classes), "counts": counts}
 
 
 def _moments(values: np.ndarray) -> list[float]:
@@ -103,11 +134,19 @@ def merge_statistics(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
     Counts add up; each numeric column's ``[count, mean, m2]`` merge by
     :func:`merge_moments`, as if computed over the clients' rows pooled.
+
+    Raises
+    ------
+    UsageError
+        When the clients read the target as different tasks (a client whose
+        file holds two of the classes infers binary), or a binary target
+        with different class names.
+
     """
-    merged: dict[str, Any] = {"rows": 0, "positives": 0, "numeric": {}, "categorical": {}}
-    for part in parts:
+    merged: dict[str, Any] = {"rows": 0, "target": None, "numeric": {}, "categorical": {}}
+    for pid, part in enumerate(parts):
         merged["rows"] += part["rows"]
-        merged["positives"] += part["positives"]
+        merged["target"] = _merge_target(merged["target"], part["target"], pid)
         for column, moments in part["numeric"].items():
             acc = merged["numeric"].get(column, [0.0, 0.0, 0.0])
             merged["numeric"][column] = merge_moments(acc, moments)
@@ -116,6 +155,27 @@ def merge_statistics(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
             for value, n in counts.items():
                 acc[value] = acc.get(value, 0) + n
     return merged
+
+
+def _merge_target(acc: dict[str, Any] | None, part: dict[str, Any], pid: int) -> dict[str, Any]:
+    if acc is None:
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in part.items()}
+    if acc["task"] != part["task"]:
+        raise UsageError(
+            f"the clients read the target as different tasks ({acc['task']} up to client "
+            f"{pid - 1}, {part['task']} at client {pid}); pass --task to say which it is"
+        )
+    if part["task"] == Task.REGRESSION:
+        return {**acc, "moments": merge_moments(acc["moments"], part["moments"])}
+    if part["task"] == Task.BINARY and acc["classes"] != part["classes"]:
+        raise UsageError(
+            f"the clients name the binary target's classes differently ({acc['classes']} "
+            f"and {part['classes']} at client {pid}, as negative and positive)"
+        )
+    counts = dict(acc["counts"])
+    for value, n in part["counts"].items():
+        counts[value] = counts.get(value, 0) + n
+    return {**acc, "counts": counts}
 
 
 def merge_moments(a: Sequence[float], b: Sequence[float]) -> list[float]:
@@ -143,8 +203,87 @@ def merge_moments(a: Sequence[float], b: Sequence[float]) -> list[float]:
 
 
 @dataclass(frozen=True)
+class TargetEncoding:
+    """How the target becomes the model's ``y``, and the model's output becomes a prediction.
+
+    Attributes
+    ----------
+    task : Task
+        Binary, multiclass or regression.
+    classes : tuple[str, ...]
+        Binary: ``(negative, positive)``; multiclass: the classes, whose
+        position is the code the model predicts; regression: empty.
+    mean, std : float
+        A regression target's federated mean and standard deviation: the
+        model learns ``(y - mean) / std`` (0 and 1 otherwise).
+
+    """
+
+    task: Task
+    classes: tuple[str, ...] = ()
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, stats: dict[str, Any]) -> TargetEncoding:
+        """From the merged target statistics (:func:`merge_statistics`)."""
+        task = Task(stats["task"])
+        if task is Task.REGRESSION:
+            count, mean, m2 = stats["moments"]
+            return cls(task, (), mean, (math.sqrt(m2 / count) if count else 0.0) or 1.0)
+        if task is Task.BINARY:
+            return cls(task, tuple(stats["classes"]))
+        # Every class any client holds, however rare: the model needs an output for each.
+        return cls(task, class_order(c for c, n in stats["counts"].items() if n > 0))
+
+    @property
+    def outputs(self) -> int:
+        """Width of the model's output: one per class of a multiclass target, else 1."""
+        return len(self.classes) if self.task is Task.MULTICLASS else 1
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """The model's ``y`` of a table's target column (as :mod:`~fedapp.data.target` reads it).
+
+        Raises
+        ------
+        UsageError
+            For a multiclass value that is not one of :attr:`classes`.
+
+        """
+        if self.task is Task.REGRESSION:
+            y = (values.to_numpy(dtype=np.float64) - self.mean) / self.std
+            return y.astype(np.float32)
+        if self.task is Task.BINARY:
+            return values.to_numpy(dtype=np.float32)
+        index = {c: i for i, c in enumerate(self.classes)}
+        codes = values.map(index)
+        if codes.isna().any():
+            unseen = sorted(set(values[codes.isna()].astype(str)))
+            raise UsageError(
+                f"target class(es) {', '.join(unseen[:5])} were not seen in training "
+                f"(classes: {', '.join(self.classes)})"
+            )
+        return codes.to_numpy(dtype=np.float32)
+
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """A regression model's output (or ``y``) in the target's own units."""
+        return np.asarray(y, dtype=np.float64) * self.std + self.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (inside ``preprocessing.json``)."""
+        return {"task": str(self.task), "classes": list(self.classes), "mean": self.mean,
+                "std": self.std}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TargetEncoding:
+        """Inverse of :meth:`to_dict`."""
+        return cls(Task(data["task"]), tuple(data["classes"]), float(data["mean"]),
+                   float(data["std"]))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Preprocessor:
-    """Standardise numeric columns, one-hot encode categorical ones.
+    """Standardise numeric columns, one-hot encode categorical ones, encode the target.
 
     Missing numbers are imputed with the federated mean (so they become 0
     after standardisation); missing or rare categories map to "other".
@@ -153,10 +292,11 @@ class Preprocessor:
     numeric: tuple[tuple[str, float, float], ...]
     categorical: tuple[tuple[str, tuple[str, ...]], ...]
     target: str
+    encoding: TargetEncoding = TargetEncoding(Task.BINARY, ("0", "1"))
 
     @classmethod
     def fit(cls, stats: dict[str, Any], schema: Schema, min_count: int) -> Preprocessor:
-        """Fit means, standard deviations and vocabularies from merged statistics."""
+        """Fit means, standard deviations, vocabularies and the target's encoding."""
         numeric = []
         for column in schema.numeric:
             count, mean, m2 = stats["numeric"][column]
@@ -167,15 +307,26 @@ class Preprocessor:
             counts = stats["categorical"].get(column, {})
             vocab = tuple(sorted(v for v, n in counts.items() if n >= min_count))
             categorical.append((column, vocab))
-        return cls(tuple(numeric), tuple(categorical), schema.target)
+        encoding = TargetEncoding.fit(stats["target"])
+        return cls(tuple(numeric), tuple(categorical), schema.target, encoding)
+
+    @property
+    def task(self) -> Task:
+        """The target's task."""
+        return self.encoding.task
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature columns a table must have, numeric ones first."""
+        return tuple(c for c, _, _ in self.numeric) + tuple(c for c, _ in self.categorical)
 
     @property
     def n_features(self) -> int:
         """Width of the transformed matrix."""
         return len(self.numeric) + sum(len(v) + 1 for _, v in self.categorical)
 
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(x, y)`` as float32 arrays."""
+    def features_of(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's input of ``frame``'s feature columns, float32."""
         blocks = []
         for column, mean, std in self.numeric:
             values = frame[column].to_numpy(dtype=np.float64)
@@ -190,10 +341,14 @@ class Preprocessor:
                 count=len(frame),
             )
             codes[frame[column].isna().to_numpy()] = other
-            blocks.append(np.eye(len(vocab) + 1)[codes])
-        x = np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0))
-        y = frame[self.target].to_numpy(dtype=np.float32)
-        return x, y
+            blocks.append(np.eye(len(vocab) + 1, dtype=np.float32)[codes])
+        if not blocks:
+            return np.zeros((len(frame), 0), dtype=np.float32)
+        return np.hstack(blocks).astype(np.float32)
+
+    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(x, y)`` as float32 arrays (``y`` as :meth:`TargetEncoding.encode` gives it)."""
+        return self.features_of(frame), self.encoding.encode(frame[self.target])
 
     def to_json(self) -> str:
         """Serialise (for the run directory and for clients' round configs)."""
@@ -202,6 +357,7 @@ class Preprocessor:
                 "numeric": [list(n) for n in self.numeric],
                 "categorical": [[c, list(v)] for c, v in self.categorical],
                 "target": self.target,
+                "encoding": self.encoding.to_dict(),
             }
         )
 
@@ -209,8 +365,12 @@ class Preprocessor:
     def from_json(cls, text: str) -> Preprocessor:
         """Inverse of :meth:`to_json`."""
         data = json.loads(text)
+        # A run directory written before targets had tasks holds a 0/1 target.
+        encoding = data.get("encoding") or {"task": "binary", "classes": ["0", "1"],
+                                            "mean": 0.0, "std": 1.0}  # fmt: skip
         return cls(
             numeric=tuple((c, float(m), float(s)) for c, m, s in data["numeric"]),
             categorical=tuple((c, tuple(v)) for c, v in data["categorical"]),
             target=data["target"],
+            encoding=TargetEncoding.from_dict(encoding),
         )

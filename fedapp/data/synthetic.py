@@ -4,6 +4,12 @@ Each institution serves a different customer mix (age, tenure, contract types,
 price level), so splitting by ``institution`` gives a natural non-IID
 federation; the churn mechanism itself is shared, so there is one model worth
 learning together.
+
+Three targets come with it: ``churned`` (binary), ``next_plan`` (the plan the
+customer moves to next year: multiclass) and ``next_year_spend`` (what the
+customer spends next year: regression). Each is an outcome, not something
+known when predicting, so a run on one leaves the other two out
+(:data:`TARGETS`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ import numpy as np
 import pandas as pd
 
 TARGET = "churned"
+NEXT_PLAN = "next_plan"
+NEXT_YEAR_SPEND = "next_year_spend"
+# The table's outcomes: whichever is the target, the others are not features.
+TARGETS = (TARGET, NEXT_PLAN, NEXT_YEAR_SPEND)
 INSTITUTION = "institution"
 CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENTS = ("card", "bank-transfer", "e-check", "mailed-check")
@@ -43,8 +53,8 @@ def make_churn_table(
     Returns
     -------
     pandas.DataFrame
-        Numeric and categorical features, ``institution`` and the 0/1 target
-        ``churned``.
+        Numeric and categorical features, ``institution``, the 0/1 target
+        ``churned`` and the other two targets (:data:`TARGETS`).
 
     """
     if rows < institutions:
@@ -89,6 +99,27 @@ def make_churn_table(
     intercept = _calibrate(logit, churn_rate)
     churned = (rng.random(rows) < _sigmoid(logit + intercept)).astype(np.int64)
 
+    # Next year's plan: a shared mechanism too (price-sensitive customers move
+    # down, long-tenured heavy users up), drawn after churn so that adding it
+    # leaves every other column of a seed as it was.
+    plan_logits = np.stack(
+        [
+            np.zeros(rows),
+            1.2 * (plan == 1) + 0.02 * (tenure - 24) + 0.4 * (products >= 2),
+            2.4 * (plan == 2)
+            + 0.035 * (tenure - 24)
+            + 0.6 * (products >= 3)
+            - 0.03 * (monthly - 70),
+        ],
+        axis=1,
+    ) + 1.8 * (np.arange(len(PLANS)) == plan[:, None])
+    plan_logits += rng.gumbel(size=plan_logits.shape) * 0.8
+    next_plan = plan_logits.argmax(axis=1)
+    # Next year's spend: twelve months at the plan's price, more with products
+    # and tenure, nothing once churned.
+    spend = 12 * monthly * (1 + 0.15 * (products - 1)) * (1 + 0.004 * tenure)
+    spend = spend * (1 - 0.85 * churned) * rng.lognormal(0.0, 0.15, rows)
+
     frame = pd.DataFrame(
         {
             "age": age.round(),
@@ -102,6 +133,8 @@ def make_churn_table(
             "plan": np.asarray(PLANS, dtype=object)[plan],
             INSTITUTION: [f"inst-{i}" for i in inst],
             TARGET: churned,
+            NEXT_PLAN: np.asarray(PLANS, dtype=object)[next_plan],
+            NEXT_YEAR_SPEND: spend.round(2),
         }
     )
     for column in ("age", "monthly_charges"):

@@ -31,7 +31,7 @@ from fedapp.flower.protocol import (
     STATISTICS_QUERY,
 )
 from fedapp.flower.secagg import secure_aggregation_mod
-from fedapp.learning.model import build_model, evaluate, train
+from fedapp.learning.model import evaluate, model_for, train
 from fedapp.protection import attacks
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
 
@@ -42,12 +42,18 @@ class _Arrays:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    encoding: data.TargetEncoding
 
 
 @functools.lru_cache(maxsize=8)
-def _model(n_features: int, hidden_units: tuple[int, ...], learning_rate: float):
-    """One compiled model per process and architecture, shared by its clients."""
-    return build_model(n_features, hidden_units, learning_rate)
+def _model(
+    encoding: data.TargetEncoding,
+    n_features: int,
+    hidden_units: tuple[int, ...],
+    learning_rate: float,
+):
+    """One compiled model per process, architecture and task, shared by its clients."""
+    return model_for(encoding, n_features, hidden_units, learning_rate)
 
 
 @functools.lru_cache(maxsize=256)
@@ -58,7 +64,7 @@ def _arrays(cfg_json: str, partition_id: int, preprocessing: str) -> _Arrays:
     prep = data.Preprocessor.from_json(preprocessing)
     x_train, y_train = prep.transform(rows.train)
     x_test, y_test = prep.transform(rows.test)
-    return _Arrays(x_train, y_train, x_test, y_test)
+    return _Arrays(x_train, y_train, x_test, y_test, prep.encoding)
 
 
 class ChurnClient(NumPyClient):
@@ -135,7 +141,7 @@ class ChurnClient(NumPyClient):
         loss = train(
             model,
             arrays.x_train,
-            attacks.flip_labels(arrays.y_train)
+            attacks.flip_labels(arrays.y_train, arrays.encoding.task, arrays.encoding.outputs)
             if attack and attack.flips_labels
             else arrays.y_train,
             epochs=self.cfg.local_epochs,
@@ -163,12 +169,14 @@ class ChurnClient(NumPyClient):
     ) -> tuple[float, int, dict[str, Scalar]]:
         """Score the global weights on this client's held-out rows."""
         arrays, model = self._prepare(parameters, config)
-        metrics = evaluate(model, arrays.x_test, arrays.y_test)
+        metrics = evaluate(model, arrays.x_test, arrays.y_test, arrays.encoding)
         return metrics["loss"], len(arrays.y_test), {PARTITION_KEY: self.partition_id, **metrics}
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
         arrays = _arrays(self._cfg_json, self._share, str(config[PREPROCESSING_KEY]))
-        model = _model(arrays.x_train.shape[1], self.cfg.hidden_units, self.cfg.learning_rate)
+        model = _model(
+            arrays.encoding, arrays.x_train.shape[1], self.cfg.hidden_units, self.cfg.learning_rate
+        )
         model.set_weights(parameters)
         return arrays, model
 
@@ -183,6 +191,7 @@ def node_data_config(cfg: RunConfig, path: str) -> RunConfig:
         clients=1,
         client_data=(path,),
         target=cfg.resolved_target,
+        task=cfg.task,
         positive_label=cfg.positive_label,
         id_column=cfg.id_column,
         drop=cfg.drop,

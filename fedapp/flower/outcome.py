@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fedapp.data import Preprocessor
 from fedapp.runs import Recorder, RunState, stop_signal
 
 
@@ -71,6 +72,11 @@ def summary(
         "strategy": outcome.strategy,
         "failed_client_rounds": outcome.failed_client_rounds,
     }
+    if outcome.preprocessing:
+        # What the scores are of: a reader needs no other file to label them.
+        prep = Preprocessor.from_json(outcome.preprocessing)
+        out |= {"target": prep.target, "task": str(prep.task),
+                "classes": list(prep.encoding.classes)}  # fmt: skip
     if outcome.stop_reason:
         out["reason"] = outcome.stop_reason
     if outcome.privacy is not None:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from fedapp.flower.protocol import PARTITION_KEY
 from fedapp.protection import anomaly, privacy
-from fedapp.runs import METRIC_NAMES
+from fedapp.runs import metric_names
 
 
 @dataclass(frozen=True)
@@ -38,17 +39,37 @@ class ClientReport:
     metrics: Mapping[str, Any]
 
 
+def _metrics_of(reports: Sequence[ClientReport]) -> tuple[str, ...]:
+    """The scores the clients report, in display order (every task's known names first)."""
+    reported = dict.fromkeys(
+        k for r in reports for k in r.metrics if k not in (PARTITION_KEY, "train-loss")
+    )
+    known = [m for task in ("binary", "multiclass", "regression") for m in metric_names(task)]
+    ordered = [m for m in dict.fromkeys(known) if m in reported]
+    return (*ordered, *sorted(k for k in reported if k not in ordered))
+
+
+# Scores pooled as a root mean square: the pooled RMSE is the root of the
+# example-weighted mean of the clients' squared RMSEs, exactly.
+_ROOT_MEAN_SQUARE = frozenset({"rmse"})
+
+
 def weighted_means(reports: Sequence[ClientReport]) -> dict[str, float]:
     """Example-weighted mean of each metric over clients (NaNs skipped).
 
     ``mean_k = Σ_i n_i m_ik / Σ_i n_i`` over the clients ``i`` whose ``m_ik``
-    is finite; a metric no client reports (finitely) is left out.
+    is finite; a metric no client reports (finitely) is left out. RMSE is
+    pooled as ``sqrt(Σ_i n_i m_ik² / Σ_i n_i)``, the RMSE over every client's rows.
     """
     out: dict[str, float] = {}
-    for name in METRIC_NAMES:
+    for name in _metrics_of(reports):
         pairs = [(r.examples, float(r.metrics[name])) for r in _scored(reports, name)]
         total = sum(n for n, _ in pairs)
-        if total:
+        if not total:
+            continue
+        if name in _ROOT_MEAN_SQUARE:
+            out[name] = float(np.sqrt(sum(n * v * v for n, v in pairs) / total))
+        else:
             out[name] = sum(n * v for n, v in pairs) / total
     return out
 
@@ -59,7 +80,7 @@ def coverage(reports: Sequence[ClientReport]) -> dict[str, int]:
     A client with too few test rows, or test rows of one class, has no AUC:
     a weighted AUC over 1 of 12 clients is that one client's.
     """
-    return {name: len(_scored(reports, name)) for name in METRIC_NAMES}
+    return {name: len(_scored(reports, name)) for name in _metrics_of(reports)}
 
 
 def _scored(reports: Sequence[ClientReport], name: str) -> list[ClientReport]:
@@ -199,8 +220,7 @@ def evaluate_fields(
     (:func:`failure_fields`).
     """
     clients = {
-        str(r.partition_id): {k: r.metrics[k] for k in METRIC_NAMES if k in r.metrics}
-        | {"examples": r.examples}
+        str(r.partition_id): {k: r.metrics[k] for k in _metrics_of([r])} | {"examples": r.examples}
         for r in reports
     }
     extra = {"reported": len(reports), "coverage": coverage(reports)} | failure_fields(failed)

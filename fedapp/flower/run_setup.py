@@ -82,7 +82,8 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
         loaded = check(cfg)
         sources = [c.source for c in loaded.clients]
         notes, warnings = list(loaded.notes), list(loaded.warnings)
-        files = data.recorded_settings(cfg, loaded)
+        # The task as loading settled it: readers label the scores by it.
+        files = data.recorded_settings(cfg, loaded) | {"task": loaded.schema.task}
     run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
     plugin = registry.get(cfg.strategy)
     resolved = cfg.replace(

@@ -162,6 +162,7 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
     statistics = [json.loads(r["statistics"]) for r in by_partition]
     numeric, categorical = json.loads(by_partition[0]["schema"])
     schema = data.Schema(tuple(numeric), tuple(categorical), target=cfg.resolved_target)
+    # The task and classes travel in each client's target statistics; merging checks they agree.
     return FederationSetup(
         preprocessor=data.fit_preprocessor(statistics, schema, cfg),
         partition_of={cid: int(r[PARTITION_KEY]) for cid, r in replies.items()},

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.model import build_model, evaluate, train
+from fedapp.learning.model import evaluate, model_for, train
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
@@ -76,7 +76,9 @@ class GlobalTestTrainer:
         self.cfg = cfg
         self.prep = prep
         # Built from the seed exactly as the server builds the federation's start.
-        self.model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+        self.model = model_for(
+            prep.encoding, prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed
+        )
         self.initial = self.model.get_weights()
         self.test = prep.transform(data.global_test(cfg))
 
@@ -93,7 +95,7 @@ class GlobalTestTrainer:
         Returns
         -------
         dict[str, float]
-            :func:`fedapp.learning.model.binary_metrics` on the global test set.
+            :func:`fedapp.learning.metrics.score` on the global test set.
 
         """
         x, y = self.prep.transform(rows)
@@ -104,7 +106,7 @@ class GlobalTestTrainer:
             batch_size=self.cfg.batch_size,
             seed=seed,
         )  # fmt: skip
-        return evaluate(self.model, *self.test)
+        return evaluate(self.model, *self.test, self.prep.encoding)
 
 
 def centralized(
@@ -169,4 +171,4 @@ def local_only(
 
 def gap(federated: Mapping[str, float], centralized: Mapping[str, float]) -> dict[str, float]:
     """What federation costs: ``federated[k] - centralized[k]`` for each metric ``k``."""
-    return {k: federated[k] - centralized[k] for k in federated}
+    return {k: federated[k] - centralized[k] for k in federated if k in centralized}

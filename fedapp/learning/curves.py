@@ -1,7 +1,9 @@
-"""The final model's ROC and precision-recall curves and confusion matrix (``curves.json``).
+"""The final model's curves on the global test set (``curves.json``), per task.
 
-Computed once, at the end of a run, on the server-held global test set; the
-UI only draws them.
+Binary: ROC and precision-recall curves and the confusion matrix; multiclass:
+the confusion matrix over the classes; regression: predicted against actual
+values (a sample) and the residuals' quantiles. Computed once, at the end of
+a run, on the server-held global test set; the UI only draws them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,42 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from fedapp.data.stats import TargetEncoding
+from fedapp.settings import Task
+
 # A curve keeps at most this many points: enough to draw, small to store.
 MAX_POINTS = 200
+# Rows of a regression's predicted-against-actual scatter.
+MAX_SCATTER = 500
+
+
+def task_curves(encoding: TargetEncoding, y: np.ndarray, output: np.ndarray) -> dict[str, Any]:
+    """The curves of ``encoding``'s task, with ``task`` saying which they are."""
+    if encoding.task is Task.BINARY:
+        return {"task": "binary", **binary_curves(y, output)}
+    if encoding.task is Task.MULTICLASS:
+        codes = np.asarray(y).astype(np.int64)
+        matrix = confusion_matrix(
+            codes, np.asarray(output).argmax(axis=1), labels=list(range(len(encoding.classes)))
+        )
+        return {
+            "task": "multiclass",
+            "rows": len(codes),
+            "classes": list(encoding.classes),
+            "confusion": matrix.tolist(),
+        }
+    actual, predicted = encoding.decode(y), encoding.decode(output)
+    keep = np.random.default_rng(0).permutation(len(actual))[:MAX_SCATTER]
+    residuals = predicted - actual
+    return {
+        "task": "regression",
+        "rows": len(actual),
+        "actual": [round(float(v), 6) for v in actual[keep]],
+        "predicted": [round(float(v), 6) for v in predicted[keep]],
+        "residual_quantiles": {
+            str(q): float(np.quantile(residuals, q)) for q in (0.05, 0.25, 0.5, 0.75, 0.95)
+        },
+    }
 
 
 def binary_curves(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:

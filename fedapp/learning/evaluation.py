@@ -16,9 +16,10 @@ import keras
 import numpy as np
 
 from fedapp import data
-from fedapp.data.stats import Preprocessor
-from fedapp.learning.curves import binary_curves
-from fedapp.learning.model import FedModel, binary_metrics, build_model, predict
+from fedapp.data.stats import Preprocessor, TargetEncoding
+from fedapp.learning.curves import task_curves
+from fedapp.learning.metrics import score
+from fedapp.learning.model import FedModel, model_for, predict
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -42,23 +43,32 @@ class CentralEvaluator:
         The transformed global test set, or ``None`` when the server holds no rows.
     every : int
         Score every ``every`` rounds (and after the last round).
+    encoding : TargetEncoding | None
+        The target's encoding (its task); ``None`` for a binary target.
 
     """
 
     def __init__(
-        self, model: FedModel, test: tuple[np.ndarray, np.ndarray] | None, every: int = 1
+        self,
+        model: FedModel,
+        test: tuple[np.ndarray, np.ndarray] | None,
+        every: int = 1,
+        encoding: TargetEncoding | None = None,
     ) -> None:
         self.model = model
         self.test = test
         self.every = every
+        self.encoding = encoding or TargetEncoding(model.task, ("0", "1"))
 
     @classmethod
     def for_run(cls, cfg: RunConfig, prep: Preprocessor) -> CentralEvaluator:
         """The evaluator of ``cfg``: the seeded model over ``prep``'s features, the test set."""
-        model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+        model = model_for(
+            prep.encoding, prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed
+        )
         # Deployed, the rows stay on the SuperNodes: there is nothing to test on here.
         test = None if cfg.data == NODE_DATA else prep.transform(data.global_test(cfg))
-        return cls(model, test, cfg.eval_every)
+        return cls(model, test, cfg.eval_every, prep.encoding)
 
     @property
     def initial_weights(self) -> list[np.ndarray]:
@@ -70,7 +80,7 @@ class CentralEvaluator:
         return self.test is not None and is_due(server_round, self.every, last_round)
 
     def score(self, weights: Sequence[np.ndarray]) -> dict[str, float]:
-        """:func:`fedapp.learning.model.binary_metrics` of ``weights`` on the test set.
+        """The task's scores (:func:`fedapp.learning.metrics.score`) of ``weights`` on the test set.
 
         Raises
         ------
@@ -78,10 +88,10 @@ class CentralEvaluator:
             When the server holds no test set.
 
         """
-        return binary_metrics(*self._predicted(weights))
+        return score(self.encoding, *self._predicted(weights))
 
     def curves(self, weights: Sequence[np.ndarray]) -> dict:
-        """:func:`~fedapp.learning.curves.binary_curves` of ``weights`` on the test set.
+        """:func:`~fedapp.learning.curves.task_curves` of ``weights`` on the test set.
 
         Raises
         ------
@@ -89,10 +99,10 @@ class CentralEvaluator:
             When the server holds no test set.
 
         """
-        return binary_curves(*self._predicted(weights))
+        return task_curves(self.encoding, *self._predicted(weights))
 
     def _predicted(self, weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """The test set's labels and the probabilities ``weights`` give its rows."""
+        """The test set's encoded targets and the model's output for its rows with ``weights``."""
         if self.test is None:
             raise ValueError("the server holds no test set to score on")
         self.model.set_weights(list(weights))

@@ -1,4 +1,4 @@
-"""The Keras model, its FedProx-aware training step, and binary metrics.
+"""The Keras model, its output head and loss per task, and its FedProx/DP-SGD training.
 
 TensorFlow is imported here and only here (plus where a caller imports this
 module), so that the CLI's help, the plugin listing and the UI stay fast.
@@ -16,17 +16,23 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+
+from fedapp.data.stats import TargetEncoding
+from fedapp.learning.metrics import score
+from fedapp.settings import Task
 
 # Keras 3.15 trips NumPy 2's `__array__(copy=...)` deprecation when saving.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras\.")
 
-_EPS = 1e-7
 _configured = False
+
+# What fedapp puts on top of a model's raw scores, and the loss it trains with, per task.
+_ACTIVATIONS = {Task.BINARY: "sigmoid", Task.MULTICLASS: "softmax", Task.REGRESSION: "linear"}
+_LOSSES = {
+    Task.BINARY: "binary_crossentropy",
+    Task.MULTICLASS: "sparse_categorical_crossentropy",
+    Task.REGRESSION: "mean_squared_error",
+}
 
 
 def _configure_runtime() -> None:
@@ -140,7 +146,7 @@ def dp_gradients(model: FedModel, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.T
     variables = model.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         predicted = model(x, training=True)
-        losses = keras.losses.binary_crossentropy(tf.expand_dims(y, -1), predicted)
+        losses = example_losses(model.task, y, predicted)
         penalty = model.proximal.penalty(variables)
     # pfor vectorises the backward pass over the batch: per-example gradients
     # for about the cost of one batched gradient.
@@ -154,6 +160,15 @@ def dp_gradients(model: FedModel, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.T
     return gradients, tf.reduce_mean(losses) + penalty
 
 
+def example_losses(task: Task, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
+    """Each row's loss, as the compiled loss averages it: ``(batch,)``."""
+    if task is Task.MULTICLASS:
+        return keras.losses.sparse_categorical_crossentropy(y, predicted)
+    if task is Task.REGRESSION:
+        return keras.losses.mean_squared_error(tf.expand_dims(y, -1), predicted)
+    return keras.losses.binary_crossentropy(tf.expand_dims(y, -1), predicted)
+
+
 @keras.saving.register_keras_serializable(package="fedapp")
 class FedModel(keras.Model):
     """A functional Keras model whose loss carries FedProx's proximal term.
@@ -164,6 +179,7 @@ class FedModel(keras.Model):
 
     proximal: ProximalTerm | None = None
     dp_sgd: NoisyClipping | None = None
+    task: Task = Task.BINARY
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):  # noqa: D102
         loss = super().compute_loss(
@@ -180,13 +196,20 @@ def build_model(
     hidden_units: Sequence[int] = (64, 32),
     learning_rate: float = 1e-3,
     seed: int = 0,
+    task: Task = Task.BINARY,
+    outputs: int = 1,
 ) -> FedModel:
-    """Build and compile the MLP (``hidden_units`` ReLU layers, sigmoid output).
+    """Build and compile the model of ``task`` with ``outputs`` output units.
 
-    The model is traced on first use and then reused: callers change its
-    weights with ``set_weights`` instead of building a new one.
+    The body (``hidden_units`` ReLU layers) ends in ``outputs`` raw scores;
+    fedapp's head turns them into a probability (sigmoid, binary), class
+    probabilities (softmax, multiclass) or a standardised value (linear,
+    regression), and compiles the task's loss. The model is traced on first
+    use and then reused: callers change its weights with ``set_weights``
+    instead of building a new one.
     """
     _configure_runtime()
+    task = Task(task)
     inputs = keras.Input(shape=(n_features,), dtype="float32")
     hidden = inputs
     # Seeded initialisers rather than keras.utils.set_random_seed: the same
@@ -195,18 +218,25 @@ def build_model(
         hidden = keras.layers.Dense(units, activation="relu", kernel_initializer=_init(seed, i))(
             hidden
         )
-    outputs = keras.layers.Dense(
-        1, activation="sigmoid", kernel_initializer=_init(seed, len(hidden_units))
-    )(hidden)
-    model = FedModel(inputs=inputs, outputs=outputs)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="binary_crossentropy",
-    )
+    scores = keras.layers.Dense(outputs, kernel_initializer=_init(seed, len(hidden_units)))(hidden)
+    head = keras.layers.Activation(_ACTIVATIONS[task], name="fedapp_head")(scores)
+    model = FedModel(inputs=inputs, outputs=head)
+    model.task = task
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=_LOSSES[task])
     model.proximal = ProximalTerm(model.trainable_variables)
     model.optimizer.build(model.trainable_variables)
     model._fresh_optimizer_state = [v.numpy() for v in model.optimizer.variables]
     return model
+
+
+def model_for(
+    encoding: TargetEncoding, n_features: int, hidden_units: Sequence[int],
+    learning_rate: float, seed: int = 0,
+) -> FedModel:  # fmt: skip
+    """:func:`build_model` for a run's target encoding (its task and classes)."""
+    return build_model(
+        n_features, hidden_units, learning_rate, seed, encoding.task, encoding.outputs
+    )
 
 
 def _init(seed: int, layer: int) -> keras.initializers.Initializer:
@@ -307,52 +337,23 @@ def train(
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """Churn probabilities for ``x`` (one call, no callbacks)."""
-    return np.asarray(model.predict_on_batch(x), dtype=np.float64).ravel()
+    """The model's output for ``x`` (one call, no callbacks).
 
-
-def binary_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-    """Score predicted probabilities against binary labels.
-
-    Parameters
-    ----------
-    y_true : np.ndarray
-        Labels, 0 or 1.
-    y_prob : np.ndarray
-        Predicted probabilities of class 1.
-
-    Returns
-    -------
-    dict[str, float]
-        The keys of :data:`fedapp.runs.METRIC_NAMES`, in that order: ROC AUC,
-        PR-AUC (average precision), accuracy, F1, precision and recall (all
-        four at threshold 0.5; 0 where undefined, e.g. precision with no
-        predicted positive) and ``loss``, the log-loss. AUC and PR-AUC are
-        ``nan`` when ``y_true`` has a single class.
-
+    ``(n,)`` for one output unit (a probability, a standardised value),
+    ``(n, k)`` class probabilities for several.
     """
-    y_true = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.clip(np.asarray(y_prob, dtype=np.float64).ravel(), _EPS, 1 - _EPS)
-    loss = float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
-    actual = (y_true >= 0.5).astype(np.int64)
-    predicted = (p >= 0.5).astype(np.int64)
-    # `labels` fixes the positive class even when a client's rows hold one class.
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        actual, predicted, labels=[1], average="binary", pos_label=1, zero_division=0
-    )
-    ranked = len(np.unique(actual)) == 2  # ranking scores need both classes
-    nan = float("nan")
-    return {
-        "auc": float(roc_auc_score(actual, p)) if ranked else nan,
-        "pr_auc": float(average_precision_score(actual, p)) if ranked else nan,
-        "accuracy": float(np.mean(predicted == actual)),
-        "f1": float(f1),
-        "precision": float(precision),
-        "recall": float(recall),
-        "loss": loss,
-    }
+    out = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+    return out.ravel() if out.shape[-1] == 1 else out
 
 
-def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Score the model's current weights on ``(x, y)``."""
-    return binary_metrics(y, predict(model, x))
+def evaluate(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, encoding: TargetEncoding | None = None
+) -> dict[str, float]:
+    """Score the model's current weights on ``(x, y)`` (:func:`fedapp.learning.metrics.score`).
+
+    Without ``encoding``, a binary target.
+    """
+    return score(encoding or _BINARY, y, predict(model, x))
+
+
+_BINARY = TargetEncoding(Task.BINARY, ("0", "1"))

@@ -9,7 +9,10 @@ honest update, it then sends:
 * ``scale:F`` — w + F·Δ (the update amplified);
 * ``gaussian:SIGMA`` — w + ε with ε ~ N(0, SIGMA²) per weight (noise instead
   of an update);
-* ``label-flip`` — an honest update, trained on labels y ↦ 1 - y.
+* ``label-flip`` — an honest update, trained on flipped targets: binary
+  labels y ↦ 1 - y, multiclass codes shifted by one class (y ↦ y + 1 mod k,
+  a fixed permutation without a fixed point), a regression's standardised
+  target negated (y ↦ -y).
 
 Everything here is a pure function of its arguments, so the server, the
 clients and the run directory agree on who attacks without talking about it.
@@ -83,9 +86,19 @@ def poison_update(
     return out
 
 
-def flip_labels(y: np.ndarray) -> np.ndarray:
-    """Binary labels y ↦ 1 - y, in ``y``'s dtype."""
-    return (1 - y).astype(y.dtype, copy=False)
+def flip_labels(y: np.ndarray, task: str = "binary", classes: int = 2) -> np.ndarray:
+    """The targets a label-flipping attacker trains on, in ``y``'s dtype.
+
+    Binary ``1 - y``; multiclass ``(y + 1) mod classes``; regression ``-y``
+    (of the standardised target, so the flipped mean is the true one mirrored).
+    """
+    if task == "regression":
+        flipped = -y
+    elif task == "multiclass":
+        flipped = (y + 1) % classes
+    else:
+        flipped = 1 - y
+    return flipped.astype(y.dtype, copy=False)
 
 
 def client_attack(

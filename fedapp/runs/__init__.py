@@ -5,7 +5,6 @@ It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
 """
 
 from fedapp.runs.directory import (
-    METRIC_LABELS,
     METRIC_NAMES,
     STATES,
     RunDir,
@@ -15,6 +14,15 @@ from fedapp.runs.directory import (
     write_json_atomic,
 )
 from fedapp.runs.events import Event, Phase, Scope, Stage
+from fedapp.runs.metrics import (
+    METRIC_LABELS,
+    TASK_METRICS,
+    higher_is_better,
+    metric_label,
+    metric_names,
+    primary,
+    task_of,
+)  # fmt: skip
 from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
 from fedapp.runs.state import RunState, sigterm_stops, stop_signal
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
@@ -23,6 +31,7 @@ __all__ = [
     "METRIC_LABELS",
     "METRIC_NAMES",
     "STATES",
+    "TASK_METRICS",
     "Event",
     "EventListener",
     "Phase",
@@ -34,12 +43,17 @@ __all__ = [
     "Scope",
     "Stage",
     "client_label",
+    "higher_is_better",
     "is_pid",
     "json_safe",
     "list_runs",
+    "metric_label",
+    "metric_names",
     "new_run_id",
+    "primary",
     "process_alive",
     "sigterm_stops",
     "stop_signal",
+    "task_of",
     "write_json_atomic",
 ]

@@ -26,25 +26,14 @@ from typing import Any
 
 from fedapp.errors import UsageError
 from fedapp.runs.events import Event
+from fedapp.runs.metrics import TASK_METRICS
 from fedapp.runs.state import RunState
 
 # The states status.json may hold, for readers that check one.
 STATES = tuple(s.value for s in RunState if s.recorded)
 
-# The scores of a model in `metrics.jsonl` and `summary.json`, in display order.
-# `loss` is the log-loss; the thresholded ones cut probabilities at 0.5.
-METRIC_NAMES = ("auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss")
-# How people read them, for tables and charts.
-METRIC_LABELS = {
-    "auc": "AUC",
-    "pr_auc": "PR-AUC",
-    "accuracy": "accuracy",
-    "f1": "F1",
-    "precision": "precision",
-    "recall": "recall",
-    "loss": "log-loss",
-    "train-loss": "training loss",
-}
+# The binary scores, in display order (see :mod:`fedapp.runs.metrics` for every task's).
+METRIC_NAMES = TASK_METRICS["binary"]
 
 
 # What `status.json` says about the process running the run.

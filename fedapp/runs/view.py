@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 
 from fedapp.runs.directory import STATES, RunDir, client_label
 from fedapp.runs.events import Event
+from fedapp.runs.metrics import metric_names, primary, task_of
 from fedapp.runs.state import RunState
 
 
@@ -212,6 +213,21 @@ class RunView:
     def curves(self) -> dict[str, Any] | None:
         """``curves.json``: the final model's ROC, precision-recall and confusion matrix."""
         return _read(self.run_dir.read_curves)
+
+    @property
+    def task(self) -> str:
+        """The run's task: ``binary``, ``multiclass`` or ``regression``."""
+        return task_of(self.config, self.summary)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The run's scores in display order (a multiclass run's per-class recalls last)."""
+        return metric_names(self.task, ((self.summary or {}).get("federated") or {}).keys())
+
+    @property
+    def primary_metric(self) -> str:
+        """The score the run's gaps and gains are told in (AUC, accuracy, RMSE)."""
+        return primary(self.task)
 
     @property
     def privacy(self) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ checks and the UI form all come from this package: :func:`describe` and
 """
 
 from fedapp.settings.config import RunConfig, describe, fields, read_settings, value_error
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
 from fedapp.settings.rules import SECAGG_MODULUS_BITS, secagg_max_bits
 from fedapp.settings.table import DATA_SECTIONS, SECTIONS, Setting
 
@@ -20,6 +20,7 @@ __all__ = [
     "DpMode",
     "RunConfig",
     "Setting",
+    "Task",
     "describe",
     "fields",
     "read_settings",

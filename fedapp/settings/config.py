@@ -34,7 +34,7 @@ from pydantic import (
 
 from fedapp.errors import UsageError
 from fedapp.settings import rules
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
 from fedapp.settings.specs import Attack, PartitionSpec, as_attack, as_partition
 from fedapp.settings.table import (
     ATTACKS,
@@ -116,11 +116,18 @@ class RunConfig(BaseModel):
     )  # fmt: skip
     target: str | None = setting(
         None, section=DATA, unset="churned for the demo", label="Target column",
-        help="Binary target column (required with a file).",
+        help="The column to predict (required with a file).",
+    )  # fmt: skip
+    task: Task | None = setting(
+        None, section=DATA, strict=False, unset="inferred from the target",
+        help="What the target is: binary (two values), multiclass (a few classes, or text) "
+        "or regression (a number; trained standardised, reported in its own units). "
+        "Inferred: two values are binary, text or at most 10 whole numbers multiclass, "
+        "other numbers regression.",
     )  # fmt: skip
     positive_label: str | None = setting(
         None, section=DATA, unset="inferred (yes / true / 1)", label="Positive class",
-        help="Target value meaning positive.",
+        help="Target value meaning positive (binary targets).",
     )  # fmt: skip
     id_column: str | None = setting(
         None, section=DATA, unset="none", label="Identifier column",

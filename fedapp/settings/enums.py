@@ -20,6 +20,14 @@ class DpClipping(StrEnum):
     CLIENT = "client"
 
 
+class Task(StrEnum):
+    """What the model predicts: one of two classes, one of several, or a number."""
+
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+
 # The `data` setting's two special values (any other value is a file).
 DEMO_DATA = "demo"
 # A deployed federation: each SuperNode reads the file named by its own

@@ -48,7 +48,7 @@ def test_print_summary_of_a_view(run: RunDir, capsys: pytest.CaptureFixture[str]
 
     # Assert
     out = capsys.readouterr().out
-    assert "fedavg, 2 rounds (global test set)" in out
+    assert "fedavg, 2 rounds, binary (global test set)" in out
     assert "0 institution=inst-0" in out and "1 institution=inst-1" in out
     assert "federated beats local-only for 1 of 2 institutions" in out
     assert "+0.0500" in out and "-0.1500" in out  # each institution's gain

@@ -137,7 +137,7 @@ def test_federated_statistics_equal_pooled_statistics(small_cfg: RunConfig) -> N
     schema = splits[0].schema
     merged = merge_statistics(local_statistics(c.train, schema, 1) for c in splits)
     pooled = local_statistics(data.pooled_train(small_cfg), schema, 1)
-    assert merged["rows"] == pooled["rows"] and merged["positives"] == pooled["positives"]
+    assert merged["rows"] == pooled["rows"] and merged["target"] == pooled["target"]
     for column, triple in pooled["numeric"].items():
         np.testing.assert_allclose(merged["numeric"][column], triple, rtol=1e-12)
     assert merged["categorical"] == pooled["categorical"]
@@ -184,7 +184,7 @@ def test_statistics_hold_only_aggregates() -> None:
     stats = local_statistics(frame, Schema(("x",), ("plan",), TARGET), min_count=2)
     assert stats == {
         "rows": 4,
-        "positives": 2,
+        "target": {"task": "binary", "classes": ["0", "1"], "counts": {"0": 2, "1": 2}},
         # count, mean and sum of squared deviations (M2) of 1, 2, 4
         "numeric": {"x": [3.0, pytest.approx(7 / 3), pytest.approx(42 / 9)]},
         "categorical": {"plan": {"a": 3}},  # "rare" (1 < 2) is never reported
@@ -196,7 +196,7 @@ def test_preprocessor_standardises_imputes_and_folds_rare_categories() -> None:
     schema = Schema(("x",), ("plan",), TARGET)
     stats = {
         "rows": 4,
-        "positives": 1,
+        "target": {"task": "binary", "classes": ["no", "yes"], "counts": {"no": 3, "yes": 1}},
         "numeric": {"x": [2.0, 2.0, 2.0]},  # mean 2, var M2 / count = 1
         "categorical": {"plan": {"a": 5, "b": 1}},
     }

@@ -55,12 +55,13 @@ def test_target_required_with_a_file(tmp_path: Path) -> None:
     fails(tmp_path, ["--data", path], "--target is required")
 
 
-def test_target_with_more_than_two_classes(tmp_path: Path) -> None:
+def test_a_binary_task_of_a_target_with_three_classes(tmp_path: Path) -> None:
     frame = customers()
     frame.loc[:2, "Churn"] = ["Yes", "No", "Maybe"]
     path = write_csv(tmp_path, "c.csv", frame)
-    fails(tmp_path, ["--data", path, "--target", "Churn"],
-          "target 'Churn' has 3 classes (Maybe, No, Yes); only binary targets")  # fmt: skip
+    fails(tmp_path, ["--data", path, *CHURN, "--task", "binary"],
+          "--task binary needs two values, but 'Churn' has 3 (Maybe, No, Yes); "
+          "use --task multiclass")  # fmt: skip
 
 
 def test_target_with_an_unknown_positive_class(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from fedapp.data.synthetic import make_churn_table
+from fedapp.data.synthetic import TARGETS, make_churn_table
 from fedapp.deploy import processes as deploy
 from fedapp.deploy.certs import generate
 from fedapp.runs import RunDir
@@ -159,7 +159,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         table = make_churn_table(900, len(INSTITUTIONS), seed=3)
         for i, name in enumerate(INSTITUTIONS):
             rows = table[table["institution"] == sorted(table["institution"].unique())[i]]
-            rows.drop(columns=["institution"]).to_csv(cluster.root / f"{name}.csv", index=False)
+            rows.drop(columns=["institution", *TARGETS[1:]]).to_csv(
+                cluster.root / f"{name}.csv", index=False
+            )
         # The institutions join now, while the checks below run, as in a cluster
         # where SuperNodes wait for work.
         for i, name in enumerate(INSTITUTIONS):

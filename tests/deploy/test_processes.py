@@ -14,7 +14,7 @@ from flwr.app import Context, RecordDict
 from flwr.common.config import parse_config_args
 
 from fedapp import simulation as engine
-from fedapp.data.synthetic import make_churn_table
+from fedapp.data.synthetic import TARGETS, make_churn_table
 from fedapp.deploy import processes as deploy
 from fedapp.deploy.certs import generate
 from fedapp.errors import UsageError
@@ -141,7 +141,8 @@ def _context(node_config: dict, run_config: dict) -> Context:
 
 
 def test_a_supernode_reads_its_own_file_from_its_data_path(tmp_path: Path) -> None:
-    table = make_churn_table(300, 1, seed=5).drop(columns=["institution"])
+    # One bank's export: its features and the churn target.
+    table = make_churn_table(300, 1, seed=5).drop(columns=["institution", *TARGETS[1:]])
     table.to_csv(tmp_path / "bank.csv", index=False)
     run_config = RunConfig(data="node", target="churned", clients=2).to_flwr()
     node_config = {"partition-id": 4, "data-path": str(tmp_path / "bank.csv")}
@@ -153,7 +154,7 @@ def test_a_supernode_reads_its_own_file_from_its_data_path(tmp_path: Path) -> No
     stats = json.loads(str(answer["statistics"]))
     # The whole file is this node's share, less its held-out test fraction (0.2).
     assert stats["rows"] == pytest.approx(0.8 * len(table), abs=2)
-    train_positives = stats["positives"]
+    train_positives = stats["target"]["counts"]["1"]
     assert 0 < train_positives <= int(table["churned"].sum())
     numeric, categorical = json.loads(str(answer["schema"]))
     assert set(numeric) == {

@@ -119,7 +119,9 @@ def test_statistics_reply_is_aggregates_only(cfg: RunConfig) -> None:
     properties = compat.recorddict_to_getpropertiesres(reply).properties
     assert set(properties) == {"partition-id", "schema", "statistics"}
     stats = json.loads(properties["statistics"])
-    assert set(stats) == {"rows", "positives", "numeric", "categorical"}
+    assert set(stats) == {"rows", "target", "numeric", "categorical"}
+    # The target's class counts, never a row's class.
+    assert set(stats["target"]) == {"task", "classes", "counts"}
     assert set(stats["numeric"]) == {"salary", "tenure"}  # no ID column among them
     assert all(len(triple) == 3 for triple in stats["numeric"].values())
     assert all(n >= cfg.min_category_count for n in stats["categorical"]["segment"].values())

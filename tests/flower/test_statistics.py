@@ -92,10 +92,12 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     schema = '[["age"], ["plan"]]'
     replies = {
         "b": {"partition-id": 1, "schema": schema, "statistics":
-              '{"rows": 3, "positives": 1, "numeric": {"age": [3, 12.0, 24.0]},'
+              '{"rows": 3, "target": {"task": "binary", "classes": ["0", "1"], '
+              '"counts": {"0": 2, "1": 1}}, "numeric": {"age": [3, 12.0, 24.0]},'
               ' "categorical": {"plan": {"basic": 3}}}'},
         "a": {"partition-id": 0, "schema": schema, "statistics":
-              '{"rows": 5, "positives": 2, "numeric": {"age": [5, 28.0, 80.0]},'
+              '{"rows": 5, "target": {"task": "binary", "classes": ["0", "1"], '
+              '"counts": {"0": 3, "1": 2}}, "numeric": {"age": [5, 28.0, 80.0]},'
               ' "categorical": {"plan": {"basic": 2, "pro": 3}}}'},
     }  # fmt: skip
     cfg = RunConfig(clients=2, target="churned", min_category_count=4)

@@ -3,7 +3,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fedapp.learning.model import binary_metrics, build_model, evaluate, train
+from fedapp.learning.metrics import binary_metrics
+from fedapp.learning.model import build_model, evaluate, train
 from fedapp.runs import METRIC_NAMES
 
 

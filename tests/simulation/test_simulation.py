@@ -212,13 +212,13 @@ def test_default_demo_federated_auc_is_within_001_of_centralized(tmp_path: Path)
 
 
 def test_one_file_per_institution(tmp_path: Path) -> None:
-    from fedapp.data.synthetic import make_churn_table
+    from fedapp.data.synthetic import TARGETS, make_churn_table
 
     table = make_churn_table(rows=1500, institutions=2, seed=5)
     files = []
     for name, rows in table.groupby("institution"):
         path = tmp_path / f"{name}.parquet" if name == "inst-1" else tmp_path / f"{name}.csv"
-        frame = rows.drop(columns=["institution"])
+        frame = rows.drop(columns=["institution", *TARGETS[1:]])
         frame["churned"] = frame["churned"].map({1: "yes", 0: "no"})
         frame.to_parquet(path) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
         files.append(str(path))
