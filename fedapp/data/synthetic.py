@@ -116,9 +116,9 @@ def make_churn_table(
     plan_logits += rng.gumbel(size=plan_logits.shape) * 0.8
     next_plan = plan_logits.argmax(axis=1)
     # Next year's spend: twelve months at the plan's price, more with products
-    # and tenure, nothing once churned.
+    # and tenure, less for a churner (who leaves part-way through the year).
     spend = 12 * monthly * (1 + 0.15 * (products - 1)) * (1 + 0.004 * tenure)
-    spend = spend * (1 - 0.85 * churned) * rng.lognormal(0.0, 0.15, rows)
+    spend = spend * (1 - 0.35 * churned) * rng.lognormal(0.0, 0.15, rows)
 
     frame = pd.DataFrame(
         {

@@ -9,6 +9,7 @@ and the final model is still saved.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -118,4 +119,8 @@ class CentralEvaluator:
         """
         self.model.set_weights(list(weights))
         plain = keras.Model(self.model.inputs, self.model.outputs, name="fedapp_model")
-        plain.save(path)
+        # Keras 3.15 under NumPy 2 warns on saving; Flower's loop resets the
+        # process-wide filter (fedapp.learning.model's), so it is set here again.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            plain.save(path)
