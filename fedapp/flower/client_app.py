@@ -47,7 +47,7 @@ class _Arrays:
 @functools.lru_cache(maxsize=8)
 def _model(n_features: int, hidden_units: tuple[int, ...], learning_rate: float):
     """One compiled model per process and architecture, shared by its clients."""
-    return build_model(n_features, hidden_units, learning_rate)
+    return build_model(n_features, learning_rate, params={"hidden-units": hidden_units})
 
 
 @functools.lru_cache(maxsize=256)

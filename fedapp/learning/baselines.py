@@ -76,7 +76,9 @@ class GlobalTestTrainer:
         self.cfg = cfg
         self.prep = prep
         # Built from the seed exactly as the server builds the federation's start.
-        self.model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+        self.model = build_model(
+            prep.n_features, cfg.learning_rate, cfg.seed, params={"hidden-units": cfg.hidden_units}
+        )
         self.initial = self.model.get_weights()
         self.test = prep.transform(data.global_test(cfg))
 
