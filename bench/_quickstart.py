@@ -44,9 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from fedapp.learning.model import binary_metrics, build_model
 
-    model = build_model(
-        prep.n_features, cfg.learning_rate, cfg.seed, params={"hidden-units": cfg.hidden_units}
-    )
+    model = build_model(prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params)
     initial = ndarrays_to_parameters(model.get_weights())
     x_test, y_test = prep.transform(data.global_test(cfg))
     history: dict[int, dict[str, float]] = {}

@@ -219,7 +219,7 @@ class Rerun:
         same files, a file changed since is warned about.
     carried : dict[str, Any]
         Settings the form has no widget for that differ from their default
-        (``test-fraction``, ``hidden-units``, ...), by key: kept as they were.
+        (``test-fraction``, ``min-category-count``, ...), by key: kept as they were.
 
     """
 

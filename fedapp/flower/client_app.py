@@ -20,7 +20,7 @@ import numpy as np
 from flwr.client import Client, ClientApp, NumPyClient
 from flwr.common import Context, NDArrays, RecordDict, Scalar
 
-from fedapp import data
+from fedapp import data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import dp
 from fedapp.flower.protocol import (
@@ -33,7 +33,10 @@ from fedapp.flower.protocol import (
 from fedapp.flower.secagg import secure_aggregation_mod
 from fedapp.learning.model import build_model, evaluate, train
 from fedapp.protection import attacks
+from fedapp.registry import OutputSpec
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
+
+_BINARY = OutputSpec("binary", 1)
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,25 @@ class _Arrays:
 
 
 @functools.lru_cache(maxsize=8)
-def _model(n_features: int, hidden_units: tuple[int, ...], learning_rate: float):
-    """One compiled model per process and architecture, shared by its clients."""
-    return build_model(n_features, learning_rate, params={"hidden-units": hidden_units})
+def _model(
+    n_features: int,
+    learning_rate: float,
+    model: str,
+    params: tuple[tuple[str, Any], ...],
+    output: OutputSpec,
+):
+    """One compiled model per process and architecture, shared by its clients.
+
+    ``params`` are the model's resolved parameters as ``(name, value)`` pairs
+    (hashable: a list parameter's value is a tuple).
+    """
+    return build_model(n_features, learning_rate, model=model, params=dict(params), output=output)
+
+
+def _model_of(cfg: RunConfig, n_features: int, output: OutputSpec = _BINARY) -> Any:
+    """The cached model of ``cfg``'s model plugin and parameters over ``n_features``."""
+    params = registry.get_model(cfg.model).resolve(cfg.model_params)
+    return _model(n_features, cfg.learning_rate, cfg.model, tuple(params.items()), output)
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,7 +187,7 @@ class ChurnClient(NumPyClient):
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
         arrays = _arrays(self._cfg_json, self._share, str(config[PREPROCESSING_KEY]))
-        model = _model(arrays.x_train.shape[1], self.cfg.hidden_units, self.cfg.learning_rate)
+        model = _model_of(self.cfg, arrays.x_train.shape[1])
         model.set_weights(parameters)
         return arrays, model
 

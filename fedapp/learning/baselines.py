@@ -77,7 +77,7 @@ class GlobalTestTrainer:
         self.prep = prep
         # Built from the seed exactly as the server builds the federation's start.
         self.model = build_model(
-            prep.n_features, cfg.learning_rate, cfg.seed, params={"hidden-units": cfg.hidden_units}
+            prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params
         )
         self.initial = self.model.get_weights()
         self.test = prep.transform(data.global_test(cfg))

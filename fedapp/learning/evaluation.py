@@ -56,7 +56,7 @@ class CentralEvaluator:
     def for_run(cls, cfg: RunConfig, prep: Preprocessor) -> CentralEvaluator:
         """The evaluator of ``cfg``: the seeded model over ``prep``'s features, the test set."""
         model = build_model(
-            prep.n_features, cfg.learning_rate, cfg.seed, params={"hidden-units": cfg.hidden_units}
+            prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params
         )
         # Deployed, the rows stay on the SuperNodes: there is nothing to test on here.
         test = None if cfg.data == NODE_DATA else prep.transform(data.global_test(cfg))

@@ -90,9 +90,7 @@ def test_for_run_builds_the_seeded_model_and_the_global_test_set(small_cfg: RunC
     evaluator = CentralEvaluator.for_run(cfg, prep)
 
     # Assert
-    seeded = build_model(
-        prep.n_features, cfg.learning_rate, cfg.seed, params={"hidden-units": cfg.hidden_units}
-    )
+    seeded = build_model(prep.n_features, cfg.learning_rate, cfg.seed, params=cfg.model_params)
     for got, want in zip(evaluator.initial_weights, seeded.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     assert evaluator.test is not None

@@ -131,7 +131,7 @@ def test_malicious_client_sends_minus_f_times_its_honest_update(small_cfg, round
 
     # Prepare: the same client, honest and as a sign-flip:3 attacker
     start = build_model(
-        round_config["n_features"], params={"hidden-units": small_cfg.hidden_units}, seed=0
+        round_config["n_features"], params=small_cfg.model_params, seed=0
     ).get_weights()
     hostile = small_cfg.replace(malicious=1, attack="sign-flip:3")
     [pid] = choose_malicious(small_cfg.clients, 1, small_cfg.seed)
@@ -153,7 +153,7 @@ def test_label_flip_client_trains_on_flipped_labels(small_cfg, round_config) -> 
     from fedapp.learning.model import build_model
 
     start = build_model(
-        round_config["n_features"], params={"hidden-units": small_cfg.hidden_units}, seed=0
+        round_config["n_features"], params=small_cfg.model_params, seed=0
     ).get_weights()
     [pid] = choose_malicious(small_cfg.clients, 1, small_cfg.seed)
     honest, _, _ = ChurnClient(small_cfg, pid).fit(start, round_config)

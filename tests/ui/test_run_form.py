@@ -676,7 +676,7 @@ def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() 
     cfg = RunConfig(
         data="/data/bank.csv", target="Exited", id_column="CustomerId", drop=("Surname",),
         categorical=("HasCrCard",), partition="dirichlet:0.3", clients=5, test_fraction=0.3,
-        hidden_units=(16,), data_sha256=("ab" * 32,),
+        min_category_count=3, data_sha256=("ab" * 32,),
     )  # fmt: skip
 
     # Execute
@@ -694,7 +694,7 @@ def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() 
         "drop": ["Surname"], "categorical": ["HasCrCard"], "partition_kind": "dirichlet",
         "alpha": 0.3,
     }  # fmt: skip
-    assert rerun.carried == {"test-fraction": 0.3, "hidden-units": [16]}
+    assert rerun.carried == {"test-fraction": 0.3, "min-category-count": 3}
 
 
 def test_rerun_of_one_file_per_institution_and_a_column_split() -> None:
