@@ -164,8 +164,8 @@ def _plugin_args(settings: dict[str, Any], extra: dict[str, str]) -> dict[str, d
             )
         if not owners:
             raise UsageError(
-                f"neither strategy '{strategy.name}' nor model '{model.name}' has a parameter "
-                f"--{name} (strategy parameters: {strategy.flags()}; model parameters: "
+                f"strategy '{strategy.name}' has no parameter --{name} (its parameters: "
+                f"{strategy.flags()}), nor has model '{model.name}' (its parameters: "
                 f"{model.flags()})"
             )
         table = "strategy-params" if owners[0] is strategy else "model-params"

@@ -53,7 +53,7 @@ def test_strategies_lists_plugins_and_parameters() -> None:
             "use a larger alpha or fewer clients",
         ),
         (["--clients-per-round", "4"], "clients-per-round (4) must not exceed clients (3)"),
-        (["--proximal-mu", "0.1"], "neither strategy 'fedavg' nor model 'mlp' has a parameter"),
+        (["--proximal-mu", "0.1"], "strategy 'fedavg' has no parameter --proximal-mu"),
         (["--strategy", "weighted", "--policy", "best"], "--policy must be one of"),
         (
             ["--strategy", "weighted", "--policy", "custom", "--client-weights", "1,2"],
@@ -66,7 +66,7 @@ def test_strategies_lists_plugins_and_parameters() -> None:
         (["--drop", "churned"], "--drop churned: 'churned' is the target column"),
         (["--id-column", "churned"], "--id-column churned: 'churned' is the target column"),
         (["--partition", "column:churned"], "partition column:churned splits by the target"),
-        (["--roundz", "3"], "has a parameter --roundz (strategy parameters: none; model"),
+        (["--roundz", "3"], "has no parameter --roundz"),
         (["--model", "nope"], "unknown model 'nope'; installed: mlp"),
         (["--hidden-units", "8,0"], "--hidden-units must be >= 1, got 0"),
         (["--dp", "central", "--noise-multiplier", "-0.5"], "noise-multiplier must be >= 0"),

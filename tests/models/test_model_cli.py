@@ -139,8 +139,8 @@ def test_a_flag_neither_plugin_declares_names_both_plugins_parameters(tmp_path: 
     # Assert
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "error: neither strategy 'fedprox' nor model 'mlp' has a parameter --width "
-        "(strategy parameters: --proximal-mu; model parameters: --hidden-units, --dropout)"
+        "error: strategy 'fedprox' has no parameter --width (its parameters: --proximal-mu), "
+        "nor has model 'mlp' (its parameters: --hidden-units, --dropout)"
     )
 
 
