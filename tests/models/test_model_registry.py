@@ -1,6 +1,8 @@
 """The model plugins' registry: discovery, broken plugins, code registration, parameters."""
 
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,3 +246,11 @@ def test_list_parameters_check_each_value() -> None:
 def test_a_single_value_is_a_list_of_one(raw: Any) -> None:
     # Execute / Assert: Flower's run config reads `model-params.widths=16` as a number
     assert WIDTHS.parse(raw) == (16,)
+
+
+def test_the_readme_example_is_the_plugin_the_tests_install(resnet_plugin: str) -> None:
+    # Prepare
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+    # Execute / Assert
+    assert textwrap.dedent(resnet_plugin).strip() in readme
