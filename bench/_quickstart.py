@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fedapp.learning.metrics import binary_metrics
     from fedapp.learning.model import build_model
 
-    model = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+    model = build_model(prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params)
     initial = ndarrays_to_parameters(model.get_weights())
     x_test, y_test = prep.transform(data.global_test(cfg))
     history: dict[int, dict[str, float]] = {}

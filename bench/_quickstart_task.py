@@ -26,7 +26,7 @@ import numpy as np
 from flwr.client import Client, ClientApp, NumPyClient
 from flwr.common import Context, NDArrays, Scalar
 
-from fedapp import data
+from fedapp import data, registry
 from fedapp.data.stats import Preprocessor
 from fedapp.settings import RunConfig
 
@@ -161,7 +161,9 @@ def client_fn(context: Context, cfg_json: str, prep_json: str) -> Client:
     cfg = RunConfig.from_mapping(json.loads(cfg_json))
     arrays = load_data(cfg_json, prep_json, int(context.node_config["partition-id"]))
     keras.backend.clear_session()
-    model = load_model(arrays[0].shape[1], cfg.hidden_units, cfg.learning_rate)
+    # The example's own network is the MLP, with the run's widths.
+    widths = registry.get_model("mlp").resolve(cfg.model_params)["hidden-units"]
+    model = load_model(arrays[0].shape[1], widths, cfg.learning_rate)
     return FlowerClient(model, arrays, cfg.local_epochs, cfg.batch_size).to_client()
 
 

@@ -1,19 +1,24 @@
-"""Strategy plugins: how they declare themselves and the one place that finds them.
+"""Strategy and model plugins: how they declare themselves and the one place that finds them.
 
-A plugin is a :class:`StrategyPlugin` object exposed through the
-``fedapp.strategies`` entry-point group. Built-in strategies are registered the
-same way as third-party ones, in ``pyproject.toml``::
+A strategy plugin is a :class:`StrategyPlugin` object exposed through the
+``fedapp.strategies`` entry-point group; a model plugin a :class:`ModelPlugin`
+of the ``fedapp.models`` group. Built-in plugins are registered the same way
+as third-party ones, in ``pyproject.toml``::
 
     [project.entry-points."fedapp.strategies"]
     fedavg = "fedapp_strategies.fedavg:plugin"
 
+    [project.entry-points."fedapp.models"]
+    mlp = "fedapp.learning.mlp:plugin"
+
 Each plugin declares its parameters (:class:`Param`) so that the CLI, a TOML
 file and the UI can offer, parse and validate them without knowing the plugin.
 
-One :class:`PluginManager` (:data:`manager`) loads the entry points once and
-keeps the plugins that fail to load apart (:func:`broken`), so a broken
-third-party package leaves :func:`installed` and :func:`get` working for the
-rest. :func:`register` adds a plugin in code (tests, embedding programs).
+One :class:`PluginManager` per group (:data:`manager`, :data:`model_manager`)
+loads the entry points once and keeps the plugins that fail to load apart
+(:func:`broken`, :func:`broken_models`), so a broken third-party package
+leaves the rest working. :func:`register` and :func:`register_model` add a
+plugin in code (tests, embedding programs).
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from fedapp.errors import UsageError
 
 if TYPE_CHECKING:
+    import keras
     from flwr.server.strategy import Strategy
 
 GROUP = "fedapp.strategies"
+MODEL_GROUP = "fedapp.models"
+TASKS = ("binary", "multiclass", "regression")
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -38,22 +46,27 @@ _FALSE = {"false", "no", "0", "off"}
 
 @dataclass(frozen=True)
 class Param:
-    """One declared strategy parameter.
+    """One declared parameter of a strategy or model plugin.
 
     Attributes
     ----------
     name : str
         Kebab-case name; the CLI flag is ``--<name>``.
     type : type
-        ``int``, ``float``, ``str`` or ``bool``.
+        ``int``, ``float``, ``str`` or ``bool``; of each value when :attr:`many`.
     default : Any
-        Value used when the user gives none.
+        Value used when the user gives none (a tuple when :attr:`many`).
     help : str
-        One line for ``--help``, ``fedapp strategies`` and the UI.
+        One line for ``--help``, ``fedapp strategies``/``fedapp models`` and the UI.
     choices : tuple[str, ...] | None
         Allowed values of a ``str`` parameter.
     minimum : float | None
         Smallest allowed value of a number (inclusive).
+    less_than : float | None
+        Bound every allowed number stays below (exclusive).
+    many : bool
+        One or more values: a tuple, given as ``128,64`` on the command line
+        and in Flower's run config, or as a list in TOML/JSON.
 
     """
 
@@ -63,9 +76,26 @@ class Param:
     help: str
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
+    less_than: float | None = None
+    many: bool = False
+
+    @property
+    def type_text(self) -> str:
+        """The type in words: ``float``, or ``list of int``."""
+        return f"list of {self.type.__name__}" if self.many else self.type.__name__
+
+    @property
+    def default_text(self) -> str:
+        """The default as listings show it: ``0.1``, ``'examples'``, ``64,32``."""
+        if self.many:
+            return ",".join(str(v) for v in self.default)
+        return repr(self.default)
 
     def parse(self, raw: Any) -> Any:
         """Convert a CLI string or a TOML value and check it.
+
+        With :attr:`many`: text ``a,b`` (the CLI, Flower's run config), a
+        list or a single value; a tuple of each value parsed.
 
         Raises
         ------
@@ -73,10 +103,26 @@ class Param:
             Naming the parameter and what it accepts.
 
         """
+        if not self.many:
+            return self._parse_one(raw, raw)
+        items = _items(raw)
+        if not items:
+            raise self._wrong_type(raw)
+        return tuple(self._parse_one(item, raw) for item in items)
+
+    def _wrong_type(self, raw: Any) -> UsageError:
+        if self.many:
+            return UsageError(
+                f"--{self.name} expects one or more {self.type.__name__} values, "
+                f"comma-separated, got {raw!r}"
+            )
+        return UsageError(f"--{self.name} expects {self.type.__name__}, got {raw!r}")
+
+    def _parse_one(self, item: Any, raw: Any) -> Any:
         try:
-            value = self._convert(raw)
+            value = self._convert(item)
         except (TypeError, ValueError):
-            raise UsageError(f"--{self.name} expects {self.type.__name__}, got {raw!r}") from None
+            raise self._wrong_type(raw) from None
         if isinstance(value, float) and not math.isfinite(value):
             # No strategy weighs, clips or mixes with an infinite or NaN number.
             raise UsageError(f"--{self.name} must be a finite number, got {raw!r}")
@@ -86,6 +132,8 @@ class Param:
             )
         if self.minimum is not None and value < self.minimum:
             raise UsageError(f"--{self.name} must be >= {self.minimum:g}, got {value}")
+        if self.less_than is not None and value >= self.less_than:
+            raise UsageError(f"--{self.name} must be < {self.less_than:g}, got {value}")
         return value
 
     def _convert(self, raw: Any) -> Any:
@@ -103,8 +151,43 @@ class Param:
         return self.type(raw)
 
 
+def _items(raw: Any) -> tuple[Any, ...]:
+    """The values of a list parameter: ``a,b`` text, a list, or one value."""
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(raw, list | tuple):
+        return tuple(raw)
+    return (raw,)
+
+
+class _Declares:
+    """What strategy and model plugins share: a name, and declared parameters."""
+
+    noun: ClassVar[str]  # what messages call a plugin of this kind
+    name: str
+    params: tuple[Param, ...]
+
+    def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill in defaults and parse ``values``; reject names not declared."""
+        declared = {p.name: p for p in self.params}
+        for name in values:
+            if name not in declared:
+                raise UsageError(
+                    f"{self.noun} '{self.name}' has no parameter --{name} "
+                    f"(its parameters: {self.flags()})"
+                )
+        return {
+            name: p.parse(values[name]) if name in values else p.default
+            for name, p in declared.items()
+        }
+
+    def flags(self) -> str:
+        """The parameters as flags, ``--a, --b``, or ``none``."""
+        return ", ".join(f"--{p.name}" for p in self.params) or "none"
+
+
 @dataclass(frozen=True)
-class StrategyPlugin:
+class StrategyPlugin(_Declares):
     """A named factory of Flower strategies.
 
     Attributes
@@ -123,34 +206,78 @@ class StrategyPlugin:
 
     """
 
+    noun: ClassVar[str] = "strategy"
+
     name: str
     summary: str
     build: Callable[[dict[str, Any], dict[str, Any]], Strategy]
     params: tuple[Param, ...] = field(default_factory=tuple)
 
-    def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Fill in defaults and parse ``values``; reject names not declared."""
-        declared = {p.name: p for p in self.params}
-        for name in values:
-            if name not in declared:
-                known = ", ".join(f"--{p}" for p in declared) or "none"
-                raise UsageError(
-                    f"strategy '{self.name}' has no parameter --{name} (its parameters: {known})"
-                )
-        return {
-            name: p.parse(values[name]) if name in values else p.default
-            for name, p in declared.items()
-        }
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What a model's output must be for the run's task.
+
+    Attributes
+    ----------
+    task : str
+        ``binary``, ``multiclass`` or ``regression`` (:data:`TASKS`).
+    units : int
+        Output width: 1 for ``binary`` and ``regression``, the number of
+        classes (2 or more) for ``multiclass``.
+
+    Raises
+    ------
+    ValueError
+        For another task, or units the task cannot have.
+
+    """
+
+    task: str
+    units: int
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; tasks: {', '.join(TASKS)}")
+        fits = self.units >= 2 if self.task == "multiclass" else self.units == 1
+        if not fits:
+            wanted = "2 or more units" if self.task == "multiclass" else "1 unit"
+            raise ValueError(f"a {self.task} output has {wanted}, not {self.units}")
+
+
+@dataclass(frozen=True)
+class ModelPlugin(_Declares):
+    """A named builder of Keras networks: ``--model NAME``.
+
+    ``name``, ``summary`` and ``params`` are as a :class:`StrategyPlugin`'s.
+    ``build(n_features, output, params, seed)`` returns an uncompiled
+    ``keras.Model`` mapping float32 ``(None, n_features)`` to ``(None,
+    output.units)`` raw scores (logits: no final activation); ``params``
+    holds the declared parameters, parsed, by name, and ``seed`` should seed
+    every initialiser so that a run is reproducible. fedapp adds the output's
+    activation, the loss, the optimizer and the train steps
+    (:func:`fedapp.learning.model.build_model`).
+    """
+
+    noun: ClassVar[str] = "model"
+
+    name: str
+    summary: str
+    build: Callable[[int, OutputSpec, dict[str, Any], int], keras.Model]
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+
+Plugin = TypeVar("Plugin", StrategyPlugin, ModelPlugin)
 
 
 @dataclass(frozen=True)
 class BrokenPlugin:
-    """An entry point of the ``fedapp.strategies`` group that did not load.
+    """An entry point of a plugin group that did not load.
 
     Attributes
     ----------
     name : str
-        The entry-point name, i.e. the strategy name users would type.
+        The entry-point name, i.e. the name users would type.
     target : str
         Where the entry point points, ``module:attribute``.
     error : str
@@ -164,8 +291,8 @@ class BrokenPlugin:
     error: str
 
 
-class PluginManager:
-    """Finds the strategy plugins of one entry-point group and holds them.
+class PluginManager(Generic[Plugin]):
+    """Finds the plugins of one entry-point group and holds them.
 
     Entry points are read and loaded once, on first use, and sorted into
     working plugins and :class:`BrokenPlugin` records, so that one broken
@@ -176,19 +303,30 @@ class PluginManager:
     ----------
     group : str
         The entry-point group to discover.
+    kind : type
+        The class each entry point must be an instance of.
+    plural : str
+        The plugins in words, for messages (``strategies``).
 
     """
 
-    def __init__(self, group: str = GROUP) -> None:
+    def __init__(
+        self,
+        group: str = GROUP,
+        kind: type[Plugin] = StrategyPlugin,  # type: ignore[assignment]
+        plural: str = "strategies",
+    ) -> None:
         self.group = group
-        self._registered: dict[str, StrategyPlugin] = {}
-        self._discovered: tuple[dict[str, StrategyPlugin], dict[str, BrokenPlugin]] | None = None
+        self.kind = kind
+        self.plural = plural
+        self._registered: dict[str, Plugin] = {}
+        self._discovered: tuple[dict[str, Plugin], dict[str, BrokenPlugin]] | None = None
         # Streamlit serves each session from its own thread: without the lock
         # two first page loads would both import every plugin. Re-entrant
         # because a plugin module may call register() while being imported.
         self._lock = threading.RLock()
 
-    def installed(self) -> dict[str, StrategyPlugin]:
+    def installed(self) -> dict[str, Plugin]:
         """Return the working plugins by name, sorted; never raises for a broken one."""
         with self._lock:
             working, _ = self._discover()
@@ -200,7 +338,7 @@ class PluginManager:
             _, failed = self._discover()
             return {name: b for name, b in sorted(failed.items()) if name not in self._registered}
 
-    def get(self, name: str) -> StrategyPlugin:
+    def get(self, name: str) -> Plugin:
         """Return the plugin called ``name``.
 
         Raises
@@ -214,15 +352,16 @@ class PluginManager:
         if name in plugins:
             return plugins[name]
         listing = ", ".join(plugins) or "none"
+        noun = self.kind.noun
         failed = self.broken().get(name)
         if failed is not None:
             raise UsageError(
-                f"strategy '{name}' is installed but broken: {failed.error}; "
-                f"working strategies: {listing}"
+                f"{noun} '{name}' is installed but broken: {failed.error}; "
+                f"working {self.plural}: {listing}"
             )
-        raise UsageError(f"unknown strategy '{name}'; installed: {listing}")
+        raise UsageError(f"unknown {noun} '{name}'; installed: {listing}")
 
-    def register(self, plugin: StrategyPlugin) -> Callable[[], None]:
+    def register(self, plugin: Plugin) -> Callable[[], None]:
         """Make ``plugin`` available under ``plugin.name`` without an entry point.
 
         Replaces any plugin of that name, installed or registered before.
@@ -236,11 +375,11 @@ class PluginManager:
         Raises
         ------
         TypeError
-            When ``plugin`` is not a :class:`StrategyPlugin`.
+            When ``plugin`` is not of this manager's kind.
 
         """
-        if not isinstance(plugin, StrategyPlugin):
-            raise TypeError(f"expected a StrategyPlugin, got {type(plugin).__name__}")
+        if not isinstance(plugin, self.kind):
+            raise TypeError(f"expected a {self.kind.__name__}, got {type(plugin).__name__}")
         name = plugin.name
         with self._lock:
             previous = self._registered.get(name)
@@ -267,30 +406,30 @@ class PluginManager:
         with self._lock:
             self._discovered = None
 
-    def _discover(self) -> tuple[dict[str, StrategyPlugin], dict[str, BrokenPlugin]]:
+    def _discover(self) -> tuple[dict[str, Plugin], dict[str, BrokenPlugin]]:
         with self._lock:
             if self._discovered is None:
-                self._discovered = _load_entry_points(self.group)
+                self._discovered = _load_entry_points(self.group, self.kind)
             return self._discovered
 
 
 def _load_entry_points(
-    group: str,
-) -> tuple[dict[str, StrategyPlugin], dict[str, BrokenPlugin]]:
-    working: dict[str, StrategyPlugin] = {}
+    group: str, kind: type[Plugin]
+) -> tuple[dict[str, Plugin], dict[str, BrokenPlugin]]:
+    working: dict[str, Plugin] = {}
     failed: dict[str, BrokenPlugin] = {}
     for ep in entry_points(group=group):
-        what = f"strategy plugin '{ep.name}' ({ep.value})"
+        what = f"{kind.noun} plugin '{ep.name}' ({ep.value})"
         try:
             plugin = ep.load()
         except Exception as err:  # whatever a third-party import raises, the others still load
             error = f"{what} failed to load: {type(err).__name__}: {err}"
         else:
-            if isinstance(plugin, StrategyPlugin):
+            if isinstance(plugin, kind):
                 working[ep.name] = plugin
                 failed.pop(ep.name, None)
                 continue
-            error = f"{what} is not a StrategyPlugin (got {type(plugin).__name__})"
+            error = f"{what} is not a {kind.__name__} (got {type(plugin).__name__})"
         failed[ep.name] = BrokenPlugin(ep.name, ep.value, error)
         # Of two distributions declaring one name, the later on sys.path wins,
         # broken or not, so a name is never both working and broken.
@@ -298,8 +437,10 @@ def _load_entry_points(
     return working, failed
 
 
-manager = PluginManager(GROUP)
-"""The process-wide plugin manager behind the module-level functions."""
+manager: PluginManager[StrategyPlugin] = PluginManager(GROUP, StrategyPlugin, "strategies")
+"""The process-wide strategy plugin manager behind :func:`installed`, :func:`get`, ..."""
+model_manager: PluginManager[ModelPlugin] = PluginManager(MODEL_GROUP, ModelPlugin, "models")
+"""The process-wide model plugin manager behind :func:`models`, :func:`get_model`, ..."""
 
 
 def installed() -> dict[str, StrategyPlugin]:
@@ -344,6 +485,30 @@ def register(plugin: StrategyPlugin) -> Callable[[], None]:
     return manager.register(plugin)
 
 
+# The model group's functions, as the strategy group's above (see :class:`PluginManager`).
+
+
+def models() -> dict[str, ModelPlugin]:
+    """Return every working model plugin by name, sorted; never raises for a broken one."""
+    return model_manager.installed()
+
+
+def broken_models() -> dict[str, BrokenPlugin]:
+    """Return the model entry points that failed to load, by name, sorted."""
+    return model_manager.broken()
+
+
+def get_model(name: str) -> ModelPlugin:
+    """Return model ``name``; a ``UsageError`` lists the installed ones or gives its load error."""
+    return model_manager.get(name)
+
+
+def register_model(plugin: ModelPlugin) -> Callable[[], None]:
+    """Register model ``plugin`` in code, replacing any of its name; return the undo."""
+    return model_manager.register(plugin)
+
+
 def refresh() -> None:
-    """Read the entry points again on next use (after installing a plugin at run time)."""
+    """Read both groups' entry points again on next use (after installing a plugin)."""
     manager.refresh()
+    model_manager.refresh()

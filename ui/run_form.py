@@ -34,10 +34,11 @@ FORM_SETTINGS = (
     "max_categories", "missing_values",
 )  # fmt: skip
 # Settings the page reads from other widgets (files, column pickers, split,
-# strategy, attack) or that name where the run goes.
+# strategy, model, attack) or that name where the run goes.
 _PICKED = (
     "data", "client_data", "data_sha256", "target", "positive_label", "id_column", "drop",
-    "categorical", "partition", "strategy", "strategy_params", "attack", "run_dir", "runs_dir",
+    "categorical", "partition", "strategy", "strategy_params", "model", "model_params", "attack",
+    "run_dir", "runs_dir",
 )  # fmt: skip
 # A column becomes one institution per value only if it has this many values
 # at most: more would be a federation of hundreds of tiny clients.
@@ -169,7 +170,12 @@ def partition_columns(columns: Sequence[Column], exclude: Sequence[str]) -> list
     return [c for c in columns if 2 <= c.distinct <= MAX_PARTITION_VALUES and c.name not in exclude]
 
 
-def strategy_params(plugin: registry.StrategyPlugin, values: Mapping[str, Any]) -> dict[str, Any]:
+Plugin = registry.StrategyPlugin | registry.ModelPlugin
+# The prefix of the widget keys of each plugin setting's parameters: `param.<strategy>.<name>`.
+PARAM_KEYS = {"strategy": "param", "model": "model"}
+
+
+def plugin_params(plugin: Plugin, values: Mapping[str, Any]) -> dict[str, Any]:
     """The form's values of a plugin's parameters, checked as the CLI checks them.
 
     Raises
@@ -181,7 +187,7 @@ def strategy_params(plugin: registry.StrategyPlugin, values: Mapping[str, Any]) 
     return plugin.resolve({k: v for k, v in values.items() if v is not None})
 
 
-def param_error(plugin: registry.StrategyPlugin, name: str, value: Any) -> str | None:
+def param_error(plugin: Plugin, name: str, value: Any) -> str | None:
     """Why ``value`` is refused for the plugin's parameter ``name``, as the CLI says it."""
     if value is None:
         return None  # blank: the default
@@ -219,7 +225,7 @@ class Rerun:
         same files, a file changed since is warned about.
     carried : dict[str, Any]
         Settings the form has no widget for that differ from their default
-        (``test-fraction``, ``hidden-units``, ...), by key: kept as they were.
+        (``test-fraction``, ``min-category-count``, ...), by key: kept as they were.
 
     """
 
@@ -255,10 +261,12 @@ def rerun_of(run_id: str, config: Mapping[str, Any]) -> Rerun:
     widgets |= _split_widgets(cfg.partition_spec, demo=not files)
     if not cfg.is_demo:
         widgets.pop("demo_rows")
-    widgets["strategy"] = cfg.strategy
-    plugin = registry.get(cfg.strategy)
-    for name, value in plugin.resolve(cfg.strategy_params).items():
-        widgets[f"param.{cfg.strategy}.{name}"] = value
+    chosen = {"strategy": (registry.get(cfg.strategy), cfg.strategy_params),
+              "model": (registry.get_model(cfg.model), cfg.model_params)}  # fmt: skip
+    for setting, (plugin, params) in chosen.items():
+        widgets[setting] = plugin.name
+        for name, value in plugin.resolve(params).items():
+            widgets[f"{PARAM_KEYS[setting]}.{plugin.name}.{name}"] = value
     if cfg.attack is not None:
         widgets["attack_kind"] = cfg.attack.kind
         widgets["attack_strength"] = float(cfg.attack.strength or 0.0)
@@ -373,10 +381,12 @@ def build_config(form: Mapping[str, Any]) -> RunConfig:
 
     """
     settings = _filled(form)
-    if isinstance(settings.get("strategy-params"), Mapping):
-        settings["strategy-params"] = _filled(settings["strategy-params"])
+    for table in ("strategy-params", "model-params"):
+        if isinstance(settings.get(table), Mapping):
+            settings[table] = _filled(settings[table])
     cfg = RunConfig.from_mapping(settings, source="form")
-    strategy_params(registry.get(cfg.strategy), cfg.strategy_params)
+    plugin_params(registry.get(cfg.strategy), cfg.strategy_params)
+    plugin_params(registry.get_model(cfg.model), cfg.model_params)
     return cfg
 
 

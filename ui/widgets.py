@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from fedapp.errors import UsageError
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import BrokenPlugin, ModelPlugin, StrategyPlugin
 from fedapp.runs import RunState, RunView
-from fedapp.settings import DATA_SECTIONS, RunConfig, fields
+from fedapp.settings import DATA_SECTIONS, RunConfig, describe, fields
 from fedapp_ui import charts, report, run_form
 
 if TYPE_CHECKING:
@@ -102,21 +102,50 @@ def show_preview(found: DataPreview, expanded: bool) -> None:
         )  # fmt: skip
 
 
-def param_inputs(plugin: StrategyPlugin, errors: dict[str, str]) -> dict[str, Any]:
+def plugin_picker(
+    setting: str,
+    plugins: Mapping[str, StrategyPlugin | ModelPlugin],
+    broken: Mapping[str, BrokenPlugin],
+    form: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """The select of a plugin setting (``strategy``, ``model``), then the chosen one's parameters.
+
+    The broken plugins of its group are warned about above it. The choice
+    goes into ``form`` under the setting's key, its parameters under
+    ``<key>-params`` (:func:`param_inputs`).
+    """
+    for b in broken.values():
+        st.warning(b.error)
+    about = describe(setting)
+    name = st.selectbox(
+        about.label, list(plugins), key=setting, help=about.help,
+        index=pick(list(plugins), prefilled(setting, about.default), about.default),
+    )  # fmt: skip
+    plugin = plugins[name]
+    st.caption(plugin.summary)
+    form[about.key] = name
+    form[f"{about.key}-params"] = param_inputs(plugin, errors, run_form.PARAM_KEYS[setting])
+
+
+def param_inputs(
+    plugin: StrategyPlugin | ModelPlugin, errors: dict[str, str], prefix: str = "param"
+) -> dict[str, Any]:
     """One input per declared parameter of ``plugin``, laid out in a row.
 
-    Widgets are keyed ``param.<strategy>.<name>``, so a third-party plugin
-    gets its form with no change here. A value the plugin refuses is said
-    under its input and recorded in ``errors`` (by the input's key).
+    Widgets are keyed ``<prefix>.<plugin>.<name>``, so a third-party plugin
+    gets its form with no change here. A list parameter is typed as
+    comma-separated values. A value the plugin refuses is said under its
+    input and recorded in ``errors`` (by the input's key).
     """
     if not plugin.params:
-        st.caption("This strategy has no parameters.")
+        st.caption(f"This {plugin.noun} has no parameters.")
         return {}
     values: dict[str, Any] = {}
     cells = st.columns(min(len(plugin.params), 3))
     for i, p in enumerate(plugin.params):
         cell = cells[i % len(cells)]
-        key = f"param.{plugin.name}.{p.name}"
+        key = f"{prefix}.{plugin.name}.{p.name}"
         label = p.name.replace("-", " ").capitalize()
         # No min_value: the browser would keep the last valid value and not say so.
         default = prefilled(key, p.default)
@@ -125,6 +154,10 @@ def param_inputs(plugin: StrategyPlugin, errors: dict[str, str]) -> dict[str, An
         elif p.choices:
             index = pick(p.choices, default, p.default)
             values[p.name] = cell.selectbox(label, p.choices, index=index, key=key, help=p.help)
+        elif p.many:
+            typed = default if isinstance(default, str) else ", ".join(map(str, default))
+            text = cell.text_input(label, value=typed, key=key, help=p.help, placeholder="a, b")
+            values[p.name] = text.strip() or None  # blank: the default
         elif p.type in (int, float):
             fmt = {"format": "%g"} if p.type is float else {"step": 1}
             values[p.name] = cell.number_input(
@@ -132,7 +165,10 @@ def param_inputs(plugin: StrategyPlugin, errors: dict[str, str]) -> dict[str, An
             )
         else:
             values[p.name] = cell.text_input(label, value=str(default), key=key, help=p.help)
-        _say(cell, key, run_form.param_error(plugin, p.name, values[p.name]), errors)
+        error = run_form.param_error(plugin, p.name, values[p.name])
+        _say(cell, key, error, errors)
+        if p.many and error is None and values[p.name] is not None:
+            values[p.name] = p.parse(values[p.name])  # the values typed, as a list
     return values
 
 

@@ -2,8 +2,8 @@
 
 Their setting flags are not written here: each is generated from the
 setting's one declaration (:func:`fedapp.settings.fields`), its help showing
-the declared default and range. A strategy's own parameters are further
-``--name value`` flags, which the strategy plugin checks.
+the declared default and range. The strategy's and the model's own parameters
+are further ``--name value`` flags, each sent to the plugin that declares it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
 from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
 
 
-def _strategy_args(args: list[str]) -> dict[str, str]:
+def _leftover_args(args: list[str]) -> dict[str, str]:
     """Parse ``--name value`` / ``--name=value`` pairs left over by the parser."""
     out: dict[str, str] = {}
     items = iter(args)
@@ -109,12 +109,12 @@ def _with_settings(*params: signatures.Parameter, sections: tuple[str, ...] = ()
 
 
 def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> RunConfig:
-    """Build the RunConfig: defaults < TOML file < flags < strategy flags in ``args``.
+    """Build the RunConfig: defaults < TOML file < flags < plugin flags in ``args``.
 
     A flag overrides what the file says along with what depends on it: another
-    ``--strategy`` starts from that strategy's own defaults (the file's
-    parameters were the old one's), another ``--data`` or ``--client-data``
-    has no recorded hash to match.
+    ``--strategy`` or ``--model`` starts from that plugin's own defaults (the
+    file's parameters were the old one's), another ``--data`` or
+    ``--client-data`` has no recorded hash to match.
     """
     flags = {
         describe(name).key: value
@@ -122,49 +122,85 @@ def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> Ru
         if value is not None and value != []
     }
     base = read_settings(config) if config else {}
-    strategy = base.get("strategy", _DEFAULT_STRATEGY)
-    if flags.get("strategy", strategy) != strategy:
-        base = {k: v for k, v in base.items() if not _is_strategy_param(k)}
+    for setting, keys in _PARAM_KEYS.items():
+        chosen = base.get(setting, describe(setting).default)
+        if flags.get(setting, chosen) != chosen:
+            base = {k: v for k, v in base.items() if not k.startswith(keys)}
     if {"data", "client-data"} & flags.keys():
         base.pop(describe("data_sha256").key, None)
     settings = {**base, **flags}
-    extra = _strategy_args(args)
-    if extra:
-        settings["strategy-params"] = {**base.get("strategy-params", {}), **extra}
+    for table, params in _plugin_args(settings, _leftover_args(args)).items():
+        settings[table] = {**base.get(table, {}), **params}
     return RunConfig.from_mapping(settings, source=str(config) if config else "options")
 
 
-_DEFAULT_STRATEGY = describe("strategy").default
+# The keys of a file that hold a plugin's parameters: a table, or Flower's flat
+# `TABLE.NAME` keys; and, for the model, the MLP's old `hidden-units` key.
+_PARAM_KEYS = {"strategy": ("strategy-params",), "model": ("model-params", "hidden-units")}
 
 
-def _is_strategy_param(key: str) -> bool:
-    """A file's strategy parameters: a ``strategy-params`` table, or flat ``strategy-params.X``."""
-    return key == "strategy-params" or key.startswith("strategy-params.")
+def _plugin_args(settings: dict[str, Any], extra: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Send each ``--name value`` to the strategy or the model that declares ``name``.
+
+    Raises
+    ------
+    UsageError
+        For a name both plugins declare, or neither, naming both plugins' parameters.
+
+    """
+    if not extra:
+        return {}
+    strategy = registry.get(settings.get("strategy", describe("strategy").default))
+    model = registry.get_model(settings.get("model", describe("model").default))
+    routed: dict[str, dict[str, str]] = {}
+    for name, value in extra.items():
+        owners = [p for p in (strategy, model) if name in {q.name for q in p.params}]
+        if len(owners) == 2:
+            raise UsageError(
+                f"--{name} is a parameter of both strategy '{strategy.name}' (its parameters: "
+                f"{strategy.flags()}) and model '{model.name}' (its parameters: "
+                f"{model.flags()}); set it in a --config file's strategy-params or "
+                "model-params table"
+            )
+        if not owners:
+            raise UsageError(
+                f"strategy '{strategy.name}' has no parameter --{name} (its parameters: "
+                f"{strategy.flags()}), nor has model '{model.name}' (its parameters: "
+                f"{model.flags()})"
+            )
+        table = "strategy-params" if owners[0] is strategy else "model-params"
+        routed.setdefault(table, {})[name] = value
+    return routed
 
 
-def strategy_flags() -> str:
-    """The epilog of ``simulate --help``: each installed strategy's parameter flags."""
-    lines = ["Strategy parameters are further flags (`fedapp strategies` explains them):"]
-    for plugin in registry.installed().values():
-        if plugin.params:
-            flags = ", ".join(f"--{p.name}" for p in plugin.params)
-            lines.append(escape(f"{plugin.name}: {flags}"))
+def plugin_flags() -> str:
+    """The epilog of ``simulate --help``: each installed strategy's and model's parameter flags."""
+    groups = (
+        ("Strategy parameters are further flags (`fedapp strategies` explains them):",
+         registry.installed()),
+        ("Model parameters are further flags too (`fedapp models` explains them):",
+         registry.models()),
+    )  # fmt: skip
+    lines = []
+    for heading, plugins in groups:
+        lines.append(heading)
+        lines += [escape(f"{p.name}: {p.flags()}") for p in plugins.values() if p.params]
     return "\n\n".join(lines)
 
 
-class _StrategyFlagsHelp(TyperCommand):
-    """A command whose ``--help`` ends with :func:`strategy_flags`, read when it is shown.
+class _PluginFlagsHelp(TyperCommand):
+    """A command whose ``--help`` ends with :func:`plugin_flags`, read when it is shown.
 
     Plugins can be installed or registered after the command is declared.
     """
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        self.epilog = strategy_flags()
+        self.epilog = plugin_flags()
         super().format_help(ctx, formatter)
 
 
 @app.command(
-    cls=_StrategyFlagsHelp,
+    cls=_PluginFlagsHelp,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 @_with_settings(_CONTEXT, _CONFIG, _JSON, _VERBOSE)

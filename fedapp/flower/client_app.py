@@ -20,7 +20,7 @@ import numpy as np
 from flwr.client import Client, ClientApp, NumPyClient
 from flwr.common import Context, NDArrays, RecordDict, Scalar
 
-from fedapp import data
+from fedapp import data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import dp
 from fedapp.flower.protocol import (
@@ -31,8 +31,9 @@ from fedapp.flower.protocol import (
     STATISTICS_QUERY,
 )
 from fedapp.flower.secagg import secure_aggregation_mod
-from fedapp.learning.model import evaluate, model_for, train
+from fedapp.learning.model import build_model, evaluate, output_of, train
 from fedapp.protection import attacks
+from fedapp.registry import OutputSpec
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
 
 
@@ -47,13 +48,25 @@ class _Arrays:
 
 @functools.lru_cache(maxsize=8)
 def _model(
-    encoding: data.TargetEncoding,
     n_features: int,
-    hidden_units: tuple[int, ...],
     learning_rate: float,
+    model: str,
+    params: tuple[tuple[str, Any], ...],
+    output: OutputSpec,
 ):
-    """One compiled model per process, architecture and task, shared by its clients."""
-    return model_for(encoding, n_features, hidden_units, learning_rate)
+    """One compiled model per process, architecture and task, shared by its clients.
+
+    ``params`` are the model's resolved parameters as ``(name, value)`` pairs
+    (hashable: a list parameter's value is a tuple).
+    """
+    return build_model(n_features, learning_rate, model=model, params=dict(params), output=output)
+
+
+def _model_of(cfg: RunConfig, n_features: int, encoding: data.TargetEncoding) -> Any:
+    """The cached model of ``cfg``'s model plugin and parameters over ``n_features``."""
+    params = registry.get_model(cfg.model).resolve(cfg.model_params)
+    output = output_of(encoding)
+    return _model(n_features, cfg.learning_rate, cfg.model, tuple(params.items()), output)
 
 
 @functools.lru_cache(maxsize=256)
@@ -174,9 +187,7 @@ class ChurnClient(NumPyClient):
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
         arrays = _arrays(self._cfg_json, self._share, str(config[PREPROCESSING_KEY]))
-        model = _model(
-            arrays.encoding, arrays.x_train.shape[1], self.cfg.hidden_units, self.cfg.learning_rate
-        )
+        model = _model_of(self.cfg, arrays.x_train.shape[1], arrays.encoding)
         model.set_weights(parameters)
         return arrays, model
 

@@ -42,6 +42,11 @@ def check_strategy(cfg: RunConfig) -> None:
     secagg.check_strategy(cfg, strategy)
 
 
+def model_params(cfg: RunConfig) -> dict[str, Any]:
+    """The model plugin's parameters, resolved: an unknown model or a bad value fails here."""
+    return registry.get_model(cfg.model).resolve(cfg.model_params)
+
+
 def check(cfg: RunConfig) -> data.Federation:
     """Validate everything that can be checked before a run starts.
 
@@ -54,11 +59,12 @@ def check(cfg: RunConfig) -> data.Federation:
     Raises
     ------
     UsageError
-        For an unknown strategy, a bad strategy parameter, unusable data or
-        an impossible split.
+        For an unknown strategy or model, a bad strategy or model parameter,
+        unusable data or an impossible split.
 
     """
     check_strategy(cfg)
+    model_params(cfg)
     if cfg.data == NODE_DATA:
         raise UsageError(
             "data = 'node' is for a deployed federation, where each SuperNode reads its "
@@ -74,6 +80,7 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     if cfg.data == NODE_DATA:
         # Deployed: the rows never leave the SuperNodes, which read their own files.
         check_strategy(cfg)
+        model_params(cfg)
         sources: list[str] = []
         notes: list[str] = []
         warnings: list[str] = []
@@ -87,7 +94,10 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     run_dir = RunDir.create(Path(cfg.run_dir) if cfg.run_dir else None, root, cfg.strategy)
     plugin = registry.get(cfg.strategy)
     resolved = cfg.replace(
-        strategy_params=plugin.resolve(cfg.strategy_params), run_dir=str(run_dir.path), **files
+        strategy_params=plugin.resolve(cfg.strategy_params),
+        model_params=model_params(cfg),
+        run_dir=str(run_dir.path),
+        **files,
     )
     try:
         run_dir.write_config(

@@ -77,7 +77,12 @@ class GlobalTestTrainer:
         self.prep = prep
         # Built from the seed exactly as the server builds the federation's start.
         self.model = model_for(
-            prep.encoding, prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed
+            prep.encoding,
+            prep.n_features,
+            cfg.learning_rate,
+            cfg.seed,
+            cfg.model,
+            cfg.model_params,
         )
         self.initial = self.model.get_weights()
         self.test = prep.transform(data.global_test(cfg))

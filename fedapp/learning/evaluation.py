@@ -65,7 +65,12 @@ class CentralEvaluator:
     def for_run(cls, cfg: RunConfig, prep: Preprocessor) -> CentralEvaluator:
         """The evaluator of ``cfg``: the seeded model over ``prep``'s features, the test set."""
         model = model_for(
-            prep.encoding, prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed
+            prep.encoding,
+            prep.n_features,
+            cfg.learning_rate,
+            cfg.seed,
+            cfg.model,
+            cfg.model_params,
         )
         # Deployed, the rows stay on the SuperNodes: there is nothing to test on here.
         test = None if cfg.data == NODE_DATA else prep.transform(data.global_test(cfg))

@@ -11,14 +11,18 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from fedapp import registry
 from fedapp.data.stats import TargetEncoding
+from fedapp.errors import UsageError
 from fedapp.learning.metrics import score
+from fedapp.registry import ModelPlugin, OutputSpec
 from fedapp.settings import Task
 
 # Keras 3.15 trips NumPy 2's `__array__(copy=...)` deprecation when saving.
@@ -26,8 +30,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras\."
 
 _configured = False
 
-# What fedapp puts on top of a model's raw scores, and the loss it trains with, per task.
-_ACTIVATIONS = {Task.BINARY: "sigmoid", Task.MULTICLASS: "softmax", Task.REGRESSION: "linear"}
+# The loss fedapp trains each task's head with.
 _LOSSES = {
     Task.BINARY: "binary_crossentropy",
     Task.MULTICLASS: "sparse_categorical_crossentropy",
@@ -191,56 +194,99 @@ class FedModel(keras.Model):
         return loss + term.penalty(self.trainable_variables)
 
 
+# The head fedapp adds to a plugin's raw scores, by task.
+HEADS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+_BINARY = OutputSpec("binary", 1)
+
+
 def build_model(
     n_features: int,
-    hidden_units: Sequence[int] = (64, 32),
     learning_rate: float = 1e-3,
     seed: int = 0,
-    task: Task = Task.BINARY,
-    outputs: int = 1,
+    model: str = "mlp",
+    params: Mapping[str, Any] | None = None,
+    output: OutputSpec = _BINARY,
 ) -> FedModel:
-    """Build and compile the model of ``task`` with ``outputs`` output units.
+    """Build and compile model plugin ``model``'s network with the head of ``output``'s task.
 
-    The body (``hidden_units`` ReLU layers) ends in ``outputs`` raw scores;
-    fedapp's head turns them into a probability (sigmoid, binary), class
-    probabilities (softmax, multiclass) or a standardised value (linear,
-    regression), and compiles the task's loss. The model is traced on first
-    use and then reused: callers change its weights with ``set_weights``
-    instead of building a new one.
+    The plugin builds the body (raw scores, :class:`~fedapp.registry.ModelPlugin`);
+    fedapp appends the activation of :data:`HEADS` and owns the loss, the
+    optimizer and the train steps. The model is traced on first use and then
+    reused: callers change its weights with ``set_weights`` instead of
+    building a new one.
+
+    Raises
+    ------
+    UsageError
+        For an unknown model or parameter, and for a plugin whose build fails
+        or whose network does not map ``(None, n_features)`` to ``(None,
+        output.units)``.
+
     """
     _configure_runtime()
-    task = Task(task)
+    plugin = registry.get_model(model)
     inputs = keras.Input(shape=(n_features,), dtype="float32")
-    hidden = inputs
-    # Seeded initialisers rather than keras.utils.set_random_seed: the same
-    # weights for the same seed without resetting the process's global RNGs.
-    for i, units in enumerate(hidden_units):
-        hidden = keras.layers.Dense(units, activation="relu", kernel_initializer=_init(seed, i))(
-            hidden
+    scores = _body(plugin, inputs, output, plugin.resolve(params or {}), seed)
+    outputs = keras.layers.Activation(HEADS[output.task], name=f"{output.task}_head")(scores)
+    fed = FedModel(inputs=inputs, outputs=outputs)
+    fed.task = Task(output.task)
+    fed.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=_LOSSES[fed.task]
+    )
+    fed.proximal = ProximalTerm(fed.trainable_variables)
+    fed.optimizer.build(fed.trainable_variables)
+    fed._fresh_optimizer_state = [v.numpy() for v in fed.optimizer.variables]
+    return fed
+
+
+def _body(
+    plugin: ModelPlugin,
+    inputs: keras.KerasTensor,
+    output: OutputSpec,
+    params: dict[str, Any],
+    seed: int,
+) -> keras.KerasTensor:
+    """The plugin's raw scores of ``inputs``, checked against the contract."""
+    what = f"model '{plugin.name}'"
+    try:
+        body = plugin.build(inputs.shape[-1], output, params, seed)
+    except UsageError:
+        raise
+    except Exception as err:  # whatever a third-party build raises, said as the CLI says it
+        raise UsageError(f"{what} failed to build: {type(err).__name__}: {err}") from None
+    if not isinstance(body, keras.Model):
+        raise UsageError(f"{what} built a {type(body).__name__}, not a keras.Model")
+    try:
+        scores = body(inputs)
+    except Exception as err:  # a network built for other inputs
+        raise UsageError(
+            f"{what} does not take {tuple(inputs.shape)} inputs: {type(err).__name__}: {err}"
+        ) from None
+    wanted = (None, output.units)
+    shape = tuple(scores.shape) if isinstance(scores, keras.KerasTensor) else None
+    if shape != wanted:
+        raise UsageError(
+            f"{what} must map {tuple(inputs.shape)} to {wanted} raw scores (a "
+            f"{output.task} output); it gives {shape or type(scores).__name__}"
         )
-    scores = keras.layers.Dense(outputs, kernel_initializer=_init(seed, len(hidden_units)))(hidden)
-    head = keras.layers.Activation(_ACTIVATIONS[task], name="fedapp_head")(scores)
-    model = FedModel(inputs=inputs, outputs=head)
-    model.task = task
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=_LOSSES[task])
-    model.proximal = ProximalTerm(model.trainable_variables)
-    model.optimizer.build(model.trainable_variables)
-    model._fresh_optimizer_state = [v.numpy() for v in model.optimizer.variables]
-    return model
+    return scores
+
+
+def output_of(encoding: TargetEncoding) -> OutputSpec:
+    """The output a run's target needs: its task, and one unit per class of a multiclass one."""
+    return OutputSpec(str(encoding.task), encoding.outputs)
 
 
 def model_for(
-    encoding: TargetEncoding, n_features: int, hidden_units: Sequence[int],
-    learning_rate: float, seed: int = 0,
-) -> FedModel:  # fmt: skip
+    encoding: TargetEncoding,
+    n_features: int,
+    learning_rate: float,
+    seed: int = 0,
+    model: str = "mlp",
+    params: Mapping[str, Any] | None = None,
+) -> FedModel:
     """:func:`build_model` for a run's target encoding (its task and classes)."""
-    return build_model(
-        n_features, hidden_units, learning_rate, seed, encoding.task, encoding.outputs
-    )
-
-
-def _init(seed: int, layer: int) -> keras.initializers.Initializer:
-    return keras.initializers.GlorotUniform(seed=seed * 1000 + layer)
+    return build_model(n_features, learning_rate, seed, model, params, output_of(encoding))
 
 
 def reset_optimizer(model: FedModel) -> None:
@@ -328,12 +374,27 @@ def train(
         model.dp_sgd.set(clip_norm, noise_multiplier)
     epoch = _epoch_function(model, private=clip_norm is not None)
     rng = np.random.default_rng(seed)
+    _reseed(model, np.random.SeedSequence(seed).spawn(1)[0])
     loss = float("nan")
     for _ in range(epochs):
         model.reset_metrics()
         order = rng.permutation(len(x))
         loss = float(epoch(x[order], y[order], np.int32(batch_size)))
     return loss
+
+
+def _reseed(model: keras.Model, seed: np.random.SeedSequence) -> None:
+    """Start the random layers (dropout) of ``model`` from ``seed``, a stream of the fit's own.
+
+    Their state would otherwise carry over from whichever fits the process
+    ran before, so a run would depend on how clients share processes.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(generator, keras.random.SeedGenerator):
+            state = generator.state
+            state.assign(rng.integers(0, 2**31, size=state.shape).astype(state.dtype))
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -353,7 +414,7 @@ def evaluate(
 
     Without ``encoding``, a binary target.
     """
-    return score(encoding or _BINARY, y, predict(model, x))
+    return score(encoding or _BINARY_TARGET, y, predict(model, x))
 
 
-_BINARY = TargetEncoding(Task.BINARY, ("0", "1"))
+_BINARY_TARGET = TargetEncoding(Task.BINARY, ("0", "1"))

@@ -20,7 +20,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
-from annotated_types import Gt
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -53,7 +52,11 @@ from fedapp.settings.table import (
 
 # What a run directory's config.json records beside the settings.
 _RECORDED = {"versions", "client-sources", "data-notes", "data-warnings", "malicious-clients"}
-_PARAMS_PREFIX = "strategy-params."
+# The plugins' parameter tables, by key and by attribute; Flower's flat run
+# config holds each parameter as its own `TABLE.NAME` key.
+_PARAM_TABLES = {"strategy-params": "strategy_params", "model-params": "model_params"}
+# A key of the fixed MLP before models were plugins; run directories on disk have it.
+_OLD_HIDDEN_UNITS = "hidden-units"
 # Where the values being validated came from, for the messages: pydantic
 # validates through `RunConfig.__init__`, which takes the settings alone.
 _SOURCE: ContextVar[str | None] = ContextVar("source", default=None)
@@ -66,14 +69,7 @@ def _items(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _widths(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(int(u) for u in value.split(","))
-    return tuple(value) if isinstance(value, list) else value
-
-
 _Strings = Annotated[tuple[str, ...], BeforeValidator(_items)]
-_Widths = Annotated[tuple[Annotated[int, Gt(0)], ...], BeforeValidator(_widths)]
 # A spec is held parsed and written as its text form.
 _Spec = PlainSerializer(str, when_used="json-unless-none")
 _Partition = Annotated[InstanceOf[PartitionSpec] | None, BeforeValidator(as_partition), _Spec]
@@ -223,9 +219,14 @@ class RunConfig(BaseModel):
         1e-3, section=TRAINING, gt=0, step=1e-4, fmt="%.4f",
         help="Learning rate of each client's Adam optimizer.",
     )  # fmt: skip
-    hidden_units: _Widths = setting(
-        (64, 32), section=TRAINING, min_length=1,
-        help="Widths of the MLP's hidden layers.",
+    model: str = setting(
+        "mlp", section=TRAINING,
+        help="Model plugin: the network each client trains (see `fedapp models`).",
+    )  # fmt: skip
+    model_params: dict[str, Any] = setting(
+        {}, section=TRAINING, cli=False,
+        help="Values of the model's declared parameters, by kebab-case name (further "
+        "--NAME VALUE flags on the command line).",
     )  # fmt: skip
 
     # --- Privacy --------------------------------------------------------------
@@ -385,16 +386,11 @@ class RunConfig(BaseModel):
         """Flatten into Flower's run config (scalars only, kebab-case keys)."""
         flat: dict[str, bool | int | float | str] = {}
         for key, value in self.to_dict().items():
-            if value is None:
-                continue
-            if key == "strategy-params":
-                for name, param in value.items():
-                    flat[f"{_PARAMS_PREFIX}{name}"] = param
-            elif isinstance(value, list):
-                flat[key] = ",".join(str(u) for u in value)
+            if key in _PARAM_TABLES:
+                flat |= {f"{key}.{name}": param for name, param in value.items()}
             else:
                 flat[key] = value
-        return flat
+        return {k: _scalar(v) for k, v in flat.items() if v is not None}
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "config") -> RunConfig:
@@ -403,8 +399,10 @@ class RunConfig(BaseModel):
         Parameters
         ----------
         data : Mapping[str, Any]
-            Settings by key; ``strategy-params`` as a table or as flat
-            ``strategy-params.NAME`` keys; lists as lists or ``a,b`` text.
+            Settings by key; ``strategy-params`` and ``model-params`` as
+            tables or as flat ``strategy-params.NAME`` keys; lists as lists or
+            ``a,b`` text. The old ``hidden-units`` is read as the MLP's
+            parameter ``model-params.hidden-units`` (with a ``DeprecationWarning``).
         source : str
             Where they came from, named by the messages.
 
@@ -436,13 +434,22 @@ class RunConfig(BaseModel):
     def _parse(cls, data: Mapping[str, Any], source: str, flwr: bool) -> RunConfig:
         keys = _keys(flwr)
         values: dict[str, Any] = {}
-        params: dict[str, Any] = {}
+        params: dict[str, dict[str, Any]] = {table: {} for table in _PARAM_TABLES.values()}
         renamed: set[str] = set()
+        if _OLD_HIDDEN_UNITS in data:
+            warnings.warn(
+                f"{source}: '{_OLD_HIDDEN_UNITS}' is now the mlp model's parameter "
+                f"'model-params.{_OLD_HIDDEN_UNITS}'; use that",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            params["model_params"][_OLD_HIDDEN_UNITS] = data[_OLD_HIDDEN_UNITS]
         for key, value in data.items():
-            if key in _RECORDED:
+            table, dot, name = key.partition(".")
+            if key in _RECORDED or key == _OLD_HIDDEN_UNITS:
                 continue
-            if key.startswith(_PARAMS_PREFIX):
-                params[key.removeprefix(_PARAMS_PREFIX)] = value
+            if dot and table in _PARAM_TABLES:
+                params[_PARAM_TABLES[table]][name] = value
                 continue
             if key not in keys:
                 raise UsageError(f"{source}: unknown setting '{key}'")
@@ -459,14 +466,13 @@ class RunConfig(BaseModel):
                 # under the new name, with the user's overrides) only the old one
                 # can have been typed by the user.
                 renamed.add(entry.name)
-            if entry.name == "strategy_params":
+            if entry.name in params:
                 if not isinstance(value, Mapping):
                     raise entry.wrong_type(value, source)
-                params.update(value)
+                params[entry.name].update(value)
                 continue
             values[entry.name] = value
-        if params:
-            values["strategy_params"] = params
+        values |= {name: table for name, table in params.items() if table}
         if values.get("client_data") and "clients" not in values:
             values["clients"] = len(_items(values["client_data"]))
         token = _SOURCE.set(source)
@@ -477,6 +483,11 @@ class RunConfig(BaseModel):
 
 
 _TABLE = {name: Setting.of(name, info) for name, info in RunConfig.model_fields.items()}
+
+
+def _scalar(value: Any) -> bool | int | float | str:
+    """A value as Flower's run config holds it: a list as ``a,b`` text."""
+    return ",".join(str(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def _keys(flwr: bool) -> dict[str, tuple[Setting, bool]]:

@@ -67,6 +67,8 @@ def test_strategies_lists_plugins_and_parameters() -> None:
         (["--id-column", "churned"], "--id-column churned: 'churned' is the target column"),
         (["--partition", "column:churned"], "partition column:churned splits by the target"),
         (["--roundz", "3"], "has no parameter --roundz"),
+        (["--model", "nope"], "unknown model 'nope'; installed: mlp"),
+        (["--hidden-units", "8,0"], "--hidden-units must be >= 1, got 0"),
         (["--dp", "central", "--noise-multiplier", "-0.5"], "noise-multiplier must be >= 0"),
         (["--dp", "record", "--clip-norm", "0"], "clip-norm must be > 0"),
         (["--dp", "central", "--delta", "1"], "delta must be in (0, 1)"),

@@ -177,7 +177,10 @@ def test_dirichlet_skews_the_classes_of_a_multiclass_and_a_regression_target() -
         spread = []
         for cfg in (even, skewed):
             clients = data.client_splits(cfg)
-            groups = [strata(c.train[target].to_numpy(), clients[0].schema.task) for c in clients]
+            # Bins of the pooled target, so that clients' bins are comparable.
+            values = [c.train[target].to_numpy() for c in clients]
+            pooled_bins = strata(np.concatenate(values), clients[0].schema.task)
+            groups = np.split(pooled_bins, np.cumsum([len(v) for v in values])[:-1])
             # How unlike the pooled mix each client's classes (or bins) are.
             pooled = pd.Series(np.concatenate(groups)).value_counts(normalize=True)
             spread.append(max(

@@ -47,7 +47,9 @@ def test_statistics_answer_holds_no_row_and_no_id(client: ChurnClient, small_cfg
 
 
 def test_fit_returns_weights_count_and_allowed_metrics(client, round_config, small_cfg) -> None:
-    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
     weights, examples, metrics = client.fit(start, round_config)
     assert [w.shape for w in weights] == [w.shape for w in start]
     assert any(not np.array_equal(a, b) for a, b in zip(weights, start, strict=True))
@@ -56,7 +58,9 @@ def test_fit_returns_weights_count_and_allowed_metrics(client, round_config, sma
 
 
 def test_evaluate_scores_own_test_rows(client, round_config, small_cfg) -> None:
-    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
     loss, examples, metrics = client.evaluate(start, round_config)
     assert examples == len(data.client_share(small_cfg, 1).test)
     assert set(metrics) == ALLOWED_METRICS - {"train-loss"}
@@ -64,7 +68,9 @@ def test_evaluate_scores_own_test_rows(client, round_config, small_cfg) -> None:
 
 
 def test_fit_is_reproducible_across_client_objects(round_config, small_cfg) -> None:
-    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
     a, _, _ = ChurnClient(small_cfg, 2).fit(start, round_config)
     ChurnClient(small_cfg, 0).fit(start, round_config)  # the process's model is shared
     b, _, _ = ChurnClient(small_cfg, 2).fit(start, round_config)

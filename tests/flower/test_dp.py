@@ -119,7 +119,7 @@ def test_spent_client_declines_to_train_but_still_evaluates(small_cfg: RunConfig
     cfg = cfg.replace(target_epsilon=privacy.record_accountant(cfg, rows).epsilon(1))
     prep = data.federated_preprocessor(cfg)
     config = {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}
-    start = build_model(prep.n_features, cfg.hidden_units, seed=0).get_weights()
+    start = build_model(prep.n_features, params=cfg.model_params, seed=0).get_weights()
     state = RecordDict()
 
     weights, examples, metrics = ChurnClient(cfg, 0, state=state).fit(start, config)

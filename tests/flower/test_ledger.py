@@ -98,7 +98,7 @@ def _row_values(cfg: RunConfig) -> tuple[list[str], np.ndarray]:
 def _round(cfg: RunConfig) -> tuple[dict, list[np.ndarray]]:
     """A round's config and global weights, as the server sends them."""
     prep = data.federated_preprocessor(cfg)
-    weights = build_model(prep.n_features, cfg.hidden_units, seed=0).get_weights()
+    weights = build_model(prep.n_features, params=cfg.model_params, seed=0).get_weights()
     return {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}, weights
 
 

@@ -101,7 +101,7 @@ def test_set_up_queries_the_clients_and_starts_from_the_seeded_model(
 
     # Assert: the model every client starts from, the preprocessing of all clients' statistics
     prep = data.federated_preprocessor(small_cfg)
-    seeded = build_model(prep.n_features, small_cfg.hidden_units, seed=small_cfg.seed)
+    seeded = build_model(prep.n_features, params=small_cfg.model_params, seed=small_cfg.seed)
     assert initial is not None
     for got, want in zip(parameters_to_ndarrays(initial), seeded.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)

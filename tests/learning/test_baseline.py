@@ -41,7 +41,7 @@ def local(prep: Preprocessor, trainer: GlobalTestTrainer) -> dict[str, dict[str,
 def _alone(prep: Preprocessor, pid: int) -> dict[str, float]:
     """Client ``pid``'s model by hand: a fresh model trained on its rows only."""
     x, y = prep.transform(data.client_share(CFG, pid).train)
-    model = build_model(prep.n_features, CFG.hidden_units, CFG.learning_rate, CFG.seed)
+    model = build_model(prep.n_features, CFG.learning_rate, CFG.seed, params=CFG.model_params)
     train(
         model, x, y,
         epochs=CFG.rounds * CFG.local_epochs, batch_size=CFG.batch_size,

@@ -47,7 +47,7 @@ def test_clip_and_noise_adds_noise_of_multiplier_times_clip_norm() -> None:
 def test_dp_gradient_is_the_mean_of_per_example_clipped_gradients(rows) -> None:
     # Prepare: no noise, a clip norm far below the gradients' norms.
     x, y = rows[0][:8], rows[1][:8]
-    model = build_model(6, (4,), seed=1)
+    model = build_model(6, params={"hidden-units": (4,)}, seed=1)
     model.proximal.set(0.0, model.get_weights())
     model.dp_sgd = NoisyClipping()
     clip = 1e-3
@@ -75,7 +75,7 @@ def test_dp_gradient_is_the_mean_of_per_example_clipped_gradients(rows) -> None:
 
 def test_noise_changes_the_trained_weights(rows) -> None:
     x, y = rows
-    model = build_model(6, (8,), seed=2)
+    model = build_model(6, params={"hidden-units": (8,)}, seed=2)
     start = model.get_weights()
 
     def trained(noise: float) -> list[np.ndarray]:
@@ -91,7 +91,7 @@ def test_noise_changes_the_trained_weights(rows) -> None:
 
 def test_dp_training_retraces_nothing_and_exchanges_only_model_weights(rows) -> None:
     x, y = rows
-    model = build_model(6, (8,), seed=2)
+    model = build_model(6, params={"hidden-units": (8,)}, seed=2)
     shapes = [w.shape for w in model.get_weights()]
     for clip, noise, mu in ((1.0, 1.0, 0.0), (0.5, 0.3, 0.1), (2.0, 0.0, 0.0)):
         loss = train(model, x, y, epochs=2, batch_size=16, seed=[1, 2], proximal_mu=mu,

@@ -44,22 +44,22 @@ def test_rounds_scored_every_n_and_the_last(every: int, last: int, due: list[int
 def test_score_is_the_metrics_of_the_given_weights(xy) -> None:
     # Prepare: two weight sets; the evaluator's model has seen another before
     x, y = xy
-    first = build_model(4, (8,), seed=1).get_weights()
-    second = build_model(4, (8,), seed=2).get_weights()
-    evaluator = CentralEvaluator(build_model(4, (8,), seed=0), (x, y))
+    first = build_model(4, params={"hidden-units": (8,)}, seed=1).get_weights()
+    second = build_model(4, params={"hidden-units": (8,)}, seed=2).get_weights()
+    evaluator = CentralEvaluator(build_model(4, params={"hidden-units": (8,)}, seed=0), (x, y))
     evaluator.score(first)
 
     # Execute
     metrics = evaluator.score(second)
 
     # Assert
-    reference = build_model(4, (8,), seed=2)
+    reference = build_model(4, params={"hidden-units": (8,)}, seed=2)
     assert metrics == evaluate(reference, x, y)
 
 
 def test_without_a_test_set_nothing_is_due_or_scored() -> None:
     # Prepare
-    evaluator = CentralEvaluator(build_model(4, (8,), seed=0), None)
+    evaluator = CentralEvaluator(build_model(4, params={"hidden-units": (8,)}, seed=0), None)
 
     # Execute / Assert
     assert not evaluator.is_due(0, last_round=3) and not evaluator.is_due(3, last_round=3)
@@ -69,7 +69,7 @@ def test_without_a_test_set_nothing_is_due_or_scored() -> None:
 
 def test_save_writes_the_model_with_the_given_weights(tmp_path: Path) -> None:
     # Prepare
-    evaluator = CentralEvaluator(build_model(4, (8,), seed=0), None)
+    evaluator = CentralEvaluator(build_model(4, params={"hidden-units": (8,)}, seed=0), None)
     final = [w - 0.25 for w in evaluator.initial_weights]
 
     # Execute
@@ -90,7 +90,7 @@ def test_for_run_builds_the_seeded_model_and_the_global_test_set(small_cfg: RunC
     evaluator = CentralEvaluator.for_run(cfg, prep)
 
     # Assert
-    seeded = build_model(prep.n_features, cfg.hidden_units, cfg.learning_rate, cfg.seed)
+    seeded = build_model(prep.n_features, cfg.learning_rate, cfg.seed, params=cfg.model_params)
     for got, want in zip(evaluator.initial_weights, seeded.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     assert evaluator.test is not None
@@ -114,7 +114,7 @@ def test_a_deployed_server_holds_no_test_set(small_cfg: RunConfig) -> None:
 
 def test_the_saved_model_loads_in_plain_keras_without_fedapp(tmp_path: Path) -> None:
     # Prepare
-    model = build_model(4, (8,), seed=1)
+    model = build_model(4, params={"hidden-units": (8,)}, seed=1)
     evaluator = CentralEvaluator(model, None)
     weights = [w + 0.1 for w in model.get_weights()]
     x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)

@@ -21,14 +21,14 @@ def _distance(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 
 def test_exchanged_weights_are_exactly_the_trainable_model() -> None:
-    model = build_model(5, (8, 4), seed=0)
+    model = build_model(5, params={"hidden-units": (8, 4)}, seed=0)
     shapes = [w.shape for w in model.get_weights()]
     assert shapes == [(5, 8), (8,), (8, 4), (4,), (4, 1), (1,)]
 
 
 def test_proximal_term_pulls_local_weights_to_the_global_ones(xy) -> None:
     x, y = xy
-    model = build_model(5, (8,), learning_rate=0.05, seed=0)
+    model = build_model(5, params={"hidden-units": (8,)}, learning_rate=0.05, seed=0)
     start = model.get_weights()
     train(model, x, y, epochs=5, batch_size=16, seed=1, proximal_mu=0.0)
     plain = _distance(model.get_weights(), start)
@@ -40,7 +40,7 @@ def test_proximal_term_pulls_local_weights_to_the_global_ones(xy) -> None:
 
 def test_training_is_reproducible_and_does_not_retrace(xy) -> None:
     x, y = xy
-    model = build_model(5, (8,), seed=0)
+    model = build_model(5, params={"hidden-units": (8,)}, seed=0)
     start = model.get_weights()
     train(model, x, y, epochs=1, batch_size=32, seed=3)
     first = model.get_weights()
@@ -57,12 +57,12 @@ def test_training_is_reproducible_and_does_not_retrace(xy) -> None:
 
 def test_optimizer_state_does_not_leak_between_fits(xy) -> None:
     x, y = xy
-    model = build_model(5, (8,), seed=0)
+    model = build_model(5, params={"hidden-units": (8,)}, seed=0)
     start = model.get_weights()
     train(model, x[:128], y[:128], epochs=2, batch_size=32, seed=0)  # another client's fit
     model.set_weights(start)
     train(model, x, y, epochs=1, batch_size=32, seed=5)
-    fresh = build_model(5, (8,), seed=0)
+    fresh = build_model(5, params={"hidden-units": (8,)}, seed=0)
     train(fresh, x, y, epochs=1, batch_size=32, seed=5)
     for a, b in zip(model.get_weights(), fresh.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -70,7 +70,7 @@ def test_optimizer_state_does_not_leak_between_fits(xy) -> None:
 
 def test_training_learns(xy) -> None:
     x, y = xy
-    model = build_model(5, (8,), learning_rate=0.01, seed=0)
+    model = build_model(5, params={"hidden-units": (8,)}, learning_rate=0.01, seed=0)
     before = evaluate(model, x, y)["loss"]
     train(model, x, y, epochs=10, batch_size=32, seed=0)
     after = evaluate(model, x, y)

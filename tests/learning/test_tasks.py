@@ -27,12 +27,12 @@ def rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_the_head_of_each_task() -> None:
     x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
-    probs = predict(model_for(THREE, 4, (8,), 1e-3), x)
+    probs = predict(model_for(THREE, 4, 1e-3, params={"hidden-units": (8,)}), x)
     assert probs.shape == (8, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-    binary = predict(build_model(4, (8,)), x)
+    binary = predict(build_model(4, params={"hidden-units": (8,)}), x)
     assert binary.shape == (8,) and np.all((binary > 0) & (binary < 1))
-    value = predict(model_for(SPEND, 4, (8,), 1e-3), x)
+    value = predict(model_for(SPEND, 4, 1e-3, params={"hidden-units": (8,)}), x)
     # A linear head: values beyond (0, 1) come out unsquashed.
     assert value.shape == (8,) and (value.min() < 0 or value.max() > 1)
 
@@ -45,7 +45,7 @@ def test_multiclass_and_regression_models_learn_without_retracing(rows, private:
         (THREE, classes, "accuracy", lambda before, after: after > before + 0.2),
         (SPEND, value, "loss", lambda before, after: after < 0.5 * before),
     ):
-        model = model_for(encoding, 4, (16,), 0.02, seed=0)
+        model = model_for(encoding, 4, 0.02, seed=0, params={"hidden-units": (16,)})
         start = model.get_weights()
         before = evaluate(model, x, y, encoding)[metric]
         train(model, x, y, epochs=8, batch_size=32, seed=1, **dp)

@@ -130,7 +130,9 @@ def test_malicious_client_sends_minus_f_times_its_honest_update(small_cfg, round
     from fedapp.learning.model import build_model
 
     # Prepare: the same client, honest and as a sign-flip:3 attacker
-    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
     hostile = small_cfg.replace(malicious=1, attack="sign-flip:3")
     [pid] = choose_malicious(small_cfg.clients, 1, small_cfg.seed)
     honest_pid = next(p for p in range(small_cfg.clients) if p != pid)
@@ -150,7 +152,9 @@ def test_malicious_client_sends_minus_f_times_its_honest_update(small_cfg, round
 def test_label_flip_client_trains_on_flipped_labels(small_cfg, round_config) -> None:
     from fedapp.learning.model import build_model
 
-    start = build_model(round_config["n_features"], small_cfg.hidden_units, seed=0).get_weights()
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
     [pid] = choose_malicious(small_cfg.clients, 1, small_cfg.seed)
     honest, _, _ = ChurnClient(small_cfg, pid).fit(start, round_config)
     flipped, _, _ = ChurnClient(small_cfg.replace(malicious=1, attack="label-flip"), pid).fit(

@@ -20,6 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import fedapp_ui
+from fedapp.registry import MODEL_GROUP
 from fedapp.runs import RunDir
 from fedapp.settings import RunConfig, describe
 from fedapp_ui import launcher
@@ -201,6 +202,39 @@ def test_new_run_offers_a_third_party_plugin_and_its_parameters(
     at.button(key="start").click().run()
     [(cfg, _)] = launched
     assert cfg.strategy_params == {"tag": "from-the-ui"}
+
+
+def test_new_run_sends_the_model_and_its_parameters(runs_root: Path, launched: list) -> None:
+    at = app()
+    assert at.selectbox(key="model").options == ["mlp"]
+    at.text_input(key="model.mlp.hidden-units").set_value("128, 64")
+    at.number_input(key="model.mlp.dropout").set_value(0.1)
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert cfg.model == "mlp"
+    assert cfg.model_params == {"hidden-units": (128, 64), "dropout": 0.1}
+
+
+def test_new_run_refuses_a_bad_model_parameter_as_the_cli_does(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.text_input(key="model.mlp.hidden-units").set_value("64, 0").run()
+    assert "--hidden-units must be >= 1, got 0" in [e.value for e in at.error]
+    assert at.button(key="start").disabled
+    assert launched == []
+
+
+def test_new_run_offers_a_third_party_model_and_its_parameters(
+    runs_root: Path, launched: list, install_plugin: Any, resnet_plugin: str
+) -> None:
+    install_plugin("my_pkg_resnet", "my_pkg_resnet_ui", resnet_plugin, group=MODEL_GROUP)
+    at = app()
+    at.selectbox(key="model").set_value("my_pkg_resnet").run()
+    at.number_input(key="model.my_pkg_resnet.blocks").set_value(3)
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert (cfg.model, cfg.model_params) == ("my_pkg_resnet", {"width": 32, "blocks": 3})
 
 
 MU = "param.fedprox.proximal-mu"
@@ -776,7 +810,8 @@ def test_run_again_fills_the_new_run_form_with_the_runs_settings(
     run = write_run(runs_root, "tuned", strategy="fedprox", rounds=4)
     config = json.loads(run.config_file.read_text())
     config |= {"strategy-params": {"proximal-mu": 0.7}, "seed": 11, "learning-rate": 0.005,
-               "test-fraction": 0.3}  # fmt: skip
+               "test-fraction": 0.3,
+               "model-params": {"hidden-units": [16, 8], "dropout": 0.1}}  # fmt: skip
     run.config_file.write_text(json.dumps(config))
     at = app(RUN, run="tuned")
 
@@ -788,6 +823,9 @@ def test_run_again_fills_the_new_run_form_with_the_runs_settings(
     assert (at.number_input(key="rounds").value, at.number_input(key="seed").value) == (4, 11)
     assert at.selectbox(key="strategy").value == "fedprox"
     assert at.number_input(key="param.fedprox.proximal-mu").value == 0.7
+    assert at.selectbox(key="model").value == "mlp"
+    assert at.text_input(key="model.mlp.hidden-units").value == "16, 8"
+    assert at.number_input(key="model.mlp.dropout").value == 0.1
     assert any("test-fraction 0.3" in c.value for c in at.caption)
     at.number_input(key="rounds").set_value(6)  # any of them can change
     at.button(key="start").click().run()

@@ -662,7 +662,8 @@ def test_rerun_of_a_demo_run_fills_every_widget_from_config_json() -> None:
         "source": "Built-in demo", "demo_rows": 3000, "partition_kind": "column",
         "clients": 4, "clients_per_round": None, "rounds": 7, "eval_every": 1,
         "local_epochs": 1, "batch_size": 32, "learning_rate": 0.01, "seed": 9,
-        "strategy": "fedprox", "param.fedprox.proximal-mu": 0.3, "dp": "central",
+        "strategy": "fedprox", "param.fedprox.proximal-mu": 0.3, "model": "mlp",
+        "model.mlp.hidden-units": (64, 32), "model.mlp.dropout": 0.0, "dp": "central",
         "noise_multiplier": 1.5, "clip_norm": 0.5, "target_epsilon": 9.0, "delta": 1e-5,
         "dp_clipping": "server", "secure_aggregation": False, "malicious": 1,
         "attack_kind": "scale", "attack_strength": 4.0, "baseline": False,
@@ -676,7 +677,7 @@ def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() 
     cfg = RunConfig(
         data="/data/bank.csv", target="Exited", id_column="CustomerId", drop=("Surname",),
         categorical=("HasCrCard",), partition="dirichlet:0.3", clients=5, test_fraction=0.3,
-        hidden_units=(16,), data_sha256=("ab" * 32,),
+        min_category_count=3, data_sha256=("ab" * 32,),
     )  # fmt: skip
 
     # Execute
@@ -694,7 +695,7 @@ def test_rerun_of_a_file_run_keeps_its_files_columns_split_and_other_settings() 
         "drop": ["Surname"], "categorical": ["HasCrCard"], "partition_kind": "dirichlet",
         "alpha": 0.3,
     }  # fmt: skip
-    assert rerun.carried == {"test-fraction": 0.3, "hidden-units": [16]}
+    assert rerun.carried == {"test-fraction": 0.3, "min-category-count": 3}
 
 
 def test_rerun_of_one_file_per_institution_and_a_column_split() -> None:

@@ -1,4 +1,4 @@
-"""New run: pick the data, the split, the training and the strategy; launch.
+"""New run: pick the data, the split, the training (and its model) and the strategy; launch.
 
 Every value is checked as it is entered, the data is loaded and described
 before launch, and Start stays disabled while anything is refused.
@@ -231,23 +231,12 @@ with st.container(border=True):
     st.subheader("Training", divider="gray")
     widgets.setting_inputs(["rounds", "eval_every", "local_epochs", "batch_size"], form, errors)
     widgets.setting_inputs(["learning_rate", "seed"], form, errors)
+    widgets.plugin_picker("model", registry.models(), registry.broken_models(), form, errors)
 
 # --- Strategy ---------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Strategy", divider="gray")
-    for b in registry.broken().values():
-        st.warning(b.error)
-    plugins = registry.installed()
-    about_strategy = describe("strategy")
-    strategy = widgets.prefilled("strategy", about_strategy.default)
-    name = st.selectbox(
-        about_strategy.label, list(plugins), key="strategy", help=about_strategy.help,
-        index=widgets.pick(list(plugins), strategy, about_strategy.default),
-    )  # fmt: skip
-    plugin = plugins[name]
-    st.caption(plugin.summary)
-    form["strategy"] = name
-    form["strategy-params"] = widgets.param_inputs(plugin, errors)
+    widgets.plugin_picker("strategy", registry.installed(), registry.broken(), form, errors)
 
 # --- Privacy and hostile clients -------------------------------------------
 with st.expander("Privacy and hostile clients", icon=":material/shield:"):
