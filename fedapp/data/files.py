@@ -43,6 +43,10 @@ SNIFF_BYTES = 64 << 10
 SEPARATORS = (",", ";", "\t", "|")
 # The encodings a file that is not UTF-8 may be in, as charset-normalizer names them.
 _CANDIDATES = ("cp1252", "latin_1")
+# How much "mess" (odd characters side by side) charset-normalizer may find in a
+# candidate's text: its default (0.2) refuses a column of "é€" in every row, while
+# bytes that are no text in either (control characters) stay well above this.
+_MESS = 0.5
 # Rows per chunk when a whole file is read.
 _ROWS = 100_000
 
@@ -327,7 +331,7 @@ def _detected(path: Path, offset: int) -> str | None:
         sample = file.read(SNIFF_BYTES)
         file.seek(max(0, offset - SNIFF_BYTES // 2))
         sample += b"\n" + file.read(SNIFF_BYTES)
-    best = from_bytes(sample, cp_isolation=list(_CANDIDATES)).best()
+    best = from_bytes(sample, cp_isolation=list(_CANDIDATES), threshold=_MESS).best()
     if best is None:
         return None
     # Windows' cp1252 is Latin-1 with letters (€, Œ, smart quotes) in 0x80-0x9f; where one

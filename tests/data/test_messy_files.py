@@ -319,6 +319,19 @@ def test_a_windows_1252_file_is_detected_and_said(tmp_path: Path) -> None:
     assert "basic 5€" in out and "première" in out
 
 
+def test_a_windows_1252_file_with_symbols_beside_letters_is_detected(tmp_path: Path) -> None:
+    # Prepare: "é€" in every row looks odd to a detector (a mess of symbols)
+    frame = _patients()
+    frame["plan"] = frame["plan"].map({"basic": "basic, é€", "premium": "premium, é€"})
+    path = _write(tmp_path, "c.csv", frame, sep=";", encoding="cp1252")
+
+    # Execute
+    table = read_file(Path(path), ReadOptions())
+
+    # Assert
+    assert table.encoding == "cp1252" and set(table.frame["plan"]) == {"basic, é€", "premium, é€"}
+
+
 def test_a_given_encoding_is_used_and_said(tmp_path: Path) -> None:
     # Prepare
     frame = _patients()
