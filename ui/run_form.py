@@ -31,7 +31,7 @@ FORM_SETTINGS = (
     "demo_rows", "clients", "clients_per_round", "rounds", "eval_every", "local_epochs",
     "batch_size", "learning_rate", "seed", "dp", "noise_multiplier", "clip_norm",
     "target_epsilon", "delta", "dp_clipping", "secure_aggregation", "malicious", "baseline",
-    "max_categories", "missing_values",
+    "max_categories", "na_values",
 )  # fmt: skip
 # Settings the page reads from other widgets (files, column pickers, split,
 # strategy, model, attack) or that name where the run goes.
@@ -360,7 +360,9 @@ def widget(name: str) -> Widget:
             options["format"] = entry.fmt or "%g"
         return Widget(entry.key, "number_input", entry.label, common | options)
     if entry.many:
-        typed = {"value": ", ".join(map(str, entry.default or ())), "placeholder": "a, b, ..."}
+        # A blank item is no value to type (blanks are always missing values).
+        shown = ", ".join(str(v) for v in entry.default or () if v != "")
+        typed = {"value": shown, "placeholder": "a, b, ..."}
         return Widget(entry.key, "text_input", entry.label, common | typed, many=True)
     value = "" if entry.default is None else str(entry.default)
     return Widget(

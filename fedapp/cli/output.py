@@ -22,7 +22,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def print_notes(loaded: Any) -> None:
     """Show what loading decided (notes) and what looks wrong (warnings)."""
     for note in loaded.notes:
-        console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[dim]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for warning in loaded.warnings:
         warn(warning)
 

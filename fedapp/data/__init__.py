@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from fedapp.data.checks import Split, leak_warnings, split_warnings
-from fedapp.data.files import file_digest, read_table
+from fedapp.data.columns import missing_notes, unusable
+from fedapp.data.files import ReadOptions, TableFile, file_digest, read_file
 from fedapp.data.partition import partition, stratified_split
 from fedapp.data.sources import (
     Table,
@@ -48,6 +49,7 @@ __all__ = [
     "ClientShare",
     "Federation",
     "Preprocessor",
+    "ReadOptions",
     "Schema",
     "TargetEncoding",
     "client_share",
@@ -79,9 +81,12 @@ class Federation:
     """Every client's data, the shared schema, and what loading noticed.
 
     ``notes`` say what was decided (the positive class, blanks read as
-    missing); ``warnings`` point at likely problems (a leaking feature);
-    ``digests`` are the SHA-256 of the data files read, in order (none for
-    the built-in table).
+    missing, a file's separator and encoding, a constant column left out);
+    ``warnings`` point at likely problems (a leaking feature, a column read
+    as an identifier); ``digests`` are the SHA-256 of the data files read,
+    in order (none for the built-in table). ``id_column`` names the rows:
+    the given ``id-column``, else the column found to be an identifier and
+    left out of the features, else ``None``.
     """
 
     clients: tuple[ClientShare, ...]
@@ -89,6 +94,7 @@ class Federation:
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
     digests: tuple[str, ...] = ()
+    id_column: str | None = None
 
     @property
     def task(self) -> str:
@@ -109,16 +115,20 @@ class _DataKey:
     spec: TableSpec
     test_fraction: float
     data_sha256: tuple[str, ...]
+    read: ReadOptions
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
+        split = cfg.partition_spec
         spec = TableSpec(
             cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
-            cfg.missing_values, cfg.max_categories, cfg.task,
+            cfg.na_values, cfg.max_categories, cfg.task,
+            keep=(split.column,) if split and split.column else (),
         )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
-            cfg.partition_spec, spec, cfg.test_fraction, cfg.data_sha256,
+            split, spec, cfg.test_fraction, cfg.data_sha256,
+            ReadOptions(cfg.sep, cfg.encoding, cfg.na_values),
         )  # fmt: skip
 
     @property
@@ -130,11 +140,17 @@ class _DataKey:
         """Load and type every table: one per client, or one to be partitioned."""
         if self.client_data:
             _check_distinct(self.client_data)
-            named = [(read_table(Path(p)), p) for p in self.client_data]
+            files = [read_file(Path(p), self.read) for p in self.client_data]
+            named = [(f.frame, p) for f, p in zip(files, self.client_data, strict=True)]
             # A file may hold one class; the others say which values the target takes.
             values = [target_values(f, self.spec, p) for f, p in named]
             target, note = federation_target(values, self.spec, "the client-data files")
-            tables = [prepare(f, self.spec, p, target) for f, p in named]
+            # A column is left out of every file or of none: their schemas must agree.
+            left_out = unusable([f for f, _ in named], self.spec)
+            tables = [
+                _noted(prepare(f, self.spec, p, target, left_out), file, p)
+                for (f, p), file in zip(named, files, strict=True)
+            ]
             if note:
                 tables[0] = dataclasses.replace(tables[0], notes=(note, *tables[0].notes))
             return tables, list(self.client_data)
@@ -152,7 +168,17 @@ class _DataKey:
             note = f"demo data: the other outcomes ({', '.join(others)}) are not features"
             table = dataclasses.replace(table, notes=(*table.notes, note))
             return [table], ["demo data"]
-        return [prepare(read_table(Path(self.data)), self.spec, self.data)], [self.data]
+        file = read_file(Path(self.data), self.read)
+        return [_noted(prepare(file.frame, self.spec, self.data), file, self.data)], [self.data]
+
+
+def _noted(table: Table, file: TableFile, source: str) -> Table:
+    """``table`` with what reading its file decided first among its notes.
+
+    The cells read as missing are said of the columns the table kept.
+    """
+    read = missing_notes(file.missing, source, table.frame.columns)
+    return dataclasses.replace(table, notes=(*file.notes, *read, *table.notes))
 
 
 def _load(key: _DataKey) -> Federation:
@@ -199,7 +225,8 @@ def _load(key: _DataKey) -> Federation:
     warnings += leak_warnings([(c.source, c.train) for c in clients], schema)
     digests = tuple(file_digest(Path(p)) for p in key.files)
     warnings += _changed_files(key.files, key.data_sha256, digests)
-    return Federation(tuple(clients), schema, notes, tuple(warnings), digests)
+    identifier = tables[0].id_column
+    return Federation(tuple(clients), schema, notes, tuple(warnings), digests, identifier)
 
 
 def _changed_files(

@@ -7,12 +7,15 @@ naming the file and the column when a table cannot be used.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from fedapp.data.columns import Unusable, identifier, leave_out, mark_missing, missing_notes
+from fedapp.data.columns import unusable as unusable_columns
 from fedapp.data.files import read_table
 from fedapp.data.stats import MAX_MAGNITUDE, Schema
 from fedapp.data.target import TargetInfo, decide, read_target
@@ -27,8 +30,8 @@ __all__ = [
 # A text column is numeric when at least this share of its non-blank values
 # parse as numbers (the rest is junk to fix); below that it is categorical.
 _NUMERIC_SHARE = 0.95
-# Text that tables use for "no value" beyond the blanks pandas already reads
-# as missing: named as such when it spoils a numeric column.
+# Text that tables use for "no value": named as such when it spoils a numeric
+# column (and is not one of the na-values markers, which are read as missing).
 _MARKERS = {
     "?", "??", "???", "-", "--", "---", ".", "..", "missing", "unknown", "n.a.", "n.a",
     "nil", "none", "na", "n/a", "null", "#n/a", "nan", "empty", "blank", "(blank)", "tbd",
@@ -53,12 +56,16 @@ class TableSpec:
     categorical : tuple[str, ...]
         Columns to treat as categorical even if they look numeric.
     missing_values : tuple[str, ...]
-        Further values read as blanks (``?``, ``-999``).
+        Values read as missing (the ``na-values`` setting: ``?``, ``-999``),
+        besides blanks and pandas' own NaN text.
     max_categories : int | None
         Most distinct values of a column typed categorical by inference (and
         classes of a text target); ``None`` for no limit.
     task : Task | None
         The target's task; ``None`` infers it from the values.
+    keep : tuple[str, ...]
+        Columns kept whatever they hold (the split's column): never left out
+        as constant, entirely missing or an identifier.
 
     """
 
@@ -70,6 +77,7 @@ class TableSpec:
     missing_values: tuple[str, ...] = ()
     max_categories: int | None = None
     task: Task | None = None
+    keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,14 +85,17 @@ class Table:
     """A table ready for the federation: features typed, the target read for its task.
 
     ``notes`` say what was decided (the positive class, blanks read as
-    missing); ``warnings`` what may not be what the user meant (a column of
-    numbers read as categorical).
+    missing, a constant column left out); ``warnings`` what may not be what
+    the user meant (a column of numbers read as categorical, one read as an
+    identifier). ``id_column`` is the given identifier column, else the one
+    found and left out (never in ``frame``), else ``None``.
     """
 
     frame: pd.DataFrame
     schema: Schema
     notes: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
+    id_column: str | None = None
 
 
 def prepare(
@@ -92,6 +103,7 @@ def prepare(
     spec: TableSpec,
     source: str,
     target: TargetInfo | None = None,
+    unusable: Sequence[Unusable] | None = None,
 ) -> Table:
     """Drop non-features, type the columns and read the target for its task.
 
@@ -108,6 +120,10 @@ def prepare(
         this table is one of several: a file holding one class is then
         accepted, its class read as positive or negative from the others.
         ``None`` decides it from this table alone.
+    unusable : Sequence[Unusable] | None
+        The columns to leave out for what they hold, decided over every
+        client's file (:func:`fedapp.data.columns.unusable`); ``None``
+        decides on this table alone.
 
     Raises
     ------
@@ -122,8 +138,12 @@ def prepare(
     check_columns(frame, spec, source)
     frame = frame.drop(columns=[c for c in (spec.id_column, *spec.drop) if c])
     frame.columns = [str(c) for c in frame.columns]
-    frame, note = _mark_missing(frame, spec.missing_values, source)
-    notes += note
+    frame, counts = mark_missing(frame, spec.missing_values)
+    notes += missing_notes(counts, source)
+    left_out = unusable_columns([frame], spec) if unusable is None else unusable
+    frame, said, warned = leave_out(frame, left_out, source)
+    notes += said
+    warnings += warned
 
     blank_target = _blank(frame[spec.target])
     if blank_target.any():
@@ -155,7 +175,7 @@ def prepare(
     table[spec.target] = values
     table = table.reset_index(drop=True)
     schema = Schema(tuple(numeric), tuple(categorical), spec.target, target.task, target.classes)
-    return Table(table, schema, tuple(notes), tuple(warnings))
+    return Table(table, schema, tuple(notes), tuple(warnings), identifier(spec, left_out))
 
 
 def check_columns(frame: pd.DataFrame, spec: TableSpec, source: str) -> None:
@@ -237,39 +257,6 @@ def _marked(values: pd.Series, markers: Sequence[str]) -> pd.Series:
     return values.notna() & values.astype(str).str.strip().isin(markers)
 
 
-def _mark_missing(
-    frame: pd.DataFrame, markers: Sequence[str], source: str
-) -> tuple[pd.DataFrame, list[str]]:
-    """Blank every cell holding a missing-value marker, saying how many per column."""
-    notes = []
-    for column in frame.columns:
-        values = frame[column]
-        hit = _marked(values, markers)
-        if not hit.any():
-            continue
-        shown = values[hit].astype(str).str.strip()
-        if pd.api.types.is_numeric_dtype(values):
-            # A parsed -999 reads back as -999.0: name the marker as it was given.
-            numbers = {float(m): m for m in markers if _is_number(m)}
-            shown = values[hit].map(lambda v, n=numbers: n[float(v)])
-        counts = ", ".join(f"{_plural(n, 'value')} '{m}'" for m, n in shown.value_counts().items())
-        notes.append(f"{source}: column '{column}': {counts} read as missing (missing-values)")
-        frame = frame.assign(**{column: values.mask(hit)})
-    return frame, notes
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 @dataclass(frozen=True)
 class _Typed:
     """One column as a feature: its values, its kind and what to tell about it."""
@@ -302,7 +289,7 @@ def _typed(values: pd.Series, column: str, spec: TableSpec, source: str) -> _Typ
         return _Typed(_finite(numeric, source, column), "numeric", notes)
     junk = present[parsed.isna()]
     if numbers >= _NUMERIC_SHARE * len(present):
-        raise _junk(junk, source, column)
+        raise _junk(junk, source, column, spec.missing_values)
     text = (
         f"{len(junk)} of its {len(present)} values ({len(junk) / len(present):.0%}) are not "
         f"numbers, e.g. {junk.iloc[0]!r}"
@@ -329,20 +316,21 @@ def _typed(values: pd.Series, column: str, spec: TableSpec, source: str) -> _Typ
     return _Typed(present.reindex(values.index), "categorical", warnings=warnings)
 
 
-def _junk(junk: pd.Series, source: str, column: str) -> UsageError:
+def _junk(junk: pd.Series, source: str, column: str, markers: Sequence[str]) -> UsageError:
     """The error for a numeric column with a few values that are not numbers."""
     found = f"{source}: column '{column}' is numeric but has {len(junk)} non-numeric values"
     kinds = sorted(set(junk))
     if all(k.lower() in _MARKERS for k in kinds):
         listed = " or ".join(f"'{k}'" for k in kinds)
-        flags = " ".join(f"--missing-values '{k}'" for k in kinds)
+        flags = " ".join(f"--na-values {shlex.quote(k)}" for k in kinds)
         which = "looks like a missing-value marker" if len(kinds) == 1 else "look like markers"
+        now = ", ".join(m if m else "''" for m in markers) or "none"
         return UsageError(
-            f"{found}, all {listed}, which {which}: pass {flags} to read "
-            f"{'it' if len(kinds) == 1 else 'them'} as blank"
+            f"{found}, all {listed}, which {which}: read {'it' if len(kinds) == 1 else 'them'} "
+            f"as missing with {flags}, repeating --na-values for each marker to keep (now {now})"
         )
     return UsageError(
-        f"{found}, e.g. {junk.iloc[0]!r}; fix them, pass --missing-values VALUE if they mean "
+        f"{found}, e.g. {junk.iloc[0]!r}; fix them, pass --na-values VALUE if they mean "
         f"missing, or --categorical {column} if it is a category"
     )
 

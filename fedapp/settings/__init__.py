@@ -6,13 +6,23 @@ checks and the UI form all come from this package: :func:`describe` and
 """
 
 from fedapp.settings.config import RunConfig, describe, fields, read_settings, value_error
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
+from fedapp.settings.enums import (
+    ALWAYS_NA,
+    DEMO_DATA,
+    NA_VALUES,
+    NODE_DATA,
+    DpClipping,
+    DpMode,
+    Task,
+)  # fmt: skip
 from fedapp.settings.rules import SECAGG_MODULUS_BITS, secagg_max_bits
 from fedapp.settings.table import DATA_SECTIONS, SECTIONS, Setting
 
 __all__ = [
+    "ALWAYS_NA",
     "DATA_SECTIONS",
     "DEMO_DATA",
+    "NA_VALUES",
     "NODE_DATA",
     "SECAGG_MODULUS_BITS",
     "SECTIONS",

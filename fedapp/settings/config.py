@@ -33,7 +33,7 @@ from pydantic import (
 
 from fedapp.errors import UsageError
 from fedapp.settings import rules
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
+from fedapp.settings.enums import DEMO_DATA, NA_VALUES, NODE_DATA, DpClipping, DpMode, Task
 from fedapp.settings.specs import Attack, PartitionSpec, as_attack, as_partition
 from fedapp.settings.table import (
     ATTACKS,
@@ -69,7 +69,38 @@ def _items(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+# A tab typed on a command line or in a form, where a real tab is hard to type.
+_TABS = {"\\t": "\t", "tab": "\t"}
+
+
+def _separator(value: Any) -> Any:
+    """A ``sep`` setting as given: one character (a tab typed as a backslash and t, or tab)."""
+    if not isinstance(value, str):
+        return value
+    value = _TABS.get(value.lower(), value)
+    if len(value) != 1 or value in '"\r\n':
+        raise UsageError(
+            "sep must be one character other than a quote (';', '|', or tab as '\\t'), got "
+            f"{value!r}"
+        )
+    return value
+
+
+def _encoding(value: Any) -> Any:
+    """An ``encoding`` setting as given: the name of a text codec Python has."""
+    if isinstance(value, str):
+        try:
+            "".encode(value)
+        except LookupError:
+            raise UsageError(
+                f"encoding {value!r} is not one Python knows (e.g. utf-8, cp1252, latin-1)"
+            ) from None
+    return value
+
+
 _Strings = Annotated[tuple[str, ...], BeforeValidator(_items)]
+_Separator = Annotated[str | None, BeforeValidator(_separator)]
+_Encoding = Annotated[str | None, BeforeValidator(_encoding)]
 # A spec is held parsed and written as its text form.
 _Spec = PlainSerializer(str, when_used="json-unless-none")
 _Partition = Annotated[InstanceOf[PartitionSpec] | None, BeforeValidator(as_partition), _Spec]
@@ -138,16 +169,35 @@ class RunConfig(BaseModel):
         help="Columns to treat as categorical even if they look numeric (codes, or a "
         "numeric column with typos), whatever their number of values.",
     )  # fmt: skip
-    missing_values: _Strings = setting(
-        (), section=DATA, unset="none", label="Missing-value markers",
-        help="Further values that mean missing, read as blanks in every column (e.g. '?', "
-        "'-' or -999); blanks, NA, N/A, null and NaN always are.",
+    na_values: _Strings = setting(
+        NA_VALUES, section=DATA, label="Missing-value markers",
+        renamed=(Renamed("missing-values"),),
+        help="Values read as missing in every column, matched once the spaces around a cell "
+        "are stripped; a number such as -999 also matches as a number (-999.0). Giving "
+        "them replaces this list. Blank cells and pandas' own NaN text (NaN, nan, NA, N/A, "
+        "n/a, NULL, null, None, <NA>, #N/A, #NA, -NaN, 1.#IND, ...) are always missing.",
+    )  # fmt: skip
+    sep: _Separator = setting(
+        None, section=DATA, label="Column separator",
+        unset="detected: one of , ; tab | (tab for .tsv), else ,",
+        help="The character between a CSV file's columns ('\\t' or tab for a tab). Unset, it "
+        "is sniffed from the first 64 KiB of each file among ',', ';', tab and '|' (a .tsv "
+        "file is tab-separated), ',' when unclear; a separator other than ',' is said.",
+    )  # fmt: skip
+    encoding: _Encoding = setting(
+        None, section=DATA, label="Text encoding",
+        unset="detected: UTF-8, else cp1252 or latin-1",
+        help="The text encoding of CSV files, as Python names it (utf-8, cp1252, latin-1, "
+        "utf-16, ...). Unset, a file is read as UTF-8 (its byte-order mark dropped) when "
+        "it is UTF-8, else as cp1252 or latin-1, whichever it reads as; an encoding other "
+        "than UTF-8 is said.",
     )  # fmt: skip
     max_categories: int = setting(
         50, section=DATA, gt=0,
         help="Most distinct values of a column typed categorical by inference; one with more "
-        "(a mistyped number, an identifier, free text) is refused: --drop it, or name it in "
-        "--categorical.",
+        "(a mistyped number, free text) is refused: --drop it, or name it in --categorical. "
+        "A text column with a different value in every row (20 rows or more) is read as an "
+        "identifier and left out, with a warning.",
     )  # fmt: skip
     min_category_count: int = setting(
         5, section=DATA, gt=0,

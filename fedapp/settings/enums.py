@@ -1,4 +1,7 @@
-"""The modes a run setting chooses between, as enums (compared by value, never re-parsed)."""
+"""The modes a run setting chooses between, as enums (compared by value, never re-parsed).
+
+Also the special values and defaults that the data layer reads too.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +36,13 @@ DEMO_DATA = "demo"
 # A deployed federation: each SuperNode reads the file named by its own
 # `data-path` node config, and the server never sees a row.
 NODE_DATA = "node"
+
+# The `na-values` setting's default: text that exports write for "no value".
+NA_VALUES = ("?", "NA", "N/A", "null", "-", "")
+# What pandas itself reads as missing: read as missing whatever `na-values` says.
+ALWAYS_NA = frozenset(
+    {
+        "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    }
+)  # fmt: skip

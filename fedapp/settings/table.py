@@ -226,7 +226,7 @@ class Setting:
         if self.unset is not None:
             return self.unset
         if isinstance(self.default, tuple):
-            return ", ".join(str(v) for v in self.default)
+            return ", ".join(str(v) if v != "" else "''" for v in self.default)
         if isinstance(self.default, bool):
             return str(self.default).lower()
         return str(self.default)

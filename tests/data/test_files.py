@@ -50,14 +50,15 @@ def test_a_parquet_column_without_a_name_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_undecodable_byte_is_located_in_the_whole_file(tmp_path: Path) -> None:
-    # Prepare: well past the first bytes, where a reader's buffer starts again
+    # Prepare: well past the first bytes, where a reader's buffer starts again; read as
+    # UTF-8 because it is told so (else it would be detected as cp1252)
     path = tmp_path / "latin1.csv"
     head = "name,Churn\n" + "".join(f"row{i},No\n" for i in range(3000))
     path.write_bytes(head.encode() + "Jos\xe9,Yes\n".encode("latin-1"))
     offset = len(head.encode()) + 3
 
     # Execute, Assert
-    fails(tmp_path, ["--data", str(path), "--target", "Churn"],
+    fails(tmp_path, ["--data", str(path), "--target", "Churn", "--encoding", "utf-8"],
           f"latin1.csv: not UTF-8 text (byte 0xe9 at byte {offset}, line 3002); save it as "
           "UTF-8 (it may be Latin-1 or Windows-1252)")  # fmt: skip
 

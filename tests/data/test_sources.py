@@ -23,7 +23,8 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_unreadable_encoding(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("name,Churn\nJos\xe9,Yes\nAna,No\n".encode("latin-1"))
-    fails(tmp_path, ["--data", str(path), "--target", "Churn"], "latin1.csv: not UTF-8 text")
+    fails(tmp_path, ["--data", str(path), "--target", "Churn", "--encoding", "utf8"],
+          "latin1.csv: not UTF-8 text")  # fmt: skip
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -148,10 +149,12 @@ def test_partition_column_absent(tmp_path: Path) -> None:
 def test_text_numbers_with_blanks_become_missing_and_are_reported(tmp_path: Path) -> None:
     frame = customers()
     frame.loc[[3, 4], "charges"] = " "
-    table = prepare(read_table(Path(write_csv(tmp_path, "c.csv", frame))),
-                    TableSpec("Churn", id_column="customerID"), "c.csv")  # fmt: skip
+    path = write_csv(tmp_path, "c.csv", frame)
+    fed = data.load_federation(RunConfig(data=path, target="Churn", id_column="customerID",
+                                         clients=1))  # fmt: skip
+    table = prepare(read_table(Path(path)), TableSpec("Churn", id_column="customerID"), "c.csv")
     assert "charges" in table.schema.numeric and table.frame["charges"].isna().sum() == 2
-    assert "c.csv: column 'charges': 2 blank text values read as missing" in table.notes
+    assert f"{path}: column 'charges': 2 values read as missing (2 blank)" in fed.notes
     assert "c.csv: positive class of 'Churn' is 'Yes' (inferred)" in table.notes
     assert set(table.frame["Churn"]) == {0, 1}
     assert "customerID" not in table.frame.columns  # an ID is never a feature

@@ -192,7 +192,7 @@ def test_sections_list_every_setting_once() -> None:
     assert sorted(by_section) == sorted(RunConfig.model_fields)
     assert [s.name for s in fields(*DATA_SECTIONS)] == [
         "data", "client_data", "demo_rows", "target", "task", "positive_label", "id_column", "drop",
-        "categorical", "missing_values", "max_categories", "min_category_count",
+        "categorical", "na_values", "sep", "encoding", "max_categories", "min_category_count",
         "test_fraction", "seed", "data_sha256", "clients", "partition",
     ]  # fmt: skip
 

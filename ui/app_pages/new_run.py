@@ -163,7 +163,7 @@ with st.container(border=True):
             "drop": drop,
             "categorical": categorical,
         }
-        widgets.setting_inputs(("missing_values", "max_categories"), form, errors)
+        widgets.setting_inputs(("na_values", "max_categories"), form, errors)
     data_box = st.container()  # filled once the split is known (below)
 
 # --- Institutions -----------------------------------------------------------
