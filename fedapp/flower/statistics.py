@@ -27,6 +27,7 @@ from flwr.common import Code, GetPropertiesIns, Scalar, log
 from flwr.server.client_manager import ClientManager
 
 from fedapp import data
+from fedapp.errors import UsageError
 from fedapp.flower.protocol import PARTITION_KEY, STATISTICS_QUERY
 from fedapp.settings import RunConfig
 
@@ -161,6 +162,7 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
     by_partition = sorted(replies.values(), key=lambda r: int(r[PARTITION_KEY]))
     statistics = [json.loads(r["statistics"]) for r in by_partition]
     numeric, categorical = json.loads(by_partition[0]["schema"])
+    _check_schemas(by_partition)
     schema = data.Schema(tuple(numeric), tuple(categorical), target=cfg.resolved_target)
     # The task and classes travel in each client's target statistics; merging checks they agree.
     return FederationSetup(
@@ -168,3 +170,38 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
         partition_of={cid: int(r[PARTITION_KEY]) for cid, r in replies.items()},
         largest_client=max(int(s["rows"]) for s in statistics),
     )
+
+
+def _check_schemas(replies: list[Mapping[str, Any]]) -> None:
+    """Every client's features must be the lowest partition's: the model has one input.
+
+    A deployed node types its own file and leaves out what is unusable in it
+    (a column constant at one institution): its schema may differ.
+
+    Raises
+    ------
+    UsageError
+        Naming the partition and the columns that differ.
+
+    """
+    first = replies[0]
+    numeric, categorical = (set(c) for c in json.loads(first["schema"]))
+    for reply in replies[1:]:
+        other_numeric, other_categorical = (set(c) for c in json.loads(reply["schema"]))
+        if (other_numeric, other_categorical) == (numeric, categorical):
+            continue
+        ours, theirs = numeric | categorical, other_numeric | other_categorical
+        differ = [
+            f"{', '.join(sorted(theirs - ours))} only at partition {reply[PARTITION_KEY]}"
+            if theirs - ours else "",
+            f"{', '.join(sorted(ours - theirs))} missing at partition {reply[PARTITION_KEY]}"
+            if ours - theirs else "",
+            "kinds differ: "
+            + ", ".join(sorted((numeric ^ other_numeric) & ours & theirs))
+            if (numeric ^ other_numeric) & ours & theirs else "",
+        ]  # fmt: skip
+        raise UsageError(
+            f"the clients' features differ from partition {first[PARTITION_KEY]}'s "
+            f"({'; '.join(d for d in differ if d)}); give every institution the same columns, "
+            "or leave a column out everywhere with --drop"
+        )

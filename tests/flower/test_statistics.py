@@ -8,6 +8,7 @@ import pytest
 from flwr.server import SimpleClientManager
 
 from fedapp import data
+from fedapp.errors import UsageError
 from fedapp.flower.statistics import federation_setup, query_statistics, wait_for_clients
 from fedapp.settings import RunConfig
 
@@ -114,3 +115,22 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     assert setup.preprocessor.target == "churned"
     assert setup.largest_client == 5
     assert setup.partition_of == {"a": 0, "b": 1}
+
+
+def test_clients_whose_features_differ_are_named_before_round_1() -> None:
+    # Prepare: partition 1 left 'plan' out (constant in its file) and reads 'age' as text.
+    stats = (
+        '{"rows": 3, "target": {"task": "binary", "classes": ["0", "1"], '
+        '"counts": {"0": 2, "1": 1}}, "numeric": {}, "categorical": {}}'
+    )
+    replies = {
+        "a": {"partition-id": 0, "schema": '[["age"], ["plan"]]', "statistics": stats},
+        "b": {"partition-id": 1, "schema": '[[], ["age"]]', "statistics": stats},
+    }
+    cfg = RunConfig(clients=2, target="churned")
+
+    with pytest.raises(UsageError, match="features differ from partition 0's") as err:
+        federation_setup(replies, cfg)
+
+    assert "plan missing at partition 1" in str(err.value)
+    assert "kinds differ: age" in str(err.value)
