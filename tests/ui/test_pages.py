@@ -299,7 +299,8 @@ def test_new_run_previews_the_data_before_start(runs_root: Path, launched: list)
     assert any("free text (300 distinct values)" in c.value for c in at.caption)
     # ... and the data is shown as `fedapp inspect` shows it
     assert any(
-        "300 rows in 3 institutions; target 'Exited': 60 positive" in m.value for m in at.markdown
+        "300 rows in 3 institutions; target 'Exited' (binary): 60 positive" in m.value
+        for m in at.markdown
     )
     shown_columns, shown_clients = at.dataframe
     columns = shown_columns.value.set_index("column")

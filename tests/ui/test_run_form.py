@@ -364,7 +364,9 @@ def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
     # Assert: what `fedapp inspect` shows of it
     assert found.notes == (f"{csv}: positive class of 'Exited' is '1' (inferred)",)
     assert found.warnings == ()
-    assert found.headline == "200 rows in 3 institutions; target 'Exited': 50 positive (25.0%)"
+    assert found.headline == (
+        "200 rows in 3 institutions; target 'Exited' (binary): 50 positive (25.0%)"
+    )
     kinds = dict(zip(found.columns["column"], found.columns["kind"], strict=True))
     assert kinds == {
         "Age": "numeric", "HasCard": "numeric", "Surname": "categorical",
@@ -422,10 +424,26 @@ def three_class_csv(folder: Path) -> Path:
     return csv
 
 
-def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
+def test_check_data_previews_a_target_with_three_classes_as_multiclass(tmp_path: Path) -> None:
     # Prepare
     csv = three_class_csv(tmp_path)
     cfg = RunConfig(data=str(csv), target="y", clients=2)
+
+    # Execute
+    found = run_form.check_data(cfg)
+
+    # Assert: the task and each class's share, and the classes each institution holds
+    assert found.headline.startswith("30 rows in 2 institutions; target 'y' (multiclass): ")
+    assert all(f"{c} 33.3%" in found.headline for c in "abc"), found.headline
+    assert list(found.clients.columns)[-1] == "classes"
+    assert list(found.clients["classes"]) == [3, 3]
+    assert "positive rate" not in found.clients.columns
+
+
+def test_check_data_refuses_a_three_class_target_given_as_binary(tmp_path: Path) -> None:
+    # Prepare
+    csv = three_class_csv(tmp_path)
+    cfg = RunConfig(data=str(csv), target="y", task="binary", clients=2)
 
     # Execute
     with pytest.raises(UsageError) as caught:
@@ -433,16 +451,16 @@ def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
 
     # Assert
     assert str(caught.value) == (
-        f"{csv}: target 'y' has 3 classes (a, b, c); only binary targets are supported"
+        f"{csv}: --task binary needs two values, but 'y' has 3 (a, b, c); use --task multiclass"
     )
 
 
 def test_check_data_gives_the_message_the_cli_gives(tmp_path: Path) -> None:
     # Prepare
     csv = three_class_csv(tmp_path)
-    cfg = RunConfig(data=str(csv), target="y", clients=2)
+    cfg = RunConfig(data=str(csv), target="y", task="binary", clients=2)
     command = [sys.executable, "-m", "fedapp", "simulate", "--data", str(csv), "--target", "y"]
-    command += ["--clients", "2", "--run-dir", str(tmp_path / "run")]
+    command += ["--task", "binary", "--clients", "2", "--run-dir", str(tmp_path / "run")]
 
     # Execute
     with pytest.raises(UsageError) as caught:
