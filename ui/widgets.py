@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 # styled by `differences` (which formats its own).
 _SCORE = st.column_config.NumberColumn(format="%.4f")
 _DIFF = st.column_config.NumberColumn(format="%+.4f")
+# The clients table's target column, by task (DataPreview.clients).
+_TARGET_COLUMNS = {
+    "positive rate": st.column_config.NumberColumn(format="percent"),
+    "classes": st.column_config.NumberColumn(
+        format="%d", help="Classes of the target among the institution's rows."
+    ),
+    "target mean": st.column_config.NumberColumn(
+        format="%.4g", help="The target's mean over the institution's rows, in its own units."
+    ),
+}
+
 
 # Every state, recorded or inferred, has its badge.
 STATE_COLORS: dict[RunState, str] = {
@@ -94,7 +105,7 @@ def show_preview(found: DataPreview, expanded: bool) -> None:
         st.dataframe(found.columns, hide_index=True, key="preview_columns")
         st.dataframe(
             found.clients, hide_index=True, key="preview_clients",
-            column_config={"positive rate": st.column_config.NumberColumn(format="percent")},
+            column_config=_TARGET_COLUMNS,
         )  # fmt: skip
 
 

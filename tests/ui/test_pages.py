@@ -981,3 +981,48 @@ def test_runs_lists_each_run_with_its_target_and_main_score(runs_root: Path) -> 
     ]  # fmt: skip
     assert listing.loc["run?run=spend", "score"] == pytest.approx(459.24)
     assert listing.loc["run?run=plan", "metric"] == "accuracy"
+
+
+def test_new_run_previews_a_regression_target_of_the_demo(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000).run()
+    at.selectbox(key="demo_target").set_value("next_year_spend").run()
+
+    # Assert: the task is said, and each institution's mean instead of a positive rate
+    assert not at.error, [e.value for e in at.error]
+    headline = next(m.value for m in at.markdown if "rows in" in m.value)
+    assert "target 'next_year_spend' (regression): mean " in headline
+    clients = at.dataframe[1].value
+    assert list(clients.columns)[-1] == "target mean"
+    assert (clients["target mean"] > 0).all()
+    assert at.radio(key="task").value is None  # inferred
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert (cfg.target, cfg.task) == ("next_year_spend", None)
+
+
+def test_new_run_refuses_a_task_the_target_cannot_be(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000).run()
+    at.selectbox(key="demo_target").set_value("next_plan").run()
+    assert any("(multiclass)" in m.value for m in at.markdown)
+
+    at.radio(key="task").set_value("binary").run()
+
+    assert any("--task binary needs two values" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_run_again_of_a_regression_demo_run_keeps_its_target_and_task(
+    runs_root: Path, launched: list
+) -> None:
+    make_task_run(runs_root, "spend", "regression")
+    at = app(RUN, run="spend")
+
+    rerun(at)
+
+    assert at.selectbox(key="demo_target").value == "next_year_spend"
+    assert at.radio(key="task").value == "regression"
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert (cfg.target, cfg.task) == ("next_year_spend", "regression")

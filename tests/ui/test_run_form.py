@@ -626,6 +626,22 @@ def test_widget_of_a_choice_offers_the_declared_choices() -> None:
     assert (spec.options["options"], spec.options["index"]) == (("none", "central", "record"), 0)
 
 
+def test_widget_of_an_optional_choice_starts_unset_and_names_it() -> None:
+    # Execute
+    spec = run_form.widget("task")
+
+    # Assert: unset (inferred) first, then the declared choices
+    assert (spec.setting, spec.kind) == ("task", "radio")
+    assert (spec.options["options"], spec.options["index"]) == (
+        (None, "binary", "multiclass", "regression"), 0,
+    )  # fmt: skip
+    name = spec.options["format_func"]
+    assert [name(c) for c in spec.options["options"]] == [
+        describe("task").unset, "binary", "multiclass", "regression",
+    ]  # fmt: skip
+    assert run_form.setting_error("task", None, {}) is None
+
+
 def test_widget_of_a_flag_is_a_toggle_with_its_default() -> None:
     # Execute
     spec = run_form.widget("baseline")
@@ -684,8 +700,22 @@ def test_rerun_of_a_demo_run_fills_every_widget_from_config_json() -> None:
         "noise_multiplier": 1.5, "clip_norm": 0.5, "target_epsilon": 9.0, "delta": 1e-5,
         "dp_clipping": "server", "secure_aggregation": False, "malicious": 1,
         "attack_kind": "scale", "attack_strength": 4.0, "baseline": False,
-        "max_categories": 50, "missing_values": [],
+        "max_categories": 50, "missing_values": [], "task": None, "demo_target": "churned",
     }  # fmt: skip
+    assert rerun.carried == {}
+
+
+def test_rerun_of_a_demo_run_keeps_its_target_and_task() -> None:
+    # Prepare: config.json records the task the run resolved
+    cfg = RunConfig(target="next_year_spend", task="regression")
+
+    # Execute
+    rerun = run_form.rerun_of("r1", cfg.to_dict())
+
+    # Assert
+    assert (rerun.widgets["demo_target"], rerun.widgets["task"]) == (
+        "next_year_spend", "regression",
+    )  # fmt: skip
     assert rerun.carried == {}
 
 
