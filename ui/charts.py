@@ -20,7 +20,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 
-from fedapp.runs import METRIC_LABELS
+from fedapp.runs import higher_is_better, metric_label
 
 __all__ = [
     "chart_csv",
@@ -28,9 +28,12 @@ __all__ = [
     "compare_runs",
     "confusion_matrix",
     "epsilon_by_round",
+    "final_model_charts",
     "metric_by_round",
     "palette",
     "pr_curve",
+    "predicted_vs_actual",
+    "residual_quantiles",
     "roc_curve",
     "rounds_shown",
     "series",
@@ -56,8 +59,8 @@ NOT_RECORDED = "Not recorded"
 TRAIN_LOSS = "train-loss"
 # The clients' own evaluation of the global model, weighted by their held-out rows.
 WEIGHTED = "clients' held-out data (weighted)"
-# Lower is better for these, which decides where a baseline's label fits best.
-_LOWER_IS_BETTER = frozenset({"loss", TRAIN_LOSS})
+# The residual quantiles (curves.json's keys) a regression's charts show, and their names.
+RESIDUAL_QUANTILES = {"0.05": "5%", "0.25": "25%", "0.5": "median", "0.75": "75%", "0.95": "95%"}
 
 
 def palette(count: int) -> tuple[str, ...]:
@@ -128,7 +131,11 @@ def series(
 
 
 def metric_by_round(
-    events: Iterable[Mapping[str, Any]], metric: str, *, baseline: float | None = None
+    events: Iterable[Mapping[str, Any]],
+    metric: str,
+    *,
+    baseline: float | None = None,
+    task: str = "binary",
 ) -> go.Figure:
     """The global model's score per round, on the global test set and on the clients' data.
 
@@ -142,6 +149,8 @@ def metric_by_round(
     baseline : float | None
         The centralized baseline's score, drawn as a dashed horizontal line
         labelled with its value; ``None`` (or a non-finite value) draws none.
+    task : str
+        The run's task, which names the metric (``loss`` is a log-loss or an MSE).
 
     Returns
     -------
@@ -156,7 +165,7 @@ def metric_by_round(
 
     """
     events = list(events)  # read twice, and callers may pass a generator
-    label = _label(metric)
+    label = metric_label(metric, task)
     if metric == TRAIN_LOSS:
         fit = series(events, metric, stage="fit", scope="federated")
         lines = [("clients' training data (weighted)", fit)]
@@ -179,7 +188,7 @@ def metric_by_round(
         # above it for a loss, which leaves the other side free for text.
         _reference_line(
             figure, finite, f"centralized baseline {finite:.4f}",
-            "bottom left" if metric in _LOWER_IS_BETTER else "top left",
+            "top left" if higher_is_better(metric) else "bottom left",
         )  # fmt: skip
     return _finish(figure)
 
@@ -189,6 +198,7 @@ def clients_by_round(
     metric: str,
     *,
     labels: Mapping[str, str] | None = None,
+    task: str = "binary",
 ) -> go.Figure:
     """Each client's own value of a metric per round.
 
@@ -202,6 +212,8 @@ def clients_by_round(
     labels : Mapping[str, str] | None
         Display names by client id (e.g. ``{"0": "inst-0"}``); a client
         without one is shown as ``"client <id>"``.
+    task : str
+        The run's task, which names the metric.
 
     Returns
     -------
@@ -213,7 +225,7 @@ def clients_by_round(
 
     """
     events = list(events)
-    label = _label(metric)
+    label = metric_label(metric, task)
     stage = "fit" if metric == TRAIN_LOSS else "evaluate"
     matching = [
         event
@@ -242,8 +254,9 @@ def compare_runs(
     metric: str,
     *,
     baselines: Mapping[str, float | None] | None = None,
+    task: str = "binary",
 ) -> go.Figure:
-    """Several runs' global models on the same chart.
+    """Several runs' global models on the same chart (runs of one task).
 
     Parameters
     ----------
@@ -254,6 +267,8 @@ def compare_runs(
     baselines : Mapping[str, float | None] | None
         Each run's centralized baseline by run label; a missing or ``None``
         one is not drawn.
+    task : str
+        The runs' task, which names the metric.
 
     Returns
     -------
@@ -265,7 +280,7 @@ def compare_runs(
         of its own. With no rounds at all, an empty chart that says so.
 
     """
-    label = _label(metric)
+    label = metric_label(metric, task)
     baselines = baselines or {}
     figure = _figure(f"{label} per round on the global test set", label)
     # A run keeps its colour by position even when another one has no rounds yet,
@@ -481,41 +496,185 @@ def pr_curve(curves: Mapping[str, Any]) -> go.Figure:
 
 
 def confusion_matrix(curves: Mapping[str, Any]) -> go.Figure:
-    """The final model's confusion matrix on the global test set, at ``curves.json``'s threshold.
+    """The final model's confusion matrix on the global test set, from ``curves.json``.
 
     Returns
     -------
     go.Figure
-        A 2 x 2 heatmap, rows the actual class (``negative``, ``positive``),
-        columns the predicted one, each cell with its count; without a
-        ``confusion`` entry, an empty chart that says so.
+        A heatmap, rows the actual class, columns the predicted one, each
+        cell with its count and, on hover, its share of the actual class: 2 x 2
+        (``negative``, ``positive``) at the threshold for a binary run, k x k
+        over ``classes`` for a multiclass one (its ``confusion`` a k x k
+        list); without a ``confusion`` entry, an empty chart that says so.
 
     """
     threshold = _number(curves.get("threshold"))
     title = "Confusion matrix" + (f" at threshold {threshold:g}" if threshold is not None else "")
     figure = _curve_figure(title, "predicted", "actual")
-    counts = curves.get("confusion")
-    if not isinstance(counts, Mapping):
+    found = _confusion_cells(curves)
+    if found is None:
         return _empty(figure, NOT_RECORDED)
-    z = [[counts.get("tn"), counts.get("fp")], [counts.get("fn"), counts.get("tp")]]
+    classes, z = found
+    totals = [sum(v for v in row if v is not None) for row in z]
+    shares = [
+        [None if v is None or not total else v / total for v in row]
+        for row, total in zip(z, totals, strict=True)
+    ]
     figure.add_trace(
         go.Heatmap(
             z=z,
-            x=["negative", "positive"],
-            y=["negative", "positive"],
+            x=classes,
+            y=classes,
             name="confusion",
-            text=[[str(v) for v in row] for row in z],
+            text=[["" if v is None else str(v) for v in row] for row in z],
             texttemplate="%{text}",
-            textfont={"size": 16},
+            textfont={"size": 16 if len(classes) <= 4 else 11},
+            customdata=shares,
             colorscale="Blues",
             showscale=False,
-            hovertemplate="actual %{y}, predicted %{x}: %{z}<extra></extra>",
+            hovertemplate="actual %{y}, predicted %{x}: %{z} (%{customdata:.1%} of actual %{y})"
+            "<extra></extra>",
         )
     )
-    # Categories, not [0, 1]; actual negative on top, as such tables read.
-    figure.update_xaxes(range=None, autorange=True, showgrid=False)
-    figure.update_yaxes(range=None, autorange="reversed", showgrid=False)
+    # Categories (even classes that are numbers), not [0, 1]; the first class on
+    # top, as such tables read.
+    figure.update_xaxes(range=None, autorange=True, showgrid=False, type="category")
+    figure.update_yaxes(range=None, autorange="reversed", showgrid=False, type="category")
     return figure
+
+
+def _confusion_cells(curves: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """The classes and counts of ``curves.json``'s confusion matrix, binary or multiclass."""
+    counts = curves.get("confusion")
+    if isinstance(counts, Mapping):
+        z = [[counts.get("tn"), counts.get("fp")], [counts.get("fn"), counts.get("tp")]]
+        return ["negative", "positive"], [[_count(v) for v in row] for row in z]
+    if not isinstance(counts, list) or not counts:
+        return None
+    classes = curves.get("classes")
+    if not isinstance(classes, list) or len(classes) != len(counts):
+        classes = list(range(len(counts)))
+    if not all(isinstance(row, list) and len(row) == len(counts) for row in counts):
+        return None
+    return [str(c) for c in classes], [[_count(v) for v in row] for row in counts]
+
+
+def predicted_vs_actual(curves: Mapping[str, Any]) -> go.Figure:
+    """A regression's predictions against the actual values, from ``curves.json``.
+
+    Parameters
+    ----------
+    curves : Mapping[str, Any]
+        ``curves.json`` of a regression: ``actual`` and ``predicted`` (a
+        sample of the global test set's rows, in the target's units),
+        ``rows`` (all of them) and ``residual_quantiles``.
+
+    Returns
+    -------
+    go.Figure
+        Markers ``"n of N test rows"`` (x actual, y predicted), the dashed
+        ``"predicted = actual"`` line across them and, where the quantiles are
+        recorded, dotted lines offset by the residuals' 5% and 95% quantiles:
+        nine rows in ten fall between them. Without points, an empty chart
+        that says so.
+
+    """
+    figure = _xy_figure("Predicted against actual", "actual", "predicted")
+    xs, ys = (
+        v if isinstance(v, list) else [] for v in (curves.get("actual"), curves.get("predicted"))
+    )
+    # Read as pairs: a torn or hand-edited file may have one list longer.
+    pairs = [
+        (x, y)
+        for x, y in zip(xs, ys, strict=False)
+        if _number(x) is not None and _number(y) is not None
+    ]
+    if not pairs:
+        return _empty(figure, NOT_RECORDED)
+    rows = _number(curves.get("rows"))
+    shown = f"{len(pairs)} of {rows:g} test rows" if rows and rows > len(pairs) else "test rows"
+    figure.add_trace(
+        go.Scatter(
+            x=[x for x, _ in pairs], y=[y for _, y in pairs], name=shown, mode="markers",
+            marker={"color": PALETTE[0], "size": 5, "opacity": 0.6},
+            hovertemplate="actual %{x:.4g}, predicted %{y:.4g}<extra></extra>",
+        )
+    )  # fmt: skip
+    low = min(min(x, y) for x, y in pairs)
+    high = max(max(x, y) for x, y in pairs)
+    figure.add_trace(_reference("predicted = actual", [low, high], [low, high]))
+    quantiles = _residual_quantiles(curves)
+    for key in ("0.05", "0.95"):
+        if key in quantiles:
+            offset = quantiles[key]
+            band = _reference(
+                f"residual {RESIDUAL_QUANTILES[key]} quantile ({offset:+.4g})",
+                [low, high], [low + offset, high + offset],
+            )  # fmt: skip
+            band.line.dash = "dot"
+            figure.add_trace(band)
+    return figure
+
+
+def residual_quantiles(curves: Mapping[str, Any]) -> go.Figure:
+    """A regression's residuals (predicted minus actual) on the whole global test set.
+
+    Returns
+    -------
+    go.Figure
+        One bar per quantile of ``curves.json``'s ``residual_quantiles`` (5%,
+        25%, median, 75%, 95%), labelled with its value in the target's
+        units: half the rows' errors lie between the 25% and 75% bars. Without
+        quantiles, an empty chart that says so.
+
+    """
+    figure = _xy_figure("Residuals (predicted - actual)", "quantile", "predicted - actual")
+    quantiles = _residual_quantiles(curves)
+    if not quantiles:
+        return _empty(figure, NOT_RECORDED)
+    names = [RESIDUAL_QUANTILES[k] for k in quantiles]
+    values = list(quantiles.values())
+    figure.add_trace(
+        go.Bar(
+            x=names, y=values, name="residual", marker={"color": PALETTE[0]},
+            text=[f"{v:+.4g}" for v in values], textposition="outside",
+            hovertemplate="%{x}: %{y:+.4g}<extra></extra>",
+        )
+    )  # fmt: skip
+    figure.update_xaxes(type="category")
+    figure.add_hline(y=0, line={"color": BASELINE_COLOR, "width": 1})
+    return figure
+
+
+def _residual_quantiles(curves: Mapping[str, Any]) -> dict[str, float]:
+    """``curves.json``'s residual quantiles that :data:`RESIDUAL_QUANTILES` names, in order."""
+    found = curves.get("residual_quantiles")
+    found = found if isinstance(found, Mapping) else {}
+    values = {key: _number(found.get(key)) for key in RESIDUAL_QUANTILES}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def final_model_charts(curves: Mapping[str, Any]) -> list[tuple[str, go.Figure]]:
+    """The charts of ``curves.json`` for its task, each with a short name.
+
+    Binary (also a file that names no task, written before tasks): ROC,
+    precision-recall and the confusion matrix; multiclass: the confusion
+    matrix over the classes; regression: predicted against actual, and the
+    residuals' quantiles.
+    """
+    task = curves.get("task")
+    if task == "multiclass":
+        return [("confusion", confusion_matrix(curves))]
+    if task == "regression":
+        return [
+            ("predicted", predicted_vs_actual(curves)),
+            ("residuals", residual_quantiles(curves)),
+        ]
+    return [
+        ("roc", roc_curve(curves)),
+        ("precision-recall", pr_curve(curves)),
+        ("confusion", confusion_matrix(curves)),
+    ]
 
 
 def chart_csv(figure: go.Figure) -> str:
@@ -599,8 +758,10 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
+def _count(value: Any) -> int | None:
+    """A cell of a confusion matrix: a count, or ``None`` for anything else."""
+    number = _number(value)
+    return None if number is None else int(number)
 
 
 def _client_ids(events: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -700,11 +861,18 @@ def _nice_steps() -> Iterable[int]:
         scale *= 10
 
 
-def _curve_figure(title: str, x_title: str, y_title: str) -> go.Figure:
-    """A figure laid out as the others, for a curve over [0, 1] rather than rounds."""
+def _xy_figure(title: str, x_title: str, y_title: str) -> go.Figure:
+    """A figure laid out as the others, for values against values rather than rounds."""
     figure = _figure(title, y_title)
     figure.update_layout(hovermode="closest", xaxis={"title": {"text": x_title}})
-    figure.update_xaxes(range=[-0.02, 1.02], unifiedhovertitle=None)
+    figure.update_xaxes(unifiedhovertitle=None)
+    return figure
+
+
+def _curve_figure(title: str, x_title: str, y_title: str) -> go.Figure:
+    """A figure laid out as the others, for a curve over [0, 1] rather than rounds."""
+    figure = _xy_figure(title, x_title, y_title)
+    figure.update_xaxes(range=[-0.02, 1.02])
     figure.update_yaxes(range=[-0.02, 1.02])
     return figure
 

@@ -10,13 +10,24 @@ from typing import Any
 
 import pandas as pd
 
-from fedapp.runs import METRIC_LABELS, METRIC_NAMES, Event, RunState, RunView, Scope, Stage
+from fedapp.runs import (
+    TASK_METRICS,
+    Event,
+    RunState,
+    RunView,
+    Scope,
+    Stage,
+    higher_is_better,
+    metric_label,
+    metric_names,
+)
 from fedapp.settings import DATA_SECTIONS, fields
 
-# The metrics offered above the charts: AUC, accuracy and loss first.
-CHART_METRICS = ("auc", "accuracy", "loss", "pr_auc", "f1", "precision", "recall", "train-loss")
-# Lower is better for these; higher for every other score.
-LOWER_IS_BETTER = frozenset({"loss", "train-loss"})
+# The clients' training loss, offered above a run's charts after the task's scores.
+TRAIN_LOSS = "train-loss"
+# What joining buys an institution over its model alone: signed so that more is
+# better whatever the metric (a rise in AUC, a drop in RMSE).
+GAIN = "gain"
 # How a difference is coloured in tables: good for its metric, bad, or none.
 VERDICT_STYLE = {
     "better": "background-color: #dcfce7; color: #166534",
@@ -25,18 +36,68 @@ VERDICT_STYLE = {
 }
 # In difference_colours: the row's own `metric` cell says which metric a column holds.
 BY_ROW = "by row"
-_METRIC_OF = {label: key for key, label in METRIC_LABELS.items()}
-# Columns of tables named as a metric.
-METRIC_COLUMNS = frozenset(_METRIC_OF)
+# Each task's metric names as tables show them (`log-loss`, `MSE (standardised)`).
+_METRIC_OF = {
+    metric_label(name, task): name
+    for task, names in TASK_METRICS.items()
+    for name in (*names, TRAIN_LOSS)
+}
+# How metric_label names a class's recall: `recall (premium)`.
+_CLASS_RECALL = ("recall (", ")")
 # The settings that decide a run's data (`fedapp inspect`'s sections).
 _DATA_KEYS = tuple(s.key for s in fields(*DATA_SECTIONS))
+# The Runs page's columns: each run's score is its task's main one, named in `metric`.
+RUNS_COLUMNS = (
+    "run", "state", "strategy", "data", "target", "rounds", "metric", "score", "model", "gap",
+    "started",
+)  # fmt: skip
 # The steps of a run, as status.json's `phase` names them.
 PHASES = ("engine", "clients", "statistics", "rounds", "baselines")
 
 
-def label(metric: str) -> str:
-    """How a metric is named on screen."""
-    return METRIC_LABELS.get(metric, metric)
+def label(metric: str, task: str = "binary") -> str:
+    """How a metric is named on screen: ``AUC``, ``log-loss``, ``MSE (standardised)``."""
+    return metric_label(metric, task)
+
+
+def metric_of(name: str) -> str | None:
+    """The metric a table's column or row is named as (``RMSE``: ``rmse``), else ``None``."""
+    if name in _METRIC_OF:
+        return _METRIC_OF[name]
+    start, end = _CLASS_RECALL
+    if name.startswith(start) and name.endswith(end):
+        return f"recall:{name[len(start) : -len(end)]}"
+    return None
+
+
+def run_metrics(view: RunView, events: Iterable[Event] = ()) -> tuple[str, ...]:
+    """The run's scores in display order, with the class recalls its events or summary hold.
+
+    A running multiclass run has no summary yet: its events name its classes.
+    """
+    present = set((view.summary or {}).get("federated") or {})
+    for event in events:
+        present.update(event.metrics)
+    return metric_names(view.task, present)
+
+
+def chart_metrics(view: RunView, events: Iterable[Event] = ()) -> tuple[str, ...]:
+    """The metrics offered above a run's charts: its task's scores, then the training loss."""
+    return (*run_metrics(view, events), TRAIN_LOSS)
+
+
+def target_text(view: RunView) -> str:
+    """What the run predicts: ``churned (binary)``, or just its task if it names no target."""
+    target = (view.summary or {}).get("target") or view.config.get("target")
+    return f"{target} ({view.task})" if target else view.task
+
+
+def by_task(runs: Sequence[RunView]) -> dict[str, list[RunView]]:
+    """The runs grouped by task, in the order each task first appears."""
+    groups: dict[str, list[RunView]] = {}
+    for r in runs:
+        groups.setdefault(r.task, []).append(r)
+    return groups
 
 
 def fmt(value: float | None, signed: bool = False) -> str:
@@ -122,9 +183,12 @@ def phase_steps(view: RunView) -> list[tuple[str, str]]:
     ]
 
 
-def gap_text(view: RunView, metric: str = "auc") -> str:
-    """The gap to centralized, signed; promised "after the run" only while it goes on."""
-    gap = view.final(metric, "gap")
+def gap_text(view: RunView, metric: str | None = None) -> str:
+    """The gap to centralized, signed; promised "after the run" only while it goes on.
+
+    Of the run's main score (:attr:`RunView.primary_metric`) unless ``metric`` says.
+    """
+    gap = view.final(metric or view.primary_metric, "gap")
     if gap is not None:
         return fmt(gap, signed=True)
     return "after the run" if view.state.active else "—"
@@ -180,19 +244,20 @@ def coverage(events: Iterable[Event], metric: str) -> tuple[int, int] | None:
     return None
 
 
-def coverage_text(covered: tuple[int, int] | None, metric: str) -> str | None:
+def coverage_text(covered: tuple[int, int] | None, metric: str, task: str = "binary") -> str | None:
     """A warning when the clients' weighted ``metric`` leaves some clients out, else ``None``."""
     if covered is None or covered[0] >= covered[1]:
         return None
     k, n = covered
+    name = label(metric, task)
     return (
-        f"The clients' weighted {label(metric)} of the last round covers {k} of {n} clients: "
-        f"the others reported no {label(metric)} (a held-out set of one class has none)."
+        f"The clients' weighted {name} of the last round covers {k} of {n} clients: "
+        f"the others reported no {name} (a held-out set of one class has none)."
     )
 
 
 def missing_clients_text(
-    events: Iterable[Event], metric: str, labels: Mapping[str, str]
+    events: Iterable[Event], metric: str, labels: Mapping[str, str], task: str = "binary"
 ) -> str | None:
     """Which clients the per-client chart has no line for, or gaps in; ``None`` if none."""
     stage = Stage.FIT if metric == "train-loss" else Stage.EVALUATE
@@ -212,7 +277,7 @@ def missing_clients_text(
     some = [name for name, values in ordered if any(values) and not all(values)]
     parts = []
     if never:
-        parts.append(f"No {label(metric)} in any round from {', '.join(never)}")
+        parts.append(f"No {label(metric, task)} in any round from {', '.join(never)}")
     if some:
         parts.append(f"none in some rounds from {', '.join(some)}")
     if not parts:
@@ -264,10 +329,10 @@ def has_client_signal(events: Iterable[Event], stage: Stage, key: str) -> bool:
 
 
 def final_table(view: RunView) -> pd.DataFrame:
-    """Federated vs centralized per metric, with the gap (federated minus centralized)."""
+    """Federated vs centralized per metric of the run's task, with the gap (federated minus it)."""
     rows = []
-    for name in METRIC_NAMES:
-        row = {"metric": label(name), "federated": view.final(name)}
+    for name in view.metric_names:
+        row = {"metric": label(name, view.task), "federated": view.final(name)}
         if view.summary and "centralized" in view.summary:
             row["centralized"] = view.final(name, "centralized")
             row["gap"] = view.final(name, "gap")
@@ -276,21 +341,28 @@ def final_table(view: RunView) -> pd.DataFrame:
 
 
 def local_only_table(view: RunView) -> pd.DataFrame | None:
-    """Each institution's model trained alone vs the federated one (AUC), or ``None``."""
+    """Each institution's model trained alone vs the federated one, or ``None``.
+
+    In the run's main score (AUC, accuracy, RMSE); the ``gain`` is what
+    joining improves (:data:`GAIN`): a rise in AUC, a drop in RMSE.
+    """
     local = (view.summary or {}).get("local_only")
     if not local:
         return None
     labels = view.client_labels()
-    federated = view.final("auc")
+    main = view.primary_metric
+    name = label(main, view.task)
+    federated = view.final(main)
+    sign = 1 if higher_is_better(main) else -1
     rows = []
     for pid in sorted(local, key=int):
-        alone = local[pid].get("auc")
+        alone = _number(local[pid].get(main))
         rows.append(
             {
                 "institution": labels.get(pid, f"client {pid}"),
-                "AUC alone": alone,
-                "AUC federated": federated,
-                "gain": None if alone is None or federated is None else federated - alone,
+                f"{name} alone": alone,
+                f"{name} federated": federated,
+                GAIN: None if alone is None or federated is None else sign * (federated - alone),
             }
         )
     return pd.DataFrame(rows).round(4)
@@ -304,16 +376,17 @@ def runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
             "state": str(r.state),
             "strategy": r.strategy_label,
             "data": r.data_label,
+            "target": target_text(r),
             "rounds": f"{r.round}/{r.rounds}",
-            "AUC": r.final("auc"),
+            "metric": label(r.primary_metric, r.task),
+            "score": r.final(r.primary_metric),
             "model": model_round(r),
-            "gap": r.final("auc", "gap"),
+            "gap": r.final(r.primary_metric, "gap"),
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
         }
         for r in runs
     ]
-    columns = ["run", "state", "strategy", "data", "rounds", "AUC", "model", "gap", "started"]
-    return pd.DataFrame(rows, columns=columns).round(4)
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS).round(4)
 
 
 def compare_runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
@@ -329,13 +402,22 @@ def compare_runs_table(runs: Sequence[RunView]) -> pd.DataFrame:
 
 
 def compare_metrics(runs: Sequence[RunView], scope: str) -> pd.DataFrame:
-    """One number per run and metric: the final scores (``federated``) or their ``gap``."""
-    rows = [{"run": r.run_id, **{label(m): r.final(m, scope) for m in METRIC_NAMES}} for r in runs]
-    return pd.DataFrame(rows, columns=["run", *(label(m) for m in METRIC_NAMES)]).round(4)
+    """One number per run and metric: the final scores (``federated``) or their ``gap``.
+
+    For runs of one task (:func:`by_task`): its metrics, then every class
+    recall any of the runs has.
+    """
+    task = runs[0].task if runs else "binary"
+    names = list(dict.fromkeys(m for r in runs for m in r.metric_names)) or TASK_METRICS[task]
+    rows = [{"run": r.run_id, **{label(m, task): r.final(m, scope) for m in names}} for r in runs]
+    return pd.DataFrame(rows, columns=["run", *(label(m, task) for m in names)]).round(4)
 
 
 def compare_local_only(runs: Sequence[RunView]) -> pd.DataFrame | None:
-    """Each institution trained alone vs each run's federated model (AUC), or ``None``."""
+    """Each institution trained alone vs each run's federated model, or ``None``.
+
+    In the main score of the runs' task (:func:`local_only_table`), for runs of one task.
+    """
     tables = []
     for r in runs:
         local = local_only_table(r)
@@ -371,13 +453,14 @@ def data_key(view: RunView) -> str:
 def verdict(metric: str, difference: float | None) -> str | None:
     """``better``, ``worse`` or ``even`` for a difference in ``metric`` (``None``: no value).
 
-    Higher is better for every score but the losses, where lower is.
+    Higher is better for every score but the losses and errors (RMSE, MAE),
+    where lower is; a :data:`GAIN` is better the higher.
     """
     if difference is None or not math.isfinite(difference):
         return None
     if round(difference, 4) == 0:
         return "even"
-    good = difference < 0 if metric in LOWER_IS_BETTER else difference > 0
+    good = difference > 0 if higher_is_better(metric) else difference < 0
     return "better" if good else "worse"
 
 
@@ -394,16 +477,16 @@ def difference_colours(
         Column -> the metric key of the differences it holds, or
         :data:`BY_ROW` for a column whose row's ``metric`` cell names it; a
         column the table lacks is skipped. By default every column named as
-        a metric (``AUC``, ``log-loss``).
+        a metric (``AUC``, ``log-loss``, ``RMSE``: :func:`metric_of`).
 
     """
     if differences is None:
-        differences = {c: _METRIC_OF[c] for c in table.columns if c in _METRIC_OF}
+        differences = {c: m for c in table.columns if (m := metric_of(c)) is not None}
     differences = {c: m for c, m in differences.items() if c in table.columns}
     colours = pd.DataFrame("", index=table.index, columns=table.columns)
     for column, metric in differences.items():
         for row in table.index:
-            key = _METRIC_OF.get(table.loc[row, "metric"], "") if metric == BY_ROW else metric
+            key = (metric_of(str(table.loc[row, "metric"])) or "") if metric == BY_ROW else metric
             found = verdict(key, _number(table.loc[row, column]))
             colours.loc[row, column] = VERDICT_STYLE.get(found or "", "")
     return colours

@@ -31,7 +31,7 @@ FORM_SETTINGS = (
     "demo_rows", "clients", "clients_per_round", "rounds", "eval_every", "local_epochs",
     "batch_size", "learning_rate", "seed", "dp", "noise_multiplier", "clip_norm",
     "target_epsilon", "delta", "dp_clipping", "secure_aggregation", "malicious", "baseline",
-    "max_categories", "na_values",
+    "max_categories", "na_values", "task",
 )  # fmt: skip
 # Settings the page reads from other widgets (files, column pickers, split,
 # strategy, model, attack) or that name where the run goes.
@@ -258,6 +258,8 @@ def rerun_of(run_id: str, config: Mapping[str, Any]) -> Rerun:
             "drop": list(cfg.drop),
             "categorical": list(cfg.categorical),
         }
+    else:
+        widgets["demo_target"] = cfg.resolved_target
     widgets |= _split_widgets(cfg.partition_spec, demo=not files)
     if not cfg.is_demo:
         widgets.pop("demo_rows")
@@ -346,8 +348,14 @@ def widget(name: str) -> Widget:
     entry = describe(name)
     common: dict[str, Any] = {"key": entry.name, "help": entry.help}
     if entry.choices:
-        index = entry.choices.index(str(entry.default))
-        options = {"options": entry.choices, "index": index, "horizontal": True}
+        if entry.optional:  # unset first, named as the declaration says (e.g. "inferred")
+            unset = str(entry.unset)
+            choices: tuple[Any, ...] = (None, *entry.choices)
+            common["format_func"] = lambda choice: unset if choice is None else str(choice)
+        else:
+            choices = entry.choices
+        default = None if entry.default is None else str(entry.default)
+        options = {"options": choices, "index": choices.index(default), "horizontal": True}
         return Widget(entry.key, "radio", entry.label, common | options)
     if entry.type is bool:
         return Widget(entry.key, "toggle", entry.label, common | {"value": entry.default})

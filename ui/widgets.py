@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +25,17 @@ if TYPE_CHECKING:
 # styled by `differences` (which formats its own).
 _SCORE = st.column_config.NumberColumn(format="%.4f")
 _DIFF = st.column_config.NumberColumn(format="%+.4f")
-SCORES = {
-    "AUC": _SCORE, "PR-AUC": _SCORE, "accuracy": _SCORE, "F1": _SCORE, "precision": _SCORE,
-    "recall": _SCORE, "log-loss": _SCORE, "gap": _DIFF,
-}  # fmt: skip
+# The clients table's target column, by task (DataPreview.clients).
+_TARGET_COLUMNS = {
+    "positive rate": st.column_config.NumberColumn(format="percent"),
+    "classes": st.column_config.NumberColumn(
+        format="%d", help="Classes of the target among the institution's rows."
+    ),
+    "target mean": st.column_config.NumberColumn(
+        format="%.4g", help="The target's mean over the institution's rows, in its own units."
+    ),
+}
+
 
 # Every state, recorded or inferred, has its badge.
 STATE_COLORS: dict[RunState, str] = {
@@ -98,7 +105,7 @@ def show_preview(found: DataPreview, expanded: bool) -> None:
         st.dataframe(found.columns, hide_index=True, key="preview_columns")
         st.dataframe(
             found.clients, hide_index=True, key="preview_clients",
-            column_config={"positive rate": st.column_config.NumberColumn(format="percent")},
+            column_config=_TARGET_COLUMNS,
         )  # fmt: skip
 
 
@@ -266,6 +273,18 @@ def _say(where: Any, key: str, error: str | None, errors: dict[str, str]) -> Non
     where.error(error, icon=":material/error:")
 
 
+def score_columns(columns: Iterable[str]) -> dict[str, Any]:
+    """Column configs of a table's scores: four decimals, and signed for its ``gap``.
+
+    A score is a column named as a metric (:func:`report.metric_of`) or ``score``.
+    """
+    return {
+        c: _DIFF if c == "gap" else _SCORE
+        for c in columns
+        if c in ("gap", "score") or report.metric_of(c) is not None
+    }
+
+
 def differences(table: pd.DataFrame, columns: Mapping[str, str] | None = None) -> Styler:
     """``table`` for ``st.dataframe``, its differences signed and coloured better/worse.
 
@@ -274,7 +293,7 @@ def differences(table: pd.DataFrame, columns: Mapping[str, str] | None = None) -
     named as a metric holds differences.
     """
     colours = report.difference_colours(table, columns)
-    named = columns or {c: c for c in table.columns if c in report.METRIC_COLUMNS}
+    named = columns or {c: c for c in table.columns if report.metric_of(c) is not None}
     signed = [c for c in named if c in table.columns]
     numbers = [c for c in table.select_dtypes("number").columns if c not in signed]
     return (

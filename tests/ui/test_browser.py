@@ -353,3 +353,25 @@ def test_the_new_run_form_says_what_is_wrong_and_keeps_what_is_right(ui_server, 
     page.wait_for_timeout(1000)
     expect(rounds).to_have_value(str(CONFIG_ROUNDS))
     expect(batch).to_have_value("8")
+
+
+def test_a_regression_runs_page_draws_predicted_against_actual(ui_server, page) -> None:
+    from run_files import make_task_run
+
+    url, runs = ui_server
+    make_task_run(runs, "20251202-011500-fedavg-spend", "regression")
+
+    page.goto(f"{url}/run?run=20251202-011500-fedavg-spend")
+
+    # Its main score's tile, and its charts: RMSE per round and per client, then
+    # the final model's predictions against the actual values, and the residuals
+    page.get_by_text("Global test RMSE").wait_for()
+    read_charts = (
+        "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".map(e => (e.layout && e.layout.title && e.layout.title.text) || '')"
+    )
+    page.wait_for_function(f"() => {read_charts}.length === 4", timeout=30_000)
+    assert page.evaluate(read_charts) == [
+        "RMSE per round", "RMSE per client", "Predicted against actual",
+        "Residuals (predicted - actual)",
+    ]  # fmt: skip

@@ -13,9 +13,12 @@ from fedapp_ui.charts import (
     compare_runs,
     confusion_matrix,
     epsilon_by_round,
+    final_model_charts,
     metric_by_round,
     palette,
     pr_curve,
+    predicted_vs_actual,
+    residual_quantiles,
     roc_curve,
     rounds_shown,
     series,
@@ -635,3 +638,189 @@ def test_chart_csv_of_a_gap_and_of_a_heatmap() -> None:
     assert line[1] == ["global test set", "0", ""]  # a missing value stays empty
     assert heat[0] == ["series", "x", "y", "value"]
     assert ["confusion", "positive", "negative", "10"] in heat  # predicted positive, actually not
+
+
+# per task: the metrics' names, multiclass and regression curves
+
+
+def test_the_per_round_charts_name_the_loss_as_the_runs_task_does() -> None:
+    # Prepare
+    events = [central(0, rmse=600.0, loss=1.2), central(1, rmse=500.0, loss=0.8)]
+    events.append(federated(1, {"0": {"loss": 0.9}}, loss=0.9))
+
+    # Execute
+    regression = metric_by_round(events, "loss", task="regression")
+    clients = clients_by_round(events, "loss", task="regression")
+    binary = metric_by_round(events, "loss")
+    runs = compare_runs({"a": events}, "loss", task="regression")
+
+    # Assert
+    assert regression.layout.title.text == "MSE (standardised) per round"
+    assert clients.layout.yaxis.title.text == "MSE (standardised)"
+    assert binary.layout.yaxis.title.text == "log-loss"
+    assert runs.layout.yaxis.title.text == "MSE (standardised)"
+
+
+@pytest.mark.parametrize(("metric", "position"), [("rmse", "bottom left"), ("r2", "top left")])
+def test_the_baselines_label_sits_on_the_side_the_metric_improves_towards(
+    metric: str, position: str
+) -> None:
+    # Prepare
+    events = [central(0, rmse=600.0, r2=-0.1), central(1, rmse=500.0, r2=0.2)]
+
+    # Execute
+    figure = metric_by_round(events, metric, baseline=450.0, task="regression")
+
+    # Assert: round 0 is worse than the baseline, which leaves the other side free
+    (annotation,) = figure.layout.annotations
+    assert (annotation.yanchor, annotation.xanchor) == tuple(
+        {"bottom left": ("top", "left"), "top left": ("bottom", "left")}[position]
+    )
+
+
+MULTICLASS_CURVES = {
+    "round": 3,
+    "task": "multiclass",
+    "rows": 602,
+    "classes": ["basic", "premium", "standard"],
+    "confusion": [[109, 27, 4], [30, 234, 3], [15, 6, 174]],
+}
+
+
+def test_confusion_matrix_of_a_multiclass_run_is_k_by_k_over_its_classes() -> None:
+    # Execute
+    figure = confusion_matrix(MULTICLASS_CURVES)
+
+    # Assert
+    (heatmap,) = figure.data
+    assert [list(row) for row in heatmap.z] == MULTICLASS_CURVES["confusion"]
+    assert list(heatmap.x) == list(heatmap.y) == ["basic", "premium", "standard"]
+    assert figure.layout.title.text == "Confusion matrix"  # no threshold: the likeliest class
+    assert figure.layout.xaxis.type == figure.layout.yaxis.type == "category"
+    assert heatmap.customdata[0][0] == pytest.approx(109 / 140)  # share of actual basic
+
+
+def test_confusion_matrix_of_classes_that_are_numbers_keeps_them_categories() -> None:
+    # Prepare: whole-number classes; and a file without its classes
+    numbered = {"task": "multiclass", "classes": [1, 2], "confusion": [[3, 1], [0, 4]]}
+    unnamed = {"task": "multiclass", "confusion": [[3, 1], [0, 4]]}
+
+    # Execute
+    heatmaps = [confusion_matrix(c).data[0] for c in (numbered, unnamed)]
+
+    # Assert
+    assert [list(h.x) for h in heatmaps] == [["1", "2"], ["0", "1"]]
+
+
+@pytest.mark.parametrize("confusion", [[], [[1, 2], [3]], "junk", [[1, 2, 3], [4, 5, 6]]])
+def test_confusion_matrix_of_a_torn_multiclass_file_is_an_empty_chart(confusion: Any) -> None:
+    # Execute
+    figure = confusion_matrix({"task": "multiclass", "classes": ["a", "b"], "confusion": confusion})
+
+    # Assert
+    assert len(figure.data) == 0
+    assert figure.layout.annotations[0].text == "Not recorded"
+
+
+REGRESSION_CURVES = {
+    "round": 3,
+    "task": "regression",
+    "rows": 598,
+    "actual": [64.17, 993.0, 198.95, 1213.49],
+    "predicted": [285.26, 1062.72, 739.47, 943.11],
+    "residual_quantiles": {"0.05": -702.3, "0.25": -304.8, "0.5": -55.7, "0.75": 256.5,
+                           "0.95": 814.4},
+}  # fmt: skip
+
+
+def test_predicted_vs_actual_draws_the_rows_the_diagonal_and_the_residual_band() -> None:
+    # Execute
+    figure = predicted_vs_actual(REGRESSION_CURVES)
+
+    # Assert
+    assert names(figure) == [
+        "4 of 598 test rows", "predicted = actual", "residual 5% quantile (-702.3)",
+        "residual 95% quantile (+814.4)",
+    ]  # fmt: skip
+    assert xy(figure, "4 of 598 test rows") == (
+        REGRESSION_CURVES["actual"],
+        REGRESSION_CURVES["predicted"],
+    )
+    assert xy(figure, "predicted = actual") == ([64.17, 1213.49], [64.17, 1213.49])
+    assert xy(figure, "residual 95% quantile (+814.4)") == (
+        [64.17, 1213.49],
+        [pytest.approx(64.17 + 814.4), pytest.approx(1213.49 + 814.4)],
+    )
+    assert figure.data[0].mode == "markers"
+    assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == (
+        "actual", "predicted",
+    )  # fmt: skip
+    assert figure.layout.xaxis.range is None  # the target's own units, not [0, 1]
+
+
+def test_predicted_vs_actual_of_every_row_without_quantiles() -> None:
+    # Prepare: no row count or quantiles, and a value that cannot be drawn
+    curves = {"task": "regression", "actual": [1.0, 2.0, None], "predicted": [1.5, 2.5, 3.0]}
+
+    # Execute
+    figure = predicted_vs_actual(curves)
+
+    # Assert
+    assert names(figure) == ["test rows", "predicted = actual"]
+    assert xy(figure, "test rows") == ([1.0, 2.0], [1.5, 2.5])
+
+
+def test_residual_quantiles_are_bars_in_order_with_their_values() -> None:
+    # Execute
+    figure = residual_quantiles(REGRESSION_CURVES)
+
+    # Assert
+    (bars,) = figure.data
+    assert isinstance(bars, go.Bar)
+    assert list(bars.x) == ["5%", "25%", "median", "75%", "95%"]
+    assert list(bars.y) == [-702.3, -304.8, -55.7, 256.5, 814.4]
+    assert list(bars.text) == ["-702.3", "-304.8", "-55.7", "+256.5", "+814.4"]
+    assert [shape.y0 for shape in figure.layout.shapes] == [0]
+
+
+@pytest.mark.parametrize("chart", [predicted_vs_actual, residual_quantiles])
+def test_the_regression_charts_of_a_file_without_them_are_empty(chart: Any) -> None:
+    # Execute
+    figure = chart({"task": "regression", "actual": [], "predicted": []})
+
+    # Assert
+    assert len(figure.data) == 0
+    assert figure.layout.annotations[0].text == "Not recorded"
+
+
+@pytest.mark.parametrize(
+    ("curves", "expected"),
+    [
+        (CURVES, ["roc", "precision-recall", "confusion"]),  # written before tasks
+        ({**CURVES, "task": "binary"}, ["roc", "precision-recall", "confusion"]),
+        (MULTICLASS_CURVES, ["confusion"]),
+        (REGRESSION_CURVES, ["predicted", "residuals"]),
+    ],
+)
+def test_final_model_charts_are_the_tasks_own(curves: dict[str, Any], expected: list[str]) -> None:
+    # Execute
+    shown = final_model_charts(curves)
+
+    # Assert
+    assert [name for name, _ in shown] == expected
+    assert all(isinstance(figure, go.Figure) and figure.data for _, figure in shown)
+
+
+def test_chart_csv_of_the_multiclass_and_regression_charts() -> None:
+    # Execute
+    heat = list(csv.reader(io.StringIO(chart_csv(confusion_matrix(MULTICLASS_CURVES)))))
+    bars = list(csv.reader(io.StringIO(chart_csv(residual_quantiles(REGRESSION_CURVES)))))
+    scatter = list(csv.reader(io.StringIO(chart_csv(predicted_vs_actual(REGRESSION_CURVES)))))
+
+    # Assert
+    assert len(heat) == 1 + 9
+    assert ["confusion", "premium", "basic", "27"] in heat  # actual basic, predicted premium
+    assert bars[1:] == [["residual", "5%", "-702.3"], ["residual", "25%", "-304.8"],
+                        ["residual", "median", "-55.7"], ["residual", "75%", "256.5"],
+                        ["residual", "95%", "814.4"]]  # fmt: skip
+    assert ["4 of 598 test rows", "64.17", "285.26"] in scatter

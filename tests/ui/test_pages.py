@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_files import make_task_run
 from streamlit.testing.v1 import AppTest
 
 import fedapp_ui
 from fedapp.registry import MODEL_GROUP
-from fedapp.runs import RunDir
+from fedapp.runs import RunDir, primary
 from fedapp.settings import RunConfig, describe
 from fedapp_ui import launcher
 
@@ -333,7 +334,8 @@ def test_new_run_previews_the_data_before_start(runs_root: Path, launched: list)
     assert any("free text (300 distinct values)" in c.value for c in at.caption)
     # ... and the data is shown as `fedapp inspect` shows it
     assert any(
-        "300 rows in 3 institutions; target 'Exited': 60 positive" in m.value for m in at.markdown
+        "300 rows in 3 institutions; target 'Exited' (binary): 60 positive" in m.value
+        for m in at.markdown
     )
     shown_columns, shown_clients = at.dataframe
     columns = shown_columns.value.set_index("column")
@@ -555,7 +557,7 @@ def test_run_page_without_privacy_or_norms_has_just_the_two_charts(runs_root: Pa
 def test_run_page_metric_switch_redraws_the_charts(runs_root: Path) -> None:
     write_run(runs_root, "r1")
     at = app(RUN, run="r1")
-    at.segmented_control(key="metric").set_value("loss").run()
+    at.segmented_control(key="metric.binary").set_value("loss").run()
     global_chart, _ = plotly_traces(at)
     assert global_chart[0]["y"] == [0.5, 0.5, 0.5]
 
@@ -707,7 +709,8 @@ def test_runs_shows_a_stopped_runs_auc_at_its_round(runs_root: Path) -> None:
     stop_run(runs_root, "halted")
 
     listing = app(RUNS).dataframe[0].value.set_index("run")
-    assert listing.loc["run?run=halted", "AUC"] == pytest.approx(0.8249)
+    assert listing.loc["run?run=halted", "metric"] == "AUC"
+    assert listing.loc["run?run=halted", "score"] == pytest.approx(0.8249)
     assert listing.loc["run?run=halted", "model"] == "at round 1"
     assert listing.loc["run?run=whole", "model"] == "final"
 
@@ -866,3 +869,200 @@ def test_start_afresh_empties_the_form_of_a_runs_settings(runs_root: Path) -> No
     at.button(key="rerun_clear").click().run()
     assert at.number_input(key="rounds").value == describe("rounds").default
     assert not at.info
+
+
+# --- Targets of every task: multiclass and regression runs, mixed comparisons --------
+
+
+@pytest.mark.parametrize(
+    ("task", "main", "value", "gap", "options"),
+    [
+        ("binary", "AUC", "0.7100", "-0.0100",
+         ["AUC", "PR-AUC", "accuracy", "F1", "precision", "recall", "log-loss"]),
+        ("multiclass", "accuracy", "0.8588", "-0.0100",
+         ["accuracy", "macro-F1", "macro AUC (one-vs-rest)", "log-loss", "recall (basic)",
+          "recall (premium)", "recall (standard)"]),
+        ("regression", "RMSE", "459.2400", "+0.0100",
+         ["RMSE", "MAE", "R²", "MSE (standardised)"]),
+    ],
+)  # fmt: skip
+def test_the_run_page_tells_a_run_in_its_tasks_main_score_and_metrics(
+    runs_root: Path, task: str, main: str, value: str, gap: str, options: list[str]
+) -> None:
+    make_task_run(runs_root, "r", task)
+    at = app(RUN, run="r")
+
+    # Assert: the main score's tile and gap, the metrics offered, tabled and gained
+    shown = {m.label: m.value for m in at.metric}
+    assert (shown[f"Global test {main}"], shown["Gap to centralized"]) == (value, gap)
+    picker = at.segmented_control(key=f"metric.{task}")
+    assert (picker.value, picker.options) == (primary(task), [*options, "training loss"])
+    final, local = at.dataframe
+    assert list(final.value["metric"]) == options
+    assert list(local.value.columns) == [
+        "institution", f"{main} alone", f"{main} federated", "gain",
+    ]  # fmt: skip
+    assert f"Alone vs federated ({main})" in [h.value for h in at.subheader]
+
+
+def test_the_run_page_of_a_multiclass_run_draws_its_confusion_over_the_classes(
+    runs_root: Path,
+) -> None:
+    make_task_run(runs_root, "plan", "multiclass")
+    at = app(RUN, run="plan")
+
+    *_, confusion = plotly_traces(at)
+    assert confusion[0]["type"] == "heatmap"
+    assert confusion[0]["x"] == ["basic", "premium", "standard"]
+    assert confusion[0]["z"][1] == [30, 234, 3]
+    assert not any("ROC" in t.get("name", "") for chart in plotly_traces(at) for t in chart)
+
+
+def test_the_run_page_of_a_multiclass_run_charts_a_classs_recall(runs_root: Path) -> None:
+    make_task_run(runs_root, "plan", "multiclass")
+    at = app(RUN, run="plan")
+
+    at.segmented_control(key="metric.multiclass").set_value("recall:premium").run()
+
+    global_chart, *_ = at.get("plotly_chart")
+    spec = json.loads(global_chart.proto.spec)
+    assert spec["layout"]["title"]["text"] == "recall (premium) per round"
+    assert spec["data"][0]["y"] == pytest.approx([0.8564, 0.8664, 0.8764])
+
+
+def test_the_run_page_of_a_regression_run_colours_a_drop_in_rmse_as_better(
+    runs_root: Path,
+) -> None:
+    make_task_run(runs_root, "spend", "regression")
+    at = app(RUN, run="spend")
+
+    global_chart, *_ = plotly_traces(at)
+    assert global_chart[0]["y"] == pytest.approx([459.26, 459.25, 459.24])  # falling: better
+    final, local = at.dataframe
+    # A higher RMSE, MAE or MSE than centralized is worse (red), and so is a lower R²;
+    # a lower RMSE than each institution's alone is a gain (green)
+    gap = list(final.value.columns).index("gap")
+    assert {(0, gap), (1, gap), (2, gap), (3, gap)} <= styled_cells(final, "#fee2e2")
+    assert list(local.value["gain"]) == pytest.approx([0.03, 0.03])
+    gain = list(local.value.columns).index("gain")
+    assert {(0, gain), (1, gain)} <= styled_cells(local, "#dcfce7")
+    assert any("how much lower the federated RMSE is" in c.value for c in at.caption)
+
+
+def test_the_run_page_of_a_regression_run_draws_predicted_against_actual(
+    runs_root: Path,
+) -> None:
+    make_task_run(runs_root, "spend", "regression")
+    at = app(RUN, run="spend")
+
+    *_, scatter, residuals = plotly_traces(at)
+    assert [t["name"] for t in scatter] == [
+        "3 of 598 test rows", "predicted = actual", "residual 5% quantile (-702.3)",
+        "residual 95% quantile (+814.4)",
+    ]  # fmt: skip
+    assert scatter[0]["x"] == [64.2, 993.0, 198.9]
+    assert residuals[0]["type"] == "bar" and residuals[0]["y"][2] == -55.7
+
+
+def test_compare_groups_runs_of_different_tasks(runs_root: Path) -> None:
+    write_run(runs_root, "a-fedavg", auc=0.80)
+    time.sleep(0.01)
+    write_run(runs_root, "b-fedprox", strategy="fedprox", auc=0.82)
+    time.sleep(0.01)
+    make_task_run(runs_root, "c-spend", "regression")
+    at = app(COMPARE)
+
+    at.multiselect(key="compare_runs").set_value(["c-spend", "a-fedavg", "b-fedprox"]).run()
+
+    # Assert: said, and each task compared on its own, in its own metrics
+    assert not at.exception
+    [told] = [i.value for i in at.info]
+    assert "regression: c-spend; binary: a-fedavg, b-fedprox" in told
+    assert [h.value for h in at.header] == ["Regression runs", "Binary runs"]
+    assert at.segmented_control(key="compare_metric.regression").value == "rmse"
+    assert at.segmented_control(key="compare_metric.binary").value == "auc"
+    spend_chart, binary_chart = at.get("plotly_chart")
+    assert [t["name"] for t in json.loads(spend_chart.proto.spec)["data"]][:1] == ["c-spend"]
+    named = [t["name"] for t in json.loads(binary_chart.proto.spec)["data"]]
+    assert {"a-fedavg", "b-fedprox"} <= set(named) and "c-spend" not in named
+    tables = [d.value for d in at.dataframe]
+    scores = [t for t in tables if "RMSE" in t.columns or "AUC" in t.columns]
+    both = ["a-fedavg", "b-fedprox"]
+    assert [list(t["run"]) for t in scores] == [["c-spend"], ["c-spend"], both, both]
+    assert list(scores[0].columns) == ["run", "RMSE", "MAE", "R²", "MSE (standardised)"]
+    # the regression's gap: RMSE above centralized is red, as is R² below it
+    spend_gaps = [d for d in at.dataframe if "RMSE" in d.value.columns][1]
+    assert {(0, 1), (0, 3)} <= styled_cells(spend_gaps, "#fee2e2")
+    assert any("every score but RMSE, MAE, MSE (standardised)" in c.value for c in at.caption)
+    alone = [t for t in tables if "RMSE alone" in t.columns]
+    assert len(alone) == 1 and list(alone[0]["gain"]) == pytest.approx([0.03, 0.03])
+
+
+def test_compare_of_runs_of_one_task_says_nothing_of_tasks(runs_root: Path) -> None:
+    make_task_run(runs_root, "plan", "multiclass")
+    time.sleep(0.01)
+    make_task_run(runs_root, "plan-2", "multiclass")
+    at = app(COMPARE)
+
+    assert sorted(at.multiselect(key="compare_runs").value) == ["plan", "plan-2"]
+    assert not at.info and not at.header
+    options = at.segmented_control(key="compare_metric.multiclass").options
+    assert options[:2] == ["accuracy", "macro-F1"] and "recall (basic)" in options
+
+
+def test_runs_lists_each_run_with_its_target_and_main_score(runs_root: Path) -> None:
+    make_task_run(runs_root, "spend", "regression")
+    make_task_run(runs_root, "plan", "multiclass")
+
+    listing = app(RUNS).dataframe[0].value.set_index("run")
+
+    assert listing.loc["run?run=spend", ["target", "metric"]].to_list() == [
+        "next_year_spend (regression)", "RMSE",
+    ]  # fmt: skip
+    assert listing.loc["run?run=spend", "score"] == pytest.approx(459.24)
+    assert listing.loc["run?run=plan", "metric"] == "accuracy"
+
+
+def test_new_run_previews_a_regression_target_of_the_demo(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000).run()
+    at.selectbox(key="demo_target").set_value("next_year_spend").run()
+
+    # Assert: the task is said, and each institution's mean instead of a positive rate
+    assert not at.error, [e.value for e in at.error]
+    headline = next(m.value for m in at.markdown if "rows in" in m.value)
+    assert "target 'next_year_spend' (regression): mean " in headline
+    clients = at.dataframe[1].value
+    assert list(clients.columns)[-1] == "target mean"
+    assert (clients["target mean"] > 0).all()
+    assert at.radio(key="task").value is None  # inferred
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert (cfg.target, cfg.task) == ("next_year_spend", None)
+
+
+def test_new_run_refuses_a_task_the_target_cannot_be(runs_root: Path, launched: list) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000).run()
+    at.selectbox(key="demo_target").set_value("next_plan").run()
+    assert any("(multiclass)" in m.value for m in at.markdown)
+
+    at.radio(key="task").set_value("binary").run()
+
+    assert any("--task binary needs two values" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_run_again_of_a_regression_demo_run_keeps_its_target_and_task(
+    runs_root: Path, launched: list
+) -> None:
+    make_task_run(runs_root, "spend", "regression")
+    at = app(RUN, run="spend")
+
+    rerun(at)
+
+    assert at.selectbox(key="demo_target").value == "next_year_spend"
+    assert at.radio(key="task").value == "regression"
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert (cfg.target, cfg.task) == ("next_year_spend", "regression")

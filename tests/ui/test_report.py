@@ -30,7 +30,17 @@ METRICS = {
 CENTRAL = {**METRICS, "auc": 0.757655, "loss": 0.4906}
 GAP = {name: METRICS[name] - CENTRAL[name] for name in METRICS}
 
-RUNS_COLUMNS = ["run", "state", "strategy", "data", "rounds", "AUC", "model", "gap", "started"]
+RUNS_COLUMNS = [
+    "run", "state", "strategy", "data", "target", "rounds", "metric", "score", "model", "gap",
+    "started",
+]  # fmt: skip
+
+# A multiclass run's scores (its classes basic, premium, standard) and a regression's.
+MULTICLASS = {
+    "accuracy": 0.8588, "macro_f1": 0.8478, "macro_auc": 0.9408, "loss": 0.515,
+    "recall:basic": 0.7786, "recall:premium": 0.8764, "recall:standard": 0.8923,
+}  # fmt: skip
+REGRESSION = {"rmse": 459.2378, "mae": 357.8221, "r2": 0.3043, "loss": 0.7067}
 
 
 def view(
@@ -140,6 +150,32 @@ def test_label() -> None:
         "training loss",
         "other",
     ]
+    assert [report.label(m, "multiclass") for m in ("macro_f1", "loss", "recall:premium")] == [
+        "macro-F1", "log-loss", "recall (premium)",
+    ]  # fmt: skip
+    assert [report.label(m, "regression") for m in ("rmse", "r2", "loss")] == [
+        "RMSE", "R²", "MSE (standardised)",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [
+        ("AUC", "auc"),
+        ("log-loss", "loss"),
+        ("MSE (standardised)", "loss"),
+        ("RMSE", "rmse"),
+        ("macro AUC (one-vs-rest)", "macro_auc"),
+        ("recall (premium)", "recall:premium"),
+        ("recall (a (b))", "recall:a (b)"),
+        ("training loss", "train-loss"),
+        ("run", None),
+        ("gain", None),
+    ],
+)
+def test_metric_of_reads_a_column_named_as_a_metric(name: str, metric: str | None) -> None:
+    # Execute / Assert
+    assert report.metric_of(name) == metric
 
 
 # progress_text
@@ -307,15 +343,17 @@ def test_runs_table() -> None:
     # Assert
     assert list(table.columns) == RUNS_COLUMNS
     busy, done = table.to_dict("records")
-    assert {k: v for k, v in busy.items() if k not in ("AUC", "gap", "model")} == {
+    assert {k: v for k, v in busy.items() if k not in ("score", "gap", "model")} == {
         "run": "20250102-fedavg",
         "state": "running",
         "strategy": "fedavg",
         "data": "bank.csv, iid, 5 clients",
+        "target": "binary",  # config.json names no target: the task still says what it is
         "rounds": "1/4",
+        "metric": "AUC",
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(CREATED + 3600)),
     }
-    assert math.isnan(busy["AUC"])
+    assert math.isnan(busy["score"])
     assert math.isnan(busy["gap"])
     assert pd.isna(busy["model"])  # no model yet
     assert done == {
@@ -323,12 +361,38 @@ def test_runs_table() -> None:
         "state": "finished",
         "strategy": "fedprox (proximal-mu 0.1)",
         "data": "demo, column:institution, 2 clients",
+        "target": "binary",
         "rounds": "3/3",
-        "AUC": 0.7123,
+        "metric": "AUC",
+        "score": 0.7123,
         "model": "final",
         "gap": -0.0453,
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(CREATED)),
     }
+
+
+def test_runs_table_scores_each_run_in_its_tasks_main_metric() -> None:
+    # Prepare
+    regression = view(
+        "spend", config={"task": "regression", "target": "next_year_spend"},
+        summary={"federated": REGRESSION, "gap": {"rmse": 27.04}, "target": "next_year_spend"},
+    )  # fmt: skip
+    multiclass = view(
+        "plan", config={"task": "multiclass", "target": "next_plan"},
+        summary={"federated": MULTICLASS},
+    )  # fmt: skip
+
+    # Execute
+    rows = report.runs_table([regression, multiclass]).set_index("run")
+
+    # Assert
+    assert rows.loc["spend", ["target", "metric", "score", "gap"]].to_dict() == {
+        "target": "next_year_spend (regression)", "metric": "RMSE", "score": 459.2378,
+        "gap": 27.04,
+    }  # fmt: skip
+    assert rows.loc["plan", ["target", "metric", "score"]].to_dict() == {
+        "target": "next_plan (multiclass)", "metric": "accuracy", "score": 0.8588,
+    }  # fmt: skip
 
 
 def test_runs_table_of_no_runs_has_its_columns() -> None:
@@ -552,7 +616,7 @@ def test_runs_and_compare_tables_show_a_stopped_runs_metrics_at_its_round() -> N
     [scored] = report.compare_metrics([stopped], "federated").to_dict("records")
 
     # Assert
-    assert (listed["AUC"], listed["model"]) == (0.8249, "at round 2")
+    assert (listed["metric"], listed["score"], listed["model"]) == ("AUC", 0.8249, "at round 2")
     assert (named["model"], scored["AUC"]) == ("at round 2", 0.8249)
 
 
@@ -698,3 +762,193 @@ def test_clients_without_values_are_named() -> None:
 
     # Assert
     assert text == "No AUC in any round from b; none in some rounds from c."
+
+
+# per task: multiclass and regression runs
+
+
+def task_view(run_id: str, task: str, scores: dict[str, float], **summary: Any) -> RunView:
+    """A finished run of ``task`` whose federated scores are ``scores``."""
+    return view(run_id, config={"task": task}, summary={"federated": scores, **summary})
+
+
+def test_final_table_of_a_multiclass_run_lists_its_metrics_then_each_classs_recall() -> None:
+    # Prepare
+    gap = {name: -0.01 for name in MULTICLASS}
+    run = task_view("plan", "multiclass", MULTICLASS, centralized=MULTICLASS, gap=gap)
+
+    # Execute
+    table = report.final_table(run)
+
+    # Assert
+    assert list(table["metric"]) == [
+        "accuracy", "macro-F1", "macro AUC (one-vs-rest)", "log-loss", "recall (basic)",
+        "recall (premium)", "recall (standard)",
+    ]  # fmt: skip
+    assert list(table["federated"]) == list(MULTICLASS.values())
+
+
+def test_final_table_of_a_regression_run_names_its_loss_as_the_standardised_mse() -> None:
+    # Prepare
+    run = task_view("spend", "regression", REGRESSION)
+
+    # Execute
+    table = report.final_table(run)
+
+    # Assert: in the target's units, but the loss is the training one
+    assert list(table["metric"]) == ["RMSE", "MAE", "R²", "MSE (standardised)"]
+    assert table.iloc[0]["federated"] == 459.2378
+
+
+def test_local_only_table_of_a_regression_gains_when_the_rmse_drops() -> None:
+    # Prepare
+    local = {"0": {"rmse": 488.66}, "1": {"rmse": 450.0}}
+    run = task_view("spend", "regression", REGRESSION, local_only=local)
+
+    # Execute
+    table = report.local_only_table(run)
+
+    # Assert: the federated RMSE is lower than 0's alone (a gain) and higher than 1's
+    assert table is not None
+    assert list(table.columns) == ["institution", "RMSE alone", "RMSE federated", "gain"]
+    assert list(table["gain"]) == [pytest.approx(29.4222), pytest.approx(-9.2378)]
+    colours = report.difference_colours(table, {report.GAIN: report.GAIN})
+    assert list(colours["gain"]) == [report.VERDICT_STYLE["better"], report.VERDICT_STYLE["worse"]]
+
+
+def test_local_only_table_of_a_multiclass_run_is_in_accuracy() -> None:
+    # Prepare
+    run = task_view("plan", "multiclass", MULTICLASS, local_only={"0": {"accuracy": 0.8}})
+
+    # Execute
+    table = report.local_only_table(run)
+
+    # Assert
+    assert table is not None
+    assert table.to_dict("records") == [
+        {"institution": "client 0", "accuracy alone": 0.8, "accuracy federated": 0.8588,
+         "gain": 0.0588},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("metric", "difference", "expected"),
+    [
+        ("rmse", -27.0, "better"),  # a drop in RMSE is good
+        ("rmse", 27.0, "worse"),
+        ("mae", -0.5, "better"),
+        ("r2", -0.08, "worse"),
+        ("recall:basic", 0.02, "better"),
+        ("gain", 0.02, "better"),
+    ],
+)
+def test_verdict_follows_which_way_each_metric_is_better(
+    metric: str, difference: float, expected: str
+) -> None:
+    # Execute / Assert
+    assert report.verdict(metric, difference) == expected
+
+
+def test_difference_colours_read_each_tasks_metrics_by_column_and_by_row() -> None:
+    # Prepare
+    columns = pd.DataFrame({"run": ["a"], "RMSE": [-27.0], "R²": [-0.08], "recall (x)": [0.1]})
+    rows = pd.DataFrame(
+        {"metric": ["RMSE", "MSE (standardised)", "recall (basic)"], "gap": [27.0, -0.1, 0.02]}
+    )
+
+    # Execute
+    by_column = report.difference_colours(columns)
+    by_row = report.difference_colours(rows, {"gap": report.BY_ROW})
+
+    # Assert
+    better, worse = report.VERDICT_STYLE["better"], report.VERDICT_STYLE["worse"]
+    assert by_column.loc[0].to_dict() == {"run": "", "RMSE": better, "R²": worse,
+                                          "recall (x)": better}  # fmt: skip
+    assert list(by_row["gap"]) == [worse, better, better]
+
+
+def test_compare_metrics_of_multiclass_runs_has_every_class_any_run_has() -> None:
+    # Prepare
+    other = {"accuracy": 0.7, "recall:gold": 0.5}
+    runs = [task_view("plan", "multiclass", MULTICLASS), task_view("tier", "multiclass", other)]
+
+    # Execute
+    scores = report.compare_metrics(runs, "federated").set_index("run")
+
+    # Assert
+    assert list(scores.columns) == [
+        "accuracy", "macro-F1", "macro AUC (one-vs-rest)", "log-loss", "recall (basic)",
+        "recall (premium)", "recall (standard)", "recall (gold)",
+    ]  # fmt: skip
+    assert scores.loc["tier", "recall (gold)"] == 0.5
+    assert pd.isna(scores.loc["plan", "recall (gold)"])
+
+
+def test_compare_metrics_of_regression_runs() -> None:
+    # Execute
+    scores = report.compare_metrics([task_view("spend", "regression", REGRESSION)], "federated")
+
+    # Assert
+    assert scores.to_dict("records") == [
+        {"run": "spend", "RMSE": 459.2378, "MAE": 357.8221, "R²": 0.3043,
+         "MSE (standardised)": 0.7067},
+    ]  # fmt: skip
+
+
+def test_by_task_groups_runs_in_the_order_each_task_first_appears() -> None:
+    # Prepare
+    runs = [
+        task_view("spend", "regression", REGRESSION),
+        view("churn", summary=finished_summary()),  # a run before tasks: binary
+        task_view("plan", "multiclass", MULTICLASS),
+        task_view("spend-2", "regression", REGRESSION),
+    ]
+
+    # Execute
+    groups = report.by_task(runs)
+
+    # Assert
+    assert {task: [r.run_id for r in group] for task, group in groups.items()} == {
+        "regression": ["spend", "spend-2"], "binary": ["churn"], "multiclass": ["plan"],
+    }  # fmt: skip
+    assert list(groups) == ["regression", "binary", "multiclass"]
+
+
+def test_chart_metrics_of_a_running_multiclass_run_name_its_classes_from_its_events() -> None:
+    # Prepare: no summary yet
+    run = view(state=RunState.RUNNING, round_=1, config={"task": "multiclass"})
+    events = [central(0, accuracy=0.4, **{"recall:b": 0.1, "recall:a": 0.9})]
+
+    # Execute / Assert
+    assert report.chart_metrics(run, events) == (
+        "accuracy", "macro_f1", "macro_auc", "loss", "recall:a", "recall:b", "train-loss",
+    )  # fmt: skip
+    assert report.chart_metrics(view(config={"task": "regression"})) == (
+        "rmse", "mae", "r2", "loss", "train-loss",
+    )  # fmt: skip
+
+
+def test_gap_text_and_target_text_of_a_regression_run() -> None:
+    # Prepare
+    run = task_view(
+        "spend", "regression", REGRESSION, gap={"rmse": 27.0381, "loss": 0.08},
+        target="next_year_spend",
+    )  # fmt: skip
+
+    # Execute / Assert: the gap of its main score, RMSE
+    assert report.gap_text(run) == "+27.0381"
+    assert report.gap_text(run, "loss") == "+0.0800"
+    assert report.target_text(run) == "next_year_spend (regression)"
+
+
+def test_coverage_and_missing_clients_name_the_metric_as_the_task_does() -> None:
+    # Prepare
+    events = [Event(1, Stage.EVALUATE, Scope.FEDERATED, {}, {"0": {"loss": None}})]
+
+    # Execute
+    covered = report.coverage_text((1, 2), "loss", "regression")
+    missing = report.missing_clients_text(events, "loss", {"0": "a"}, "regression")
+
+    # Assert
+    assert covered is not None and "weighted MSE (standardised) of the last round" in covered
+    assert missing == "No MSE (standardised) in any round from a."

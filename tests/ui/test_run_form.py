@@ -364,7 +364,9 @@ def test_check_data_returns_the_notes_of_a_good_table(tmp_path: Path) -> None:
     # Assert: what `fedapp inspect` shows of it
     assert found.notes == (f"{csv}: positive class of 'Exited' is '1' (inferred)",)
     assert found.warnings == ()
-    assert found.headline == "200 rows in 3 institutions; target 'Exited': 50 positive (25.0%)"
+    assert found.headline == (
+        "200 rows in 3 institutions; target 'Exited' (binary): 50 positive (25.0%)"
+    )
     kinds = dict(zip(found.columns["column"], found.columns["kind"], strict=True))
     assert kinds == {
         "Age": "numeric", "HasCard": "numeric", "Surname": "categorical",
@@ -422,10 +424,26 @@ def three_class_csv(folder: Path) -> Path:
     return csv
 
 
-def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
+def test_check_data_previews_a_target_with_three_classes_as_multiclass(tmp_path: Path) -> None:
     # Prepare
     csv = three_class_csv(tmp_path)
     cfg = RunConfig(data=str(csv), target="y", clients=2)
+
+    # Execute
+    found = run_form.check_data(cfg)
+
+    # Assert: the task and each class's share, and the classes each institution holds
+    assert found.headline.startswith("30 rows in 2 institutions; target 'y' (multiclass): ")
+    assert all(f"{c} 33.3%" in found.headline for c in "abc"), found.headline
+    assert list(found.clients.columns)[-1] == "classes"
+    assert list(found.clients["classes"]) == [3, 3]
+    assert "positive rate" not in found.clients.columns
+
+
+def test_check_data_refuses_a_three_class_target_given_as_binary(tmp_path: Path) -> None:
+    # Prepare
+    csv = three_class_csv(tmp_path)
+    cfg = RunConfig(data=str(csv), target="y", task="binary", clients=2)
 
     # Execute
     with pytest.raises(UsageError) as caught:
@@ -433,16 +451,16 @@ def test_check_data_refuses_a_target_with_three_classes(tmp_path: Path) -> None:
 
     # Assert
     assert str(caught.value) == (
-        f"{csv}: target 'y' has 3 classes (a, b, c); only binary targets are supported"
+        f"{csv}: --task binary needs two values, but 'y' has 3 (a, b, c); use --task multiclass"
     )
 
 
 def test_check_data_gives_the_message_the_cli_gives(tmp_path: Path) -> None:
     # Prepare
     csv = three_class_csv(tmp_path)
-    cfg = RunConfig(data=str(csv), target="y", clients=2)
+    cfg = RunConfig(data=str(csv), target="y", task="binary", clients=2)
     command = [sys.executable, "-m", "fedapp", "simulate", "--data", str(csv), "--target", "y"]
-    command += ["--clients", "2", "--run-dir", str(tmp_path / "run")]
+    command += ["--task", "binary", "--clients", "2", "--run-dir", str(tmp_path / "run")]
 
     # Execute
     with pytest.raises(UsageError) as caught:
@@ -608,6 +626,22 @@ def test_widget_of_a_choice_offers_the_declared_choices() -> None:
     assert (spec.options["options"], spec.options["index"]) == (("none", "central", "record"), 0)
 
 
+def test_widget_of_an_optional_choice_starts_unset_and_names_it() -> None:
+    # Execute
+    spec = run_form.widget("task")
+
+    # Assert: unset (inferred) first, then the declared choices
+    assert (spec.setting, spec.kind) == ("task", "radio")
+    assert (spec.options["options"], spec.options["index"]) == (
+        (None, "binary", "multiclass", "regression"), 0,
+    )  # fmt: skip
+    name = spec.options["format_func"]
+    assert [name(c) for c in spec.options["options"]] == [
+        describe("task").unset, "binary", "multiclass", "regression",
+    ]  # fmt: skip
+    assert run_form.setting_error("task", None, {}) is None
+
+
 def test_widget_of_a_flag_is_a_toggle_with_its_default() -> None:
     # Execute
     spec = run_form.widget("baseline")
@@ -668,7 +702,22 @@ def test_rerun_of_a_demo_run_fills_every_widget_from_config_json() -> None:
         "dp_clipping": "server", "secure_aggregation": False, "malicious": 1,
         "attack_kind": "scale", "attack_strength": 4.0, "baseline": False,
         "max_categories": 50, "na_values": ["?", "NA", "N/A", "null", "-", ""],
+        "task": None, "demo_target": "churned",
     }  # fmt: skip
+    assert rerun.carried == {}
+
+
+def test_rerun_of_a_demo_run_keeps_its_target_and_task() -> None:
+    # Prepare: config.json records the task the run resolved
+    cfg = RunConfig(target="next_year_spend", task="regression")
+
+    # Execute
+    rerun = run_form.rerun_of("r1", cfg.to_dict())
+
+    # Assert
+    assert (rerun.widgets["demo_target"], rerun.widgets["task"]) == (
+        "next_year_spend", "regression",
+    )  # fmt: skip
     assert rerun.carried == {}
 
 

@@ -102,7 +102,16 @@ with st.container(border=True):
                 st.stop()
             form["data"] = str(path)
     else:
-        widgets.setting_input("demo_rows", form, errors)
+        # numpy and pandas: loaded by the data preview below anyway.
+        from fedapp.data.synthetic import TARGET, TARGETS
+
+        rows_cell, target_cell = st.columns(2)
+        widgets.setting_input("demo_rows", form, errors, rows_cell)
+        form["target"] = target_cell.selectbox(
+            describe("target").label, TARGETS, key="demo_target",
+            help="One of the demo table's outcomes; the preview below says its task.",
+            index=widgets.pick(TARGETS, widgets.prefilled("demo_target", TARGET)),
+        )  # fmt: skip
 
     is_demo = source in (None, "Built-in demo")
     has_file = bool(columns)
@@ -164,6 +173,7 @@ with st.container(border=True):
             "categorical": categorical,
         }
         widgets.setting_inputs(("na_values", "max_categories"), form, errors)
+    widgets.setting_input("task", form, errors)
     data_box = st.container()  # filled once the split is known (below)
 
 # --- Institutions -----------------------------------------------------------

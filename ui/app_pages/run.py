@@ -5,7 +5,7 @@ from typing import Any
 import streamlit as st
 
 from fedapp.errors import UsageError
-from fedapp.runs import Event, RunState, RunView, Stage
+from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better
 from fedapp_ui import charts, launcher, report, store, widgets
 
 runs_root, _ = store.folders()
@@ -77,31 +77,42 @@ def show_run() -> None:
     events = view.events()
     lines = [e.to_dict() for e in events]  # the charts plot metrics.jsonl's lines
     _progress(view)
+    task, main = view.task, view.primary_metric
+    better = "higher" if higher_is_better(main) else "lower"
     cells = st.columns(4)
     cells[0].metric("Round", f"{view.round} / {view.rounds}")
     cells[1].metric("Elapsed", report.duration(view.elapsed))
-    cells[2].metric("Global test AUC", report.fmt(report.latest(events, "auc")))
-    cells[3].metric("Gap to centralized", report.gap_text(view))
+    cells[2].metric(
+        f"Global test {report.label(main, task)}", report.fmt(report.latest(events, main)),
+        help=f"The global model's {report.label(main, task)} on the global test set, "
+        f"latest round; {better} is better. The {task} target's main score.",
+    )  # fmt: skip
+    cells[3].metric(
+        "Gap to centralized", report.gap_text(view),
+        help=f"Federated minus centralized {report.label(main, task)}, once the run is done.",
+    )  # fmt: skip
     _state_notes(view)
     _failures(view, events)
 
     metric = st.segmented_control(
-        "Metric", report.CHART_METRICS, default="auc", key="metric",
-        format_func=report.label,
-    ) or "auc"  # fmt: skip
+        "Metric", report.chart_metrics(view, events), default=main, key=f"metric.{task}",
+        format_func=lambda m: report.label(m, task),
+    ) or main  # fmt: skip
     left, right = st.columns(2)
     widgets.chart(
-        charts.metric_by_round(lines, metric, baseline=view.final(metric, "centralized")),
+        charts.metric_by_round(
+            lines, metric, baseline=view.final(metric, "centralized"), task=task
+        ),
         "chart_global", f"{view.run_id}-{metric}-global", left,
     )  # fmt: skip
-    covered = report.coverage_text(report.coverage(events, metric), metric)
+    covered = report.coverage_text(report.coverage(events, metric), metric, task)
     if covered:
         left.warning(covered, icon=":material/warning:")
     widgets.chart(
-        charts.clients_by_round(lines, metric, labels=view.client_labels()),
+        charts.clients_by_round(lines, metric, labels=view.client_labels(), task=task),
         "chart_clients", f"{view.run_id}-{metric}-clients", right,
     )  # fmt: skip
-    missing = report.missing_clients_text(events, metric, view.client_labels())
+    missing = report.missing_clients_text(events, metric, view.client_labels(), task)
     if missing:
         right.caption(f":material/info: {missing}")
     _protection(view, events, lines)
@@ -187,13 +198,16 @@ def _final(view: RunView) -> None:
         a.caption("Gap: federated minus centralized; green where federated does better.")
     local = report.local_only_table(view)
     if local is not None:
-        b.subheader("Alone vs federated (AUC)")
-        b.dataframe(widgets.differences(local, {"gain": "auc"}), hide_index=True)
+        main = view.primary_metric
+        b.subheader(f"Alone vs federated ({report.label(main, view.task)})")
+        b.dataframe(widgets.differences(local, {report.GAIN: report.GAIN}), hide_index=True)
+        if not higher_is_better(main):
+            b.caption(f"Gain: how much lower the federated {report.label(main)} is.")
     _curves(view)
 
 
 def _curves(view: RunView) -> None:
-    """ROC, precision-recall and confusion matrix of the kept model (``curves.json``)."""
+    """The kept model's charts of its task (``curves.json``): ROC, confusion, predictions."""
     curves = view.curves
     if not curves:
         return
@@ -202,12 +216,10 @@ def _curves(view: RunView) -> None:
         f"The model of round {curves.get('round', view.round)} on the global test set"
         + (f" ({rows} rows)." if isinstance(rows, int) else ".")
     )
-    cells = st.columns(3)
-    for cell, (name, chart) in zip(cells, (
-        ("roc", charts.roc_curve), ("precision-recall", charts.pr_curve),
-        ("confusion", charts.confusion_matrix),
-    ), strict=True):  # fmt: skip
-        widgets.chart(chart(curves), f"chart_{name}", f"{view.run_id}-{name}", cell)
+    shown = charts.final_model_charts(curves)
+    cells = st.columns(max(len(shown), 2))
+    for cell, (name, figure) in zip(cells, shown, strict=False):
+        widgets.chart(figure, f"chart_{name}", f"{view.run_id}-{name}", cell)
 
 
 def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:

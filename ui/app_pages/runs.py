@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fedapp.errors import UsageError
-from fedapp.runs import RunState
+from fedapp.runs import TASK_METRICS, RunState, primary
 from fedapp_ui import report, store, widgets
 
 runs_root, _ = store.folders()
@@ -15,14 +15,21 @@ if not runs:
     st.stop()
 
 table = report.runs_table(runs)
+mains = ", ".join(f"{report.label(primary(t), t)} ({t})" for t in TASK_METRICS)
 table["run"] = [f"run?run={r.run_id}" for r in runs]  # each name opens its Run page
 st.dataframe(
     table,
     hide_index=True,
     column_config={
         "run": st.column_config.LinkColumn(display_text=r"\?run=(.+)$"),
-        **widgets.SCORES,
-        "gap": st.column_config.NumberColumn(format="%+.4f", help="AUC minus centralized AUC"),
+        "target": st.column_config.TextColumn(help="The column the run predicts, and its task."),
+        "metric": st.column_config.TextColumn(help=f"The run's main score, by task: {mains}."),
+        "score": st.column_config.NumberColumn(
+            format="%.4f", help="The final model's main score on the global test set."
+        ),
+        "gap": st.column_config.NumberColumn(
+            format="%+.4f", help="The main score minus the centralized baseline's."
+        ),
     },
     key="runs_table",
 )
