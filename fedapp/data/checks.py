@@ -150,9 +150,10 @@ def split_warnings(
     if single:
         warnings.append(
             f"{len(single)} of {n} clients hold a single class of '{target}': "
-            f"{_listed(single)}; each trains on that class alone and its test AUC is undefined"
+            f"{_listed(single)}; each trains on that class alone"
+            + (" and its test AUC is undefined" if task is Task.BINARY else "")
         )
-    return warnings + _size_warnings(splits, test_fraction, n, classes=True)
+    return warnings + _size_warnings(splits, test_fraction, n, classes=task is Task.BINARY)
 
 
 def _lone_classes(splits: Sequence[Split], target: str) -> list[str]:
