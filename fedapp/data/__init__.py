@@ -61,6 +61,7 @@ __all__ = [
     "merge_statistics",
     "pooled_train",
     "recorded_settings",
+    "table_spec",
 ]
 
 
@@ -112,13 +113,9 @@ class _DataKey:
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
-        spec = TableSpec(
-            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
-            cfg.missing_values, cfg.max_categories, cfg.task,
-        )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
-            cfg.partition_spec, spec, cfg.test_fraction, cfg.data_sha256,
+            cfg.partition_spec, table_spec(cfg), cfg.test_fraction, cfg.data_sha256,
         )  # fmt: skip
 
     @property
@@ -153,6 +150,14 @@ class _DataKey:
             table = dataclasses.replace(table, notes=(*table.notes, note))
             return [table], ["demo data"]
         return [prepare(read_table(Path(self.data)), self.spec, self.data)], [self.data]
+
+
+def table_spec(cfg: RunConfig) -> TableSpec:
+    """How ``cfg`` reads its tables: the target, the columns left out, the markers of blanks."""
+    return TableSpec(
+        cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
+        cfg.missing_values, cfg.max_categories, cfg.task,
+    )  # fmt: skip
 
 
 def _load(key: _DataKey) -> Federation:

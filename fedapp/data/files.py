@@ -9,9 +9,10 @@ file: an undecodable byte by its offset and line, a Parquet file behind a
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +37,31 @@ def read_table(path: Path) -> pd.DataFrame:
         repeated column name.
 
     """
+    parquet = check_file(path)
+    with read_errors(path):
+        if parquet:
+            frame = pd.read_parquet(path)
+            names: Sequence[object] = list(frame.columns)
+        else:
+            sep = separator(path)
+            frame = pd.read_csv(path, sep=sep, low_memory=False)
+            names = _header(path, sep)
+    check_names(names, path)
+    if frame.empty:
+        raise UsageError(f"{path}: the file has no rows")
+    return frame
+
+
+def check_file(path: Path) -> bool:
+    """Check what :func:`read_table` checks before reading; return whether ``path`` is Parquet.
+
+    Raises
+    ------
+    UsageError
+        For a missing or empty file, an unknown suffix, or content that is not
+        what the name says.
+
+    """
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -55,14 +81,26 @@ def read_table(path: Path) -> pd.DataFrame:
         raise UsageError(
             f"{path}: this is a Parquet file, not CSV text; name it {path.stem}.parquet"
         )
-    sep = "\t" if suffix == ".tsv" else ","
+    return parquet
+
+
+def separator(path: Path) -> str:
+    """The field separator of a text table: a tab for ``.tsv``, else a comma."""
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def check_header(path: Path, sep: str) -> None:
+    """Refuse a text table's header with an empty or a repeated name (pandas renames them)."""
+    with read_errors(path):
+        names = _header(path, sep)
+    check_names(names, path)
+
+
+@contextlib.contextmanager
+def read_errors(path: Path) -> Iterator[None]:
+    """Turn what reading ``path`` raises into a :class:`UsageError` naming the file."""
     try:
-        if parquet:
-            frame = pd.read_parquet(path)
-            names: Sequence[object] = list(frame.columns)
-        else:
-            frame = pd.read_csv(path, sep=sep, low_memory=False)
-            names = _header(path, sep)
+        yield
     except UnicodeDecodeError as err:
         raise UsageError(f"{path}: {_undecodable(path, err)}") from None
     except pd.errors.EmptyDataError:
@@ -70,10 +108,6 @@ def read_table(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(f"{path}: cannot be read as a table: {first}") from None
-    _check_names(names, path)
-    if frame.empty:
-        raise UsageError(f"{path}: the file has no rows")
-    return frame
 
 
 def file_digest(path: Path) -> str:
@@ -91,7 +125,8 @@ def _header(path: Path, sep: str) -> list[str]:
         return next(csv.reader(file, delimiter=sep), [])
 
 
-def _check_names(names: Sequence[object], path: Path) -> None:
+def check_names(names: Sequence[object], path: Path) -> None:
+    """Refuse a header with an empty or a repeated column name, saying which column."""
     seen: dict[str, int] = {}
     for number, name in enumerate(map(str, names), start=1):
         if not name.strip():
