@@ -8,7 +8,7 @@ that need them, so ``--help`` and ``fedapp strategies`` answer at once.
 from fedapp.cli.app import app
 
 # Each module registers its commands with `app` when imported.
-from fedapp.cli import run, strategies, runs, web, deploy  # noqa: F401
+from fedapp.cli import run, predict, strategies, runs, web, deploy  # noqa: F401
 
 
 def main() -> None:

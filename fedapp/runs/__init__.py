@@ -24,6 +24,7 @@ from fedapp.runs.metrics import (
     task_of,
 )  # fmt: skip
 from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
+from fedapp.runs.scorable import scorable_run
 from fedapp.runs.state import RunState, sigterm_stops, stop_signal
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
@@ -52,6 +53,7 @@ __all__ = [
     "new_run_id",
     "primary",
     "process_alive",
+    "scorable_run",
     "sigterm_stops",
     "stop_signal",
     "task_of",
