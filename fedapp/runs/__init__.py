@@ -4,6 +4,7 @@ A run is written by its :class:`Recorder` and read through one :class:`RunView`.
 It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
 """
 
+from fedapp.runs.card import model_card
 from fedapp.runs.directory import (
     METRIC_NAMES,
     STATES,
@@ -12,6 +13,7 @@ from fedapp.runs.directory import (
     json_safe,
     new_run_id,
     write_json_atomic,
+    write_text_atomic,
 )
 from fedapp.runs.events import Event, Phase, Scope, Stage
 from fedapp.runs.metrics import (
@@ -50,6 +52,7 @@ __all__ = [
     "list_runs",
     "metric_label",
     "metric_names",
+    "model_card",
     "new_run_id",
     "primary",
     "process_alive",
@@ -58,4 +61,5 @@ __all__ = [
     "stop_signal",
     "task_of",
     "write_json_atomic",
+    "write_text_atomic",
 ]

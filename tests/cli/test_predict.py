@@ -251,3 +251,22 @@ def test_evaluate_reproduces_the_runs_federated_metrics(real_run, tmp_path: Path
         actual = pd.read_csv(rows)["next_year_spend"]
         rmse = ((predictions["next_year_spend_predicted"] - actual) ** 2).mean() ** 0.5
         assert rmse == pytest.approx(expected["rmse"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_finished_run_writes_its_model_card_with_each_clients_rows(real_run) -> None:
+    # Prepare
+    view, _ = real_run
+    cfg = RunConfig.from_mapping(view.config)
+    labels = view.client_labels(short=False)
+
+    # Execute
+    card = view.run_dir.model_card_file.read_text(encoding="utf-8")
+
+    # Assert
+    assert f"- Target: `{view.summary['target']}`" in card
+    for pid, client in enumerate(data.client_splits(cfg)):
+        rows = {"train": len(client.train), "test": len(client.test)}
+        assert view.summary["clients"][str(pid)] == rows
+        assert f"| {pid} | {labels[str(pid)]} | {rows['train']} | {rows['test']} |" in card
+    assert ("| federated | centralized | gap |" in card) == cfg.baseline
