@@ -20,7 +20,7 @@ from fedapp.errors import UsageError
 from fedapp.runs import json_safe, metric_label, metric_names, scorable_run
 
 # fedapp.learning.scoring.DEFAULT_CHUNK_ROWS, which --help cannot import (TensorFlow).
-_CHUNK_ROWS = 100_000
+_CHUNK_ROWS = 25_000
 
 
 @app.command()

@@ -35,8 +35,9 @@ from fedapp.learning.model import predict
 from fedapp.runs import RunView, scorable_run
 from fedapp.settings import RunConfig, Task
 
-# Rows scored at a time: tens of MB of text and model input, whatever the file's length.
-DEFAULT_CHUNK_ROWS = 100_000
+# Rows scored at a time: some 150 MiB of text, typed columns and model input at the most,
+# whatever the file's length (bench/bench_predict.py).
+DEFAULT_CHUNK_ROWS = 25_000
 
 
 def id_column_of(config: Mapping[str, Any], preprocessing: Mapping[str, Any]) -> str | None:
