@@ -69,13 +69,21 @@ def columns_of(path: Path) -> list[str]:
         raise UsageError(f"{path.name}: cannot be read as a table: {err}") from None
 
 
+def card_markdown(text: str) -> str:
+    """``model_card.md`` as the page shows it: under the expander's title, headings two down."""
+    lines = text.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]  # the title: the expander says it
+    return "\n".join(f"##{line}" if line.startswith("## ") else line for line in lines).strip()
+
+
 def model_card(view: RunView) -> None:
     """The run's ``model_card.md``, in an expander (none before the run finishes)."""
     path = view.run_dir.model_card_file
     if not path.is_file():
         return
     with st.expander("Model card", icon=":material/description:"):
-        st.markdown(path.read_text(encoding="utf-8"))
+        st.markdown(card_markdown(path.read_text(encoding="utf-8")))
 
 
 def score_box(view: RunView, runs_root: Path) -> None:

@@ -124,18 +124,18 @@ def _clients(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
         lines.append(f"- Data file: `{path}`{digest}")
     if config.get("data") == "demo":
         lines.append(f"- Data: the built-in synthetic churn table, {config.get('demo-rows')} rows")
-    if ids:
-        lines += [
-            "",
-            "| client | source | training rows | test rows |",
-            "| --- | --- | ---: | ---: |",
-        ]
+    if ids and rows:
+        lines += ["", "| client | source | training rows | test rows |"]
+        lines.append("| --- | --- | ---: | ---: |")
         for pid in ids:
             known = rows.get(pid) or {}
             lines.append(
                 f"| {pid} | {_cell(_source(sources, pid))} | "
                 f"{known.get('train', '?')} | {known.get('test', '?')} |"
             )
+    elif ids:  # a run recorded before its summary said each client's rows
+        lines += ["", "| client | source |", "| --- | --- |"]
+        lines += [f"| {pid} | {_cell(_source(sources, pid))} |" for pid in ids]
     warnings = [f"warning: {w}" for w in config.get("data-warnings") or []]
     notes = [*(config.get("data-notes") or []), *warnings]
     if notes:

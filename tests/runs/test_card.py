@@ -133,3 +133,13 @@ def test_a_card_that_cannot_be_written_never_keeps_a_run_from_finishing(
     assert run.read_status()["state"] == "finished"
     assert not run.model_card_file.exists()
     assert "fedapp: could not write model_card.md" in capsys.readouterr().err
+
+
+def test_a_run_recorded_before_client_rows_lists_its_clients_alone() -> None:
+    # Execute
+    card = model_card(CONFIG, {k: v for k, v in SUMMARY.items() if k != "clients"})
+
+    # Assert
+    assert "| client | source |\n| --- | --- |\n| 0 | institution=inst-0 |" in card
+    assert "| training rows |" not in card
+    assert "## Features and their preprocessing" not in card  # no preprocessing.json given

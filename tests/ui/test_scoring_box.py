@@ -60,7 +60,10 @@ def test_the_run_page_shows_and_offers_the_model_card(finished: tuple[Any, bytes
     # Assert
     [card] = [e for e in at.expander if e.label == "Model card"]
     shown = "\n".join(m.value for m in card.markdown)
-    assert shown == run.model_card_file.read_text(encoding="utf-8").strip()
+    text = run.model_card_file.read_text(encoding="utf-8")
+    assert shown == scoring.card_markdown(text)
+    assert "# Model card" not in shown and "#### Task" in shown  # under the expander's title
+    assert shown.replace("#### ", "## ") in text
     [button] = [b for b in at.get("download_button") if b.label == "model_card.md"]
     assert button is not None
 
