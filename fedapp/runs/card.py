@@ -19,9 +19,10 @@ from fedapp.runs.metrics import higher_is_better, metric_label, metric_names, pr
 # Categories listed per feature; the rest are counted.
 _SHOWN_CATEGORIES = 12
 # The training settings a card lists, in order (config.json's keys).
+# (Those a run's config.json does not record are left out.)
 _TRAINING = (
     "rounds", "clients", "clients-per-round", "local-epochs", "batch-size", "learning-rate",
-    "hidden-units", "eval-every", "seed",
+    "model", "model-params", "hidden-units", "eval-every", "seed",
 )  # fmt: skip
 _TASK_WORDS = {
     "binary": "binary classification",
@@ -182,12 +183,14 @@ def _training(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     lines = ["## Training", "", "| setting | value |", "| --- | --- |"]
     lines.append(f"| strategy | {_cell(strategy)} |")
     for key in _TRAINING:
-        value = config.get(key)
+        if key not in config:
+            continue
+        value = config[key]
         if key == "clients-per-round" and value is None:
             value = "all"
-        if isinstance(value, list):
-            value = ", ".join(map(str, value))
-        lines.append(f"| {key} | {_cell(str(value))} |")
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} = {_listed(v)}" for k, v in value.items()) or "-"
+        lines.append(f"| {key} | {_cell(_listed(value))} |")
     run = summary.get("rounds")
     if run is not None and run != config.get("rounds"):
         lines.append(f"| rounds run | {run} ({summary.get('reason') or 'ended early'}) |")
@@ -280,6 +283,10 @@ def _source(sources: list[str], pid: str) -> str:
     """Client ``pid``'s short name from ``client-sources`` (empty when it has none)."""
     known = pid.isdigit() and int(pid) < len(sources)
     return client_label(sources[int(pid)]) if known else ""
+
+
+def _listed(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def _keys(parts: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -143,3 +143,17 @@ def test_a_run_recorded_before_client_rows_lists_its_clients_alone() -> None:
     assert "| client | source |\n| --- | --- |\n| 0 | institution=inst-0 |" in card
     assert "| training rows |" not in card
     assert "## Features and their preprocessing" not in card  # no preprocessing.json given
+
+
+def test_the_card_lists_the_training_settings_the_config_records() -> None:
+    # Prepare: a config that names its model and its parameters instead of hidden units
+    config = {k: v for k, v in CONFIG.items() if k != "hidden-units"}
+    config |= {"model": "mlp", "model-params": {"hidden-units": [128, 64], "dropout": 0.1}}
+
+    # Execute
+    card = model_card(config, SUMMARY, PREPROCESSING)
+
+    # Assert
+    assert "| model | mlp |" in card
+    assert "| model-params | hidden-units = 128, 64, dropout = 0.1 |" in card
+    assert "| hidden-units |" not in card
