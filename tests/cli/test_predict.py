@@ -270,3 +270,22 @@ def test_a_finished_run_writes_its_model_card_with_each_clients_rows(real_run) -
         assert view.summary["clients"][str(pid)] == rows
         assert f"| {pid} | {labels[str(pid)]} | {rows['train']} | {rows['test']} |" in card
     assert ("| federated | centralized | gap |" in card) == cfg.baseline
+
+
+def test_a_stopped_run_scores_with_the_model_it_kept(tmp_path: Path) -> None:
+    # Prepare: stopped after round 1 of 2, its model of round 1 kept
+    cfg = task_config("binary", tmp_path)
+    run = make_scorable_run(tmp_path / "runs", cfg, "stopped")
+    run.write_summary({"federated": {}, "partial": True, "round": 1})
+    run.set_status("stopped", 1, 2, error="stopped (SIGTERM)")
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(cfg.data).to_csv(rows, index=False)
+
+    # Execute
+    result = runner.invoke(
+        app, ["predict", str(run.path), "--data", str(rows), "--out", str(tmp_path / "p.csv")]
+    )
+
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "run stopped was stopped: this is its model of round 1" in result.stderr
