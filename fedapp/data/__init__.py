@@ -63,6 +63,7 @@ __all__ = [
     "merge_statistics",
     "pooled_train",
     "recorded_settings",
+    "table_spec",
 ]
 
 
@@ -119,16 +120,10 @@ class _DataKey:
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
-        split = cfg.partition_spec
-        spec = TableSpec(
-            cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
-            cfg.na_values, cfg.max_categories, cfg.task,
-            keep=(split.column,) if split and split.column else (),
-        )  # fmt: skip
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
-            split, spec, cfg.test_fraction, cfg.data_sha256,
-            ReadOptions(cfg.sep, cfg.encoding, cfg.na_values),
+            cfg.partition_spec, table_spec(cfg), cfg.test_fraction, cfg.data_sha256,
+            read_options(cfg),
         )  # fmt: skip
 
     @property
@@ -179,6 +174,21 @@ def _noted(table: Table, file: TableFile, source: str) -> Table:
     """
     read = missing_notes(file.missing, source, table.frame.columns)
     return dataclasses.replace(table, notes=(*file.notes, *read, *table.notes))
+
+
+def table_spec(cfg: RunConfig) -> TableSpec:
+    """How ``cfg`` reads its tables: the target, the columns left out, the markers of blanks."""
+    split = cfg.partition_spec
+    return TableSpec(
+        cfg.resolved_target, cfg.positive_label, cfg.id_column, cfg.drop, cfg.categorical,
+        cfg.na_values, cfg.max_categories, cfg.task,
+        keep=(split.column,) if split and split.column else (),
+    )  # fmt: skip
+
+
+def read_options(cfg: RunConfig) -> ReadOptions:
+    """How ``cfg`` reads its files: the separator, the encoding, the missing-value markers."""
+    return ReadOptions(cfg.sep, cfg.encoding, cfg.na_values)
 
 
 def _load(key: _DataKey) -> Federation:

@@ -113,7 +113,7 @@ def read_file(path: Path, options: ReadOptions) -> TableFile:
         single column where another one splits the file.
 
     """
-    if _is_parquet(path):
+    if check_file(path):
         with _reading(path, None):
             frame = pd.read_parquet(path)
         frame, missing = _cleaned(frame, path, options)
@@ -126,7 +126,7 @@ def read_file(path: Path, options: ReadOptions) -> TableFile:
 
 
 def iter_table(
-    path: Path, options: ReadOptions | None = None, chunk_rows: int = _ROWS
+    path: Path, options: ReadOptions | None = None, chunk_rows: int = _ROWS, typed: bool = True
 ) -> Iterator[pd.DataFrame]:
     """Read a CSV or Parquet file in chunks of at most ``chunk_rows`` rows.
 
@@ -135,7 +135,9 @@ def iter_table(
     are the table :func:`read_table` gives; only a column's type is decided
     per chunk (a column of numbers whose later chunk holds text is text in
     that chunk alone). Memory stays bounded by one chunk: a CSV file is read
-    ``chunk_rows`` at a time, a Parquet file in record batches.
+    ``chunk_rows`` at a time, a Parquet file in record batches. With
+    ``typed=False`` text stays as written (``007`` is not the number 7): for
+    a reader that types the columns by a schema of its own.
 
     Raises
     ------
@@ -145,14 +147,14 @@ def iter_table(
     """
     options = options or ReadOptions()
     rows = 0
-    if _is_parquet(path):
+    if check_file(path):
         # pyarrow's Parquet reader: paid only by a Parquet file read in chunks.
         import pyarrow.parquet as pq
 
         with _reading(path, None):
             batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
             for batch in batches:
-                frame, _ = _cleaned(batch.to_pandas(), path, options, empty_ok=True)
+                frame, _ = _cleaned(batch.to_pandas(), path, options, None, True, typed)
                 rows += len(frame)
                 yield frame
     else:
@@ -160,7 +162,7 @@ def iter_table(
         with _reading(path, layout.encoding):
             chunks = pd.read_csv(path, chunksize=chunk_rows, **layout.arguments)
             for chunk in chunks:
-                frame, _ = _cleaned(chunk, path, options, layout.header, empty_ok=True)
+                frame, _ = _cleaned(chunk, path, options, layout.header, True, typed)
                 rows += len(frame)
                 yield frame
     if rows == 0:
@@ -176,8 +178,16 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_parquet(path: Path) -> bool:
-    """Whether ``path`` is a Parquet file, checked against what its name says."""
+def check_file(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file, checked against what its name says (before reading).
+
+    Raises
+    ------
+    UsageError
+        For a missing or empty file, an unknown suffix, or content that is not
+        what the name says.
+
+    """
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -222,6 +232,7 @@ def _cleaned(
     options: ReadOptions,
     header: Sequence[str] | None = None,
     empty_ok: bool = False,
+    typed: bool = True,
 ) -> tuple[pd.DataFrame, Counts]:
     """Names and text stripped, markers read as missing (and counted), columns typed."""
     names = [_name(n) for n in (frame.columns if header is None else header)]
@@ -232,7 +243,7 @@ def _cleaned(
     if frame.empty and not empty_ok:
         raise UsageError(f"{path}: the file has no rows")
     frame, missing = mark_missing(strip_text(frame), options.na_values)
-    return retype(frame), missing
+    return (retype(frame) if typed else frame), missing
 
 
 def _name(name: object) -> str:

@@ -18,13 +18,13 @@ from fedapp.data.columns import Unusable, identifier, leave_out, mark_missing, m
 from fedapp.data.columns import unusable as unusable_columns
 from fedapp.data.files import read_table
 from fedapp.data.stats import MAX_MAGNITUDE, Schema
-from fedapp.data.target import TargetInfo, decide, read_target
+from fedapp.data.target import TargetInfo, decide, read_target, target_text
 from fedapp.errors import UsageError
 from fedapp.settings import Task
 
 __all__ = [
-    "Table", "TableSpec", "check_same_schema", "federation_target", "prepare", "read_table",
-    "target_values",
+    "Table", "TableSpec", "check_present", "check_same_schema", "federation_target", "prepare",
+    "read_table", "target_values", "typed_features", "typed_target",
 ]  # fmt: skip
 
 # A text column is numeric when at least this share of its non-blank values
@@ -37,6 +37,9 @@ _MARKERS = {
     "nil", "none", "na", "n/a", "null", "#n/a", "nan", "empty", "blank", "(blank)", "tbd",
     "not available",
 }  # fmt: skip
+# What pandas reads as a boolean column, numeric to fedapp: new rows read as
+# text say them as words.
+_BOOLEANS = {"True": 1.0, "TRUE": 1.0, "true": 1.0, "False": 0.0, "FALSE": 0.0, "false": 0.0}
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,76 @@ def check_columns(frame: pd.DataFrame, spec: TableSpec, source: str) -> None:
         )
 
 
+def check_present(frame: pd.DataFrame, needed: dict[str, str], source: str) -> None:
+    """Refuse a table that lacks any column of ``needed`` (column -> what it is), naming each."""
+    absent = [f"{c} ({what})" for c, what in needed.items() if c not in frame.columns]
+    if absent:
+        raise UsageError(
+            f"{source}: {len(absent)} column(s) the run needs are missing: {', '.join(absent)}"
+        )
+
+
+def typed_features(
+    frame: pd.DataFrame, schema: Schema, spec: TableSpec, source: str
+) -> pd.DataFrame:
+    """New rows' feature columns, typed by a run's ``schema`` as :func:`prepare` types them.
+
+    The kinds are the run's, never inferred from the values, so that any slice
+    of a file (a chunk whose numeric column happens to be all blank) is typed
+    alike: numeric columns become floats, categorical ones stripped text, with
+    blanks and ``spec.missing_values`` missing. Other columns are left out,
+    and the order of the columns does not matter.
+
+    Raises
+    ------
+    UsageError
+        Naming every feature column the table lacks, a numeric column holding
+        text (with its data row), or an infinite or overflowing number.
+
+    """
+    check_present(frame, dict.fromkeys(schema.features, "feature"), source)
+    features = frame[list(schema.features)]
+    features, _ = mark_missing(features, spec.missing_values)
+    typed = {c: _numbers(features[c], c, source) for c in schema.numeric}
+    typed |= {c: _text(features[c]) for c in schema.categorical}
+    return pd.DataFrame(typed, index=frame.index)[list(schema.features)]
+
+
+def typed_target(frame: pd.DataFrame, schema: Schema, spec: TableSpec, source: str) -> pd.Series:
+    """New rows' target, read for the run's task as :func:`prepare` reads it.
+
+    Returns the rows that have a value (blanks and ``spec.missing_values``
+    left out, their index kept): 0/1 for a binary target (1 for the run's
+    positive class), the class as text for a multiclass one, a float for
+    regression.
+
+    Raises
+    ------
+    UsageError
+        For a class the run was not trained on, or text in a regression target.
+
+    """
+    values = frame[schema.target]
+    present = values[~(_blank(values) | _marked(values, spec.missing_values))]
+    if schema.task is Task.REGRESSION:
+        return _numbers(present, schema.target, source)
+    text = target_text(present)
+    # A class written as a number another way ("1.0" for 1) is that class.
+    numbers = pd.to_numeric(text, errors="coerce")
+    written = numbers.map(lambda v: f"{v:g}", na_action="ignore")
+    text = text.where(text.isin(schema.classes) | written.isna(), written)
+    unseen = sorted(set(text[~text.isin(schema.classes)]))
+    if unseen:
+        shown = ", ".join(repr(c) for c in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        raise UsageError(
+            f"{source}: target '{schema.target}' holds {shown}, not a class the run was "
+            f"trained on (classes: {', '.join(schema.classes)})"
+        )
+    if schema.task is Task.BINARY:
+        return (text == schema.classes[1]).astype(np.int64)
+    return text
+
+
 def target_values(frame: pd.DataFrame, spec: TableSpec, source: str) -> pd.Series:
     """The target's non-blank values in one raw table, as :func:`prepare` reads them."""
     check_columns(frame, spec, source)
@@ -270,8 +343,7 @@ class _Typed:
 def _typed(values: pd.Series, column: str, spec: TableSpec, source: str) -> _Typed:
     """Numbers as float, categories as text; said when the choice may surprise."""
     if column in spec.categorical:
-        blanks = _blank(values)
-        return _Typed(values.astype(str).str.strip().where(~blanks, None), "categorical")
+        return _Typed(_text(values), "categorical")
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return _Typed(_finite(values.astype(float), source, column), "numeric")
     blanks = _blank(values)
@@ -314,6 +386,27 @@ def _typed(values: pd.Series, column: str, spec: TableSpec, source: str) -> _Typ
             f"numeric, or pass --categorical {column} to say it is a category",
         )
     return _Typed(present.reindex(values.index), "categorical", warnings=warnings)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """A categorical column: its values as stripped text, blanks missing."""
+    return values.astype(str).str.strip().where(~_blank(values), None)
+
+
+def _numbers(values: pd.Series, column: str, source: str) -> pd.Series:
+    """A column the run holds numeric, as floats: blanks missing, any other text refused."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return _finite(values.astype(float), source, column)
+    text = values[~_blank(values)].astype(str).str.strip()
+    parsed = pd.to_numeric(text.replace(_BOOLEANS), errors="coerce")
+    junk = text[parsed.isna()]
+    if len(junk):
+        raise UsageError(
+            f"{source}: column '{column}' is numeric in the run but has {len(junk)} "
+            f"non-numeric values, e.g. {junk.iloc[0]!r} in data row {_data_row(junk.index[0])}; "
+            "fix them or leave the cells blank"
+        )
+    return _finite(parsed.astype(float).reindex(values.index), source, column)
 
 
 def _junk(junk: pd.Series, source: str, column: str, markers: Sequence[str]) -> UsageError:

@@ -321,6 +321,13 @@ class Preprocessor:
         return tuple(c for c, _, _ in self.numeric) + tuple(c for c, _ in self.categorical)
 
     @property
+    def schema(self) -> Schema:
+        """The columns and target this preprocessing was fitted on: what new rows must have."""
+        numeric = tuple(c for c, _, _ in self.numeric)
+        categorical = tuple(c for c, _ in self.categorical)
+        return Schema(numeric, categorical, self.target, self.task, self.encoding.classes)
+
+    @property
     def n_features(self) -> int:
         """Width of the transformed matrix."""
         return len(self.numeric) + sum(len(v) + 1 for _, v in self.categorical)

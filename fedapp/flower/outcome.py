@@ -41,6 +41,9 @@ class RunOutcome:
         The federated preprocessing, as JSON (the baselines reuse it).
     failed_client_rounds : int
         How many times a client asked for a result in a round gave none.
+    clients : Mapping[str, Mapping[str, int]] | None
+        Each client's ``train`` rows (from its statistics) and ``test`` rows
+        (from its evaluations), where known, by partition id.
 
     """
 
@@ -53,6 +56,7 @@ class RunOutcome:
     privacy: Mapping[str, Any] | None = None
     preprocessing: str = ""
     failed_client_rounds: int = 0
+    clients: Mapping[str, Mapping[str, int]] | None = None
 
     @property
     def complete(self) -> bool:
@@ -77,11 +81,22 @@ def summary(
         prep = Preprocessor.from_json(outcome.preprocessing)
         out |= {"target": prep.target, "task": str(prep.task),
                 "classes": list(prep.encoding.classes)}  # fmt: skip
+    if outcome.clients:
+        out["clients"] = {pid: dict(rows) for pid, rows in outcome.clients.items()}
     if outcome.stop_reason:
         out["reason"] = outcome.stop_reason
     if outcome.privacy is not None:
         out["privacy"] = dict(outcome.privacy)
     return out | dict(extra or {})
+
+
+def client_rows(train: Mapping[int, int], test: Mapping[int, int]) -> dict[str, dict[str, int]]:
+    """Each client's known ``train`` and ``test`` rows, by partition id (as text, in order)."""
+    pids = sorted({*train, *test})
+    return {
+        str(pid): {k: rows[pid] for k, rows in (("train", train), ("test", test)) if pid in rows}
+        for pid in pids
+    }
 
 
 def finish_run(

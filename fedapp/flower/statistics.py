@@ -132,14 +132,19 @@ class FederationSetup:
         The shared preprocessing, fitted on the merged statistics.
     partition_of : dict[str, int]
         Each node's partition id, by Flower client id.
-    largest_client : int
-        Training rows of the largest client.
+    train_rows : dict[int, int]
+        Each partition's training rows, as its statistics count them.
 
     """
 
     preprocessor: data.Preprocessor
     partition_of: dict[str, int]
-    largest_client: int
+    train_rows: dict[int, int]
+
+    @property
+    def largest_client(self) -> int:
+        """Training rows of the largest client."""
+        return max(self.train_rows.values())
 
 
 def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -> FederationSetup:
@@ -156,7 +161,7 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
     -------
     FederationSetup
         The preprocessing fitted on the statistics in partition order (the
-        schema is the lowest partition's), the partitions and the largest client.
+        schema is the lowest partition's), the partitions and their training rows.
 
     """
     by_partition = sorted(replies.values(), key=lambda r: int(r[PARTITION_KEY]))
@@ -168,7 +173,10 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
     return FederationSetup(
         preprocessor=data.fit_preprocessor(statistics, schema, cfg),
         partition_of={cid: int(r[PARTITION_KEY]) for cid, r in replies.items()},
-        largest_client=max(int(s["rows"]) for s in statistics),
+        train_rows={
+            int(r[PARTITION_KEY]): int(s["rows"])
+            for r, s in zip(by_partition, statistics, strict=True)
+        },
     )
 
 

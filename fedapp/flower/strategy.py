@@ -40,7 +40,7 @@ from flwr.server.strategy import Strategy
 from fedapp import registry
 from fedapp.flower import dp, reports, statistics
 from fedapp.flower.client_manager import SeededClientManager
-from fedapp.flower.outcome import RunOutcome
+from fedapp.flower.outcome import RunOutcome, client_rows
 from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
 from fedapp.flower.run_setup import common_kwargs
 from fedapp.learning.evaluation import CentralEvaluator
@@ -86,6 +86,8 @@ class RunStrategy(Strategy):
         self._asked: dict[Stage, list[int | None]] = {}
         # (round, partition) of every client-round that failed.
         self.failed_client_rounds: set[tuple[int, int | str]] = set()
+        # Each partition's test rows, as its latest evaluation counted them.
+        self._test_rows: dict[int, int] = {}
         # The newest global weights (what a stopped run keeps), and the newest
         # central ("federated") and clients' ("federated_evaluation") scores with their round.
         self._latest: NDArrays | None = None
@@ -114,6 +116,7 @@ class RunStrategy(Strategy):
             privacy=self.privacy.summary() if self.privacy.active else None,
             preprocessing=self.preprocessing,
             failed_client_rounds=len(self.failed_client_rounds),
+            clients=client_rows(self.setup.train_rows if self.setup else {}, self._test_rows),
         )
 
     # -- set-up ---------------------------------------------------------
@@ -235,6 +238,7 @@ class RunStrategy(Strategy):
         """
         failed = self._failed(server_round, Stage.EVALUATE, results, failures)
         answers = [_report(r) for _, r in _by_partition(results)]
+        self._test_rows.update((a.partition_id, a.examples) for a in answers)
         metrics, clients, extra = reports.evaluate_fields(answers, failed)
         self.recorder.event(
             server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients, **extra

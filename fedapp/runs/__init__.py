@@ -4,6 +4,7 @@ A run is written by its :class:`Recorder` and read through one :class:`RunView`.
 It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
 """
 
+from fedapp.runs.card import model_card
 from fedapp.runs.directory import (
     METRIC_NAMES,
     STATES,
@@ -12,6 +13,7 @@ from fedapp.runs.directory import (
     json_safe,
     new_run_id,
     write_json_atomic,
+    write_text_atomic,
 )
 from fedapp.runs.events import Event, Phase, Scope, Stage
 from fedapp.runs.metrics import (
@@ -24,6 +26,7 @@ from fedapp.runs.metrics import (
     task_of,
 )  # fmt: skip
 from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
+from fedapp.runs.scorable import scorable_run
 from fedapp.runs.state import RunState, sigterm_stops, stop_signal
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
@@ -49,11 +52,14 @@ __all__ = [
     "list_runs",
     "metric_label",
     "metric_names",
+    "model_card",
     "new_run_id",
     "primary",
     "process_alive",
+    "scorable_run",
     "sigterm_stops",
     "stop_signal",
     "task_of",
     "write_json_atomic",
+    "write_text_atomic",
 ]

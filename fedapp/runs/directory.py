@@ -3,8 +3,8 @@
 ``runs/<run-id>/`` holds ``config.json``, ``status.json`` (rewritten
 atomically), ``metrics.jsonl`` (appended per event), ``summary.json``,
 ``preprocessing.json`` (the federated preprocessing, aggregates only),
-``model.keras`` and ``curves.json`` (ROC, precision-recall and confusion
-matrix of the final model on the global test set). Readers such as the UI
+``model.keras``, ``curves.json`` (ROC, precision-recall and confusion
+matrix of the final model on the global test set) and ``model_card.md``. Readers such as the UI
 and the benchmarks use this module and never the engine.
 """
 
@@ -93,12 +93,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
     The file gets the mode any new file of this process gets (from its umask),
     as ``metrics.jsonl`` does: a run's files are all readable alike.
     """
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) so that readers see the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         # mkstemp makes the temporary file 0600, whatever the umask says.
         os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(json_safe(data), handle, indent=2)
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -143,6 +148,11 @@ class RunDir:
     @property
     def curves_file(self) -> Path:  # noqa: D102
         return self.path / "curves.json"
+
+    @property
+    def model_card_file(self) -> Path:
+        """``model_card.md``: what the model is, from what, how good (a finished run's)."""
+        return self.path / "model_card.md"
 
     @property
     def reserve_file(self) -> Path:

@@ -7,12 +7,14 @@ reports through a :class:`Recorder`; it is the only code that appends to
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fedapp.runs.directory import RunDir
+from fedapp.runs.card import model_card
+from fedapp.runs.directory import RunDir, write_text_atomic
 from fedapp.runs.events import Event, Phase, Scope, Stage
 from fedapp.runs.state import RunState
 
@@ -88,11 +90,24 @@ class Recorder:
     def finish(self, summary: Mapping[str, Any], last_round: int, reason: str | None) -> None:
         """Write ``summary.json``, then mark the run ``finished`` (in that order).
 
-        A reader that sees ``finished`` can rely on the summary being there.
+        A reader that sees ``finished`` can rely on the summary being there,
+        and on the model card (``model_card.md``) unless it could not be written.
         """
         self.run_dir.write_summary(dict(summary))
+        self._write_card(summary)
         extra = {"reason": reason} if reason else {}
         self.run_dir.set_status(RunState.FINISHED, last_round, self.rounds, **extra)
+
+    def _write_card(self, summary: Mapping[str, Any]) -> None:
+        """Write ``model_card.md`` from the run's records; a failure is said, never fatal."""
+        run = self.run_dir
+        try:
+            prep = run.preprocessing_file
+            preprocessing = json.loads(prep.read_text("utf-8")) if prep.exists() else None
+            card = model_card(run.read_config(), summary, preprocessing)
+            write_text_atomic(run.model_card_file, card)
+        except Exception as err:  # the card describes the run: it must not keep it from finishing
+            sys.stderr.write(f"fedapp: could not write {run.model_card_file.name}: {err}\n")
 
     def end(self, state: RunState, reason: str, summary: Mapping[str, Any] | None = None) -> None:
         """Mark the run ``failed`` or ``stopped`` at the last round it reached, saying why.

@@ -281,4 +281,8 @@ def test_flwr_run_finishes_when_a_supernode_dies_mid_run(cluster: Cluster) -> No
     assert set(first_fit["clients"]) == {"0", "1", "2"}
     assert run_dir.model_file.exists()
     assert run_dir.read_config()["data"] == "node"
+    # Deployed too: each node's training rows from its statistics, and the model card.
+    clients = run_dir.read_summary()["clients"]
+    assert set(clients) == {"0", "1", "2"} and all(c["train"] > 0 for c in clients.values())
+    assert "| 0 |  |" in run_dir.model_card_file.read_text(encoding="utf-8")
     _healthy(cluster)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedapp.flower.outcome import RunOutcome, finish_run, stop_run, summary
+from fedapp.flower.outcome import RunOutcome, client_rows, finish_run, stop_run, summary
 from fedapp.runs import Recorder, RunDir
 
 AUC = {"auc": 0.8, "loss": 0.4}
@@ -98,3 +98,17 @@ def test_a_run_stopped_before_a_round_has_no_summary(tmp_path: Path) -> None:
     # Assert
     assert not (tmp_path / "summary.json").exists()
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "stopped"
+
+
+def test_the_summary_says_each_clients_rows_where_known() -> None:
+    # Prepare: client 2 never evaluated (not sampled), so its test rows are unknown
+    rows = client_rows({0: 80, 1: 120, 2: 40}, {1: 30, 0: 20})
+
+    # Execute
+    out = summary(RunOutcome("fedavg", rounds=1, rounds_run=1, clients=rows), wall_seconds=1.0)
+
+    # Assert
+    assert out["clients"] == {"0": {"train": 80, "test": 20}, "1": {"train": 120, "test": 30},
+                              "2": {"train": 40}}  # fmt: skip
+    assert list(out)[:6] == ["federated", "federated_evaluation", "wall_seconds", "rounds",
+                             "strategy", "failed_client_rounds"]  # fmt: skip

@@ -86,6 +86,7 @@ def test_the_setup_is_the_federated_preprocessing_whatever_the_reply_order(
     assert setup.partition_of == {"node-9": 0, "node-8": 1, "node-7": 2}
     train_rows = [len(data.client_share(small_cfg, pid).train) for pid in range(3)]
     assert setup.largest_client == max(train_rows)
+    assert setup.train_rows == dict(enumerate(train_rows))
 
 
 def test_the_setup_reads_plain_replies_without_flower() -> None:
@@ -113,7 +114,7 @@ def test_the_setup_reads_plain_replies_without_flower() -> None:
     assert (column, mean) == ("age", 22.0) and std == pytest.approx(math.sqrt(73))
     assert setup.preprocessor.categorical == (("plan", ("basic",)),)
     assert setup.preprocessor.target == "churned"
-    assert setup.largest_client == 5
+    assert setup.largest_client == 5 and setup.train_rows == {0: 5, 1: 3}
     assert setup.partition_of == {"a": 0, "b": 1}
 
 

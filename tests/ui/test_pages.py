@@ -31,15 +31,6 @@ NEW, RUN, COMPARE, RUNS = (f"app_pages/{p}.py" for p in ("new_run", "run", "comp
 
 
 @pytest.fixture
-def runs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "runs"
-    root.mkdir()
-    monkeypatch.setenv("FEDAPP_UI_RUNS_DIR", str(root))
-    monkeypatch.delenv("FEDAPP_UI_DATA_DIR", raising=False)
-    return root
-
-
-@pytest.fixture
 def launched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[RunConfig, str | None]]:
     """Record launches instead of starting processes."""
     calls: list[tuple[RunConfig, str | None]] = []

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fedapp.errors import UsageError
 from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better
-from fedapp_ui import charts, launcher, report, store, widgets
+from fedapp_ui import charts, launcher, report, scoring, store, widgets
 
 runs_root, _ = store.folders()
 runs = store.list_runs(runs_root)
@@ -117,6 +117,8 @@ def show_run() -> None:
         right.caption(f":material/info: {missing}")
     _protection(view, events, lines)
     _final(view)
+    scoring.model_card(view)
+    scoring.score_box(view, runs_root)
     with st.expander("Settings (config.json)"):
         st.json(view.config, expanded=False)
     _downloads(view)
@@ -274,6 +276,8 @@ def _downloads(view: RunView) -> None:
         ("metrics.jsonl", view.run_dir.metrics_file, "application/jsonl",
          "Every round's events."),
         ("summary.json", view.run_dir.summary_file, "application/json", "The final metrics."),
+        ("model_card.md", view.run_dir.model_card_file, "text/markdown",
+         "What the model is, from what data and settings, and how good."),
         ("config.json", view.run_dir.config_file, "application/json", "The run's settings."),
     ]  # fmt: skip
     present = [f for f in files if f[1].exists()]

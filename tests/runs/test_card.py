@@ -1,0 +1,159 @@
+"""The model card: rendered from a run's records alone, written when the run finishes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from run_files import CONFIG
+
+from fedapp.runs import Recorder, RunDir, model_card
+
+PREPROCESSING = {
+    "numeric": [["age", 42.5, 12.25], ["balance", 41079.53, 44249.4]],
+    "categorical": [["plan", ["basic", "premium", "standard"]]],
+    "target": "churned",
+    "encoding": {"task": "binary", "classes": ["0", "1"], "mean": 0.0, "std": 1.0},
+}
+SUMMARY = {
+    "federated": {"auc": 0.71, "accuracy": 0.75, "loss": 0.51},
+    "federated_evaluation": {"auc": 0.7, "accuracy": 0.74, "loss": 0.52},
+    "centralized": {"auc": 0.76, "accuracy": 0.76, "loss": 0.49},
+    "gap": {"auc": -0.05, "accuracy": -0.01, "loss": 0.02},
+    "local_only": {"0": {"auc": 0.66}, "1": {"auc": 0.73}},
+    "rounds": 2,
+    "strategy": "fedavg",
+    "target": "churned",
+    "task": "binary",
+    "classes": ["0", "1"],
+    "clients": {"0": {"train": 640, "test": 160}, "1": {"train": 960, "test": 240}},
+}
+
+
+def test_the_card_says_what_the_model_is_from_what_and_how_good() -> None:
+    # Execute
+    card = model_card(CONFIG, SUMMARY, PREPROCESSING)
+
+    # Assert
+    assert card.startswith("# Model card: x\n")
+    for line in [
+        "- Target: `churned` (binary classification)",
+        "- Positive class: `1` (negative: `0`)",
+        "| 0 | institution=inst-0 | 640 | 160 |",
+        "| 1 | institution=inst-1 | 960 | 240 |",
+        "| age | numeric | standardised, (x - 42.5) / 12.25; missing values take",
+        "| plan | categorical | one-hot over `basic`, `premium`, `standard`, plus",
+        "| strategy | fedavg |",
+        "| local-epochs | 1 |",
+        "| metric | federated | centralized | gap | clients' own test sets |",
+        "| AUC | 0.7100 | 0.7600 | -0.0500 | 0.7000 |",
+        "| 0 institution=inst-0 | 0.6600 | 0.7100 | +0.0500 |",
+        "No differential privacy",
+        "fedapp 0.1.0, flwr 1.42.0",
+        "fedapp predict runs/x --data new.csv --out predictions.csv",
+    ]:
+        assert line in card, line
+
+
+@pytest.mark.parametrize(
+    ("task", "encoding", "expected"),
+    [
+        ("multiclass", {"task": "multiclass", "classes": ["a", "b", "c"], "mean": 0, "std": 1},
+         "- Classes (3): `a`, `b`, `c`; the model gives each class's probability"),
+        ("regression", {"task": "regression", "classes": [], "mean": 500.0, "std": 25.0},
+         "- The model predicts the standardised target, (y - 500) / 25"),
+    ],
+)  # fmt: skip
+def test_the_card_says_each_tasks_output(task: str, encoding: dict, expected: str) -> None:
+    # Prepare
+    summary = {"federated": {"rmse": 12.5}, "rounds": 2, "strategy": "fedavg", "task": task,
+               "target": "y", "classes": encoding["classes"]}  # fmt: skip
+
+    # Execute
+    card = model_card({**CONFIG, "task": task}, summary, {**PREPROCESSING, "encoding": encoding})
+
+    # Assert
+    assert expected in card
+    if task == "regression":
+        assert "| RMSE | 12.5000 |" in card
+
+
+def test_the_card_says_the_privacy_spent() -> None:
+    # Prepare
+    private = {"mode": "central", "epsilon": 2.53, "delta": 1e-05, "noise_multiplier": 1.0,
+               "clip_norm": 0.5, "target_epsilon": 3.0}  # fmt: skip
+
+    # Execute
+    card = model_card(CONFIG, {**SUMMARY, "privacy": private}, PREPROCESSING)
+
+    # Assert
+    assert "- Differential privacy: client-level (central), noise multiplier 1" in card
+    assert "- ε = 2.5300 at δ = 1e-05 (budget ε = 3)" in card
+
+
+def test_a_finished_run_has_its_card_before_it_says_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare
+    run = RunDir(tmp_path)
+    run.write_config({**CONFIG, "run-dir": str(tmp_path)})
+    run.preprocessing_file.write_text(json.dumps(PREPROCESSING), encoding="utf-8")
+    run.mark_started(2)
+    seen: list[bool] = []
+    write = RunDir.set_status
+
+    def set_status(self: RunDir, *args: object, **kwargs: object) -> None:
+        seen.append(self.model_card_file.exists())
+        write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RunDir, "set_status", set_status)
+
+    # Execute
+    Recorder(run, 2).finish(SUMMARY, 2, None)
+
+    # Assert
+    assert seen == [True]
+    assert run.model_card_file.read_text("utf-8") == model_card(
+        run.read_config(), SUMMARY, PREPROCESSING
+    )
+
+
+def test_a_card_that_cannot_be_written_never_keeps_a_run_from_finishing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: no config.json to read
+    run = RunDir(tmp_path)
+    run.mark_started(2)
+
+    # Execute
+    Recorder(run, 2).finish(SUMMARY, 2, None)
+
+    # Assert
+    assert run.read_status()["state"] == "finished"
+    assert not run.model_card_file.exists()
+    assert "fedapp: could not write model_card.md" in capsys.readouterr().err
+
+
+def test_a_run_recorded_before_client_rows_lists_its_clients_alone() -> None:
+    # Execute
+    card = model_card(CONFIG, {k: v for k, v in SUMMARY.items() if k != "clients"})
+
+    # Assert
+    assert "| client | source |\n| --- | --- |\n| 0 | institution=inst-0 |" in card
+    assert "| training rows |" not in card
+    assert "## Features and their preprocessing" not in card  # no preprocessing.json given
+
+
+def test_the_card_lists_the_training_settings_the_config_records() -> None:
+    # Prepare: a config that names its model and its parameters instead of hidden units
+    config = {k: v for k, v in CONFIG.items() if k != "hidden-units"}
+    config |= {"model": "mlp", "model-params": {"hidden-units": [128, 64], "dropout": 0.1}}
+
+    # Execute
+    card = model_card(config, SUMMARY, PREPROCESSING)
+
+    # Assert
+    assert "| model | mlp |" in card
+    assert "| model-params | hidden-units = 128, 64, dropout = 0.1 |" in card
+    assert "| hidden-units |" not in card
