@@ -43,9 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flwr.simulation import run_simulation
 
     from fedapp.learning.metrics import binary_metrics
-    from fedapp.learning.model import build_model
+    from fedapp.learning.model import run_model
 
-    model = build_model(prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params)
+    model = run_model(cfg, prep)
     initial = ndarrays_to_parameters(model.get_weights())
     x_test, y_test = prep.transform(data.global_test(cfg))
     history: dict[int, dict[str, float]] = {}

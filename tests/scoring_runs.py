@@ -38,12 +38,10 @@ def make_scorable_run(root: Path, cfg: RunConfig, name: str) -> RunDir:
     # TensorFlow: only the tests that score rows build a model.
     import keras
 
-    from fedapp.learning.model import model_for
+    from fedapp.learning.model import run_model
 
     prep = data.federated_preprocessor(cfg)
-    model = model_for(
-        prep.encoding, prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params
-    )
+    model = run_model(cfg, prep)
     run = RunDir.create(root / name, root, cfg.strategy)
     run.write_config({**cfg.to_dict(), "task": str(prep.task), "client-sources": []})
     run.preprocessing_file.write_text(prep.to_json(), encoding="utf-8")

@@ -160,8 +160,9 @@ class _DataKey:
             others = [t for t in TARGETS if t != self.spec.target and t not in self.spec.drop]
             spec = dataclasses.replace(self.spec, drop=(*self.spec.drop, *others))
             table = prepare(frame, spec, "demo data")
-            note = f"demo data: the other outcomes ({', '.join(others)}) are not features"
-            table = dataclasses.replace(table, notes=(*table.notes, note))
+            if others:
+                note = f"demo data: the other outcomes ({', '.join(others)}) are not features"
+                table = dataclasses.replace(table, notes=(*table.notes, note))
             return [table], ["demo data"]
         file = read_file(Path(self.data), self.read)
         return [_noted(prepare(file.frame, self.spec, self.data), file, self.data)], [self.data]

@@ -295,10 +295,9 @@ def check_same_schema(tables: Sequence[Table], sources: Sequence[str]) -> Schema
 
     """
     first, name = tables[0].schema, sources[0]
-    kinds = {c: "numeric" for c in first.numeric} | {c: "categorical" for c in first.categorical}
+    kinds = first.kinds
     for table, source in zip(tables[1:], sources[1:], strict=True):
-        other = {c: "numeric" for c in table.schema.numeric}
-        other |= {c: "categorical" for c in table.schema.categorical}
+        other = table.schema.kinds
         for column in kinds.keys() - other.keys():
             raise UsageError(f"{source}: column '{column}' is missing (present in {name})")
         for column in other.keys() - kinds.keys():

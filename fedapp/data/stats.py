@@ -61,6 +61,11 @@ class Schema:
         """Every feature column, numeric ones first."""
         return (*self.numeric, *self.categorical)
 
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each feature's kind: ``numeric`` or ``categorical``."""
+        return {c: "numeric" for c in self.numeric} | {c: "categorical" for c in self.categorical}
+
 
 def local_statistics(frame: pd.DataFrame, schema: Schema, min_count: int) -> dict[str, Any]:
     """Summarise a client's rows into aggregates that are safe to share.
@@ -281,6 +286,11 @@ class TargetEncoding:
                    float(data["std"]))  # fmt: skip
 
 
+# A 0/1 target: what a preprocessing without an encoding (written before
+# targets had tasks) and a model scored without one stand for.
+BINARY = TargetEncoding(Task.BINARY, ("0", "1"))
+
+
 @dataclass(frozen=True)
 class Preprocessor:
     """Standardise numeric columns, one-hot encode categorical ones, encode the target.
@@ -292,7 +302,7 @@ class Preprocessor:
     numeric: tuple[tuple[str, float, float], ...]
     categorical: tuple[tuple[str, tuple[str, ...]], ...]
     target: str
-    encoding: TargetEncoding = TargetEncoding(Task.BINARY, ("0", "1"))
+    encoding: TargetEncoding = BINARY
 
     @classmethod
     def fit(cls, stats: dict[str, Any], schema: Schema, min_count: int) -> Preprocessor:
@@ -373,11 +383,10 @@ class Preprocessor:
         """Inverse of :meth:`to_json`."""
         data = json.loads(text)
         # A run directory written before targets had tasks holds a 0/1 target.
-        encoding = data.get("encoding") or {"task": "binary", "classes": ["0", "1"],
-                                            "mean": 0.0, "std": 1.0}  # fmt: skip
+        encoding = data.get("encoding")
         return cls(
             numeric=tuple((c, float(m), float(s)) for c, m, s in data["numeric"]),
             categorical=tuple((c, tuple(v)) for c, v in data["categorical"]),
             target=data["target"],
-            encoding=TargetEncoding.from_dict(encoding),
+            encoding=TargetEncoding.from_dict(encoding) if encoding else BINARY,
         )

@@ -166,9 +166,9 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
     """
     by_partition = sorted(replies.values(), key=lambda r: int(r[PARTITION_KEY]))
     statistics = [json.loads(r["statistics"]) for r in by_partition]
-    numeric, categorical = json.loads(by_partition[0]["schema"])
-    _check_schemas(by_partition)
-    schema = data.Schema(tuple(numeric), tuple(categorical), target=cfg.resolved_target)
+    schemas = [_features(r, cfg.resolved_target) for r in by_partition]
+    _check_schemas(schemas, [int(r[PARTITION_KEY]) for r in by_partition])
+    schema = schemas[0]
     # The task and classes travel in each client's target statistics; merging checks they agree.
     return FederationSetup(
         preprocessor=data.fit_preprocessor(statistics, schema, cfg),
@@ -180,7 +180,13 @@ def federation_setup(replies: Mapping[str, Mapping[str, Any]], cfg: RunConfig) -
     )
 
 
-def _check_schemas(replies: list[Mapping[str, Any]]) -> None:
+def _features(reply: Mapping[str, Any], target: str) -> data.Schema:
+    """The features a client's reply says it has (its ``schema``: numeric and categorical)."""
+    numeric, categorical = json.loads(reply["schema"])
+    return data.Schema(tuple(numeric), tuple(categorical), target=target)
+
+
+def _check_schemas(schemas: list[data.Schema], partitions: list[int]) -> None:
     """Every client's features must be the lowest partition's: the model has one input.
 
     A deployed node types its own file and leaves out what is unusable in it
@@ -192,24 +198,21 @@ def _check_schemas(replies: list[Mapping[str, Any]]) -> None:
         Naming the partition and the columns that differ.
 
     """
-    first = replies[0]
-    numeric, categorical = (set(c) for c in json.loads(first["schema"]))
-    for reply in replies[1:]:
-        other_numeric, other_categorical = (set(c) for c in json.loads(reply["schema"]))
-        if (other_numeric, other_categorical) == (numeric, categorical):
+    first = schemas[0].kinds
+    for schema, pid in zip(schemas[1:], partitions[1:], strict=True):
+        other = schema.kinds
+        if other == first:
             continue
-        ours, theirs = numeric | categorical, other_numeric | other_categorical
+        extra = sorted(other.keys() - first.keys())
+        missing = sorted(first.keys() - other.keys())
+        kinds = sorted(c for c in first.keys() & other.keys() if first[c] != other[c])
         differ = [
-            f"{', '.join(sorted(theirs - ours))} only at partition {reply[PARTITION_KEY]}"
-            if theirs - ours else "",
-            f"{', '.join(sorted(ours - theirs))} missing at partition {reply[PARTITION_KEY]}"
-            if ours - theirs else "",
-            "kinds differ: "
-            + ", ".join(sorted((numeric ^ other_numeric) & ours & theirs))
-            if (numeric ^ other_numeric) & ours & theirs else "",
-        ]  # fmt: skip
+            f"{', '.join(extra)} only at partition {pid}" if extra else "",
+            f"{', '.join(missing)} missing at partition {pid}" if missing else "",
+            f"kinds differ: {', '.join(kinds)}" if kinds else "",
+        ]
         raise UsageError(
-            f"the clients' features differ from partition {first[PARTITION_KEY]}'s "
+            f"the clients' features differ from partition {partitions[0]}'s "
             f"({'; '.join(d for d in differ if d)}); give every institution the same columns, "
             "or leave a column out everywhere with --drop"
         )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.model import evaluate, model_for, train
+from fedapp.learning.model import evaluate, run_model, train
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
@@ -76,14 +76,7 @@ class GlobalTestTrainer:
         self.cfg = cfg
         self.prep = prep
         # Built from the seed exactly as the server builds the federation's start.
-        self.model = model_for(
-            prep.encoding,
-            prep.n_features,
-            cfg.learning_rate,
-            cfg.seed,
-            cfg.model,
-            cfg.model_params,
-        )
+        self.model = run_model(cfg, prep)
         self.initial = self.model.get_weights()
         self.test = prep.transform(data.global_test(cfg))
 

@@ -17,10 +17,10 @@ import keras
 import numpy as np
 
 from fedapp import data
-from fedapp.data.stats import Preprocessor, TargetEncoding
+from fedapp.data.stats import BINARY, Preprocessor, TargetEncoding
 from fedapp.learning.curves import task_curves
 from fedapp.learning.metrics import score
-from fedapp.learning.model import FedModel, model_for, predict
+from fedapp.learning.model import FedModel, predict, run_model
 from fedapp.settings import NODE_DATA, RunConfig
 
 
@@ -44,8 +44,8 @@ class CentralEvaluator:
         The transformed global test set, or ``None`` when the server holds no rows.
     every : int
         Score every ``every`` rounds (and after the last round).
-    encoding : TargetEncoding | None
-        The target's encoding (its task); ``None`` for a binary target.
+    encoding : TargetEncoding
+        The target's encoding (its task); a 0/1 target by default.
 
     """
 
@@ -54,24 +54,17 @@ class CentralEvaluator:
         model: FedModel,
         test: tuple[np.ndarray, np.ndarray] | None,
         every: int = 1,
-        encoding: TargetEncoding | None = None,
+        encoding: TargetEncoding = BINARY,
     ) -> None:
         self.model = model
         self.test = test
         self.every = every
-        self.encoding = encoding or TargetEncoding(model.task, ("0", "1"))
+        self.encoding = encoding
 
     @classmethod
     def for_run(cls, cfg: RunConfig, prep: Preprocessor) -> CentralEvaluator:
         """The evaluator of ``cfg``: the seeded model over ``prep``'s features, the test set."""
-        model = model_for(
-            prep.encoding,
-            prep.n_features,
-            cfg.learning_rate,
-            cfg.seed,
-            cfg.model,
-            cfg.model_params,
-        )
+        model = run_model(cfg, prep)
         # Deployed, the rows stay on the SuperNodes: there is nothing to test on here.
         test = None if cfg.data == NODE_DATA else prep.transform(data.global_test(cfg))
         return cls(model, test, cfg.eval_every, prep.encoding)

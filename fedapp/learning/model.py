@@ -19,11 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from fedapp import registry
-from fedapp.data.stats import TargetEncoding
+from fedapp.data.stats import BINARY, Preprocessor, TargetEncoding
 from fedapp.errors import UsageError
 from fedapp.learning.metrics import score
 from fedapp.registry import ModelPlugin, OutputSpec
-from fedapp.settings import Task
+from fedapp.settings import RunConfig, Task
 
 # Keras 3.15 trips NumPy 2's `__array__(copy=...)` deprecation when saving.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"keras\.")
@@ -289,6 +289,13 @@ def model_for(
     return build_model(n_features, learning_rate, seed, model, params, output_of(encoding))
 
 
+def run_model(cfg: RunConfig, prep: Preprocessor) -> FedModel:
+    """The model of run ``cfg`` over ``prep``'s features, seeded as the federation starts."""
+    return model_for(
+        prep.encoding, prep.n_features, cfg.learning_rate, cfg.seed, cfg.model, cfg.model_params
+    )
+
+
 def reset_optimizer(model: FedModel) -> None:
     """Give the optimizer a fresh state, as if it had just been built.
 
@@ -414,7 +421,4 @@ def evaluate(
 
     Without ``encoding``, a binary target.
     """
-    return score(encoding or _BINARY_TARGET, y, predict(model, x))
-
-
-_BINARY_TARGET = TargetEncoding(Task.BINARY, ("0", "1"))
+    return score(encoding or BINARY, y, predict(model, x))
