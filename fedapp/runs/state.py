@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 
 class RunState(StrEnum):
@@ -71,11 +75,45 @@ def sigterm_stops() -> None:
     """Treat SIGTERM (a UI's Stop, ``kill``) like Ctrl-C from now on: a ``KeyboardInterrupt``.
 
     The interrupt names the signal, so the run ends ``stopped (SIGTERM)``.
-    Only the main thread may set a handler; elsewhere this does nothing.
+    Python drops an exception raised where it can only report it (a
+    finaliser; Cython's start-up patch of ``collections.abc`` while a module
+    imports), and a stop that lands there would be lost: the run would go on
+    to its last round. So a stop Python swallows is raised again in the main
+    thread. Only the main thread may set a handler; elsewhere this does nothing.
     """
 
     def handler(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, handler)
+    if not isinstance(sys.unraisablehook, _RaiseStopsAgain):
+        sys.unraisablehook = _RaiseStopsAgain(sys.unraisablehook)
+
+
+class _RaiseStopsAgain:
+    """An unraisable hook that delivers a swallowed stop again, and passes the rest on."""
+
+    def __init__(self, previous: Callable[[Any], object]) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any) -> None:
+        stop = unraisable.exc_value
+        if not isinstance(stop, KeyboardInterrupt):
+            self.previous(unraisable)
+            return
+        # The signal's own handler runs again in the main thread, as if it had
+        # arrived just now (the default one for SIGINT raises the interrupt).
+        # From another thread, a moment later: raised in this hook, it would be
+        # swallowed too; if the main thread is still where it was, the stop
+        # lands here again and retries.
+        name = str(stop)
+        signum = signal.Signals[name] if name in signal.Signals.__members__ else signal.SIGINT
+        again = threading.Timer(_REDELIVER_AFTER, _thread.interrupt_main, (signum,))
+        again.daemon = True
+        again.start()
+
+
+# Seconds after a swallowed stop before it is delivered again.
+_REDELIVER_AFTER = 0.01

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import time
+
 import pytest
 
-from fedapp.runs import STATES, RunState, stop_signal
+from fedapp.runs import STATES, RunState, sigterm_stops, stop_signal
 
 
 def test_status_json_records_four_states() -> None:
@@ -69,3 +73,59 @@ def test_stop_signal_sees_a_stop_that_flower_wrapped() -> None:
 
     # Execute / Assert
     assert stop_signal(err) == "SIGTERM"
+
+
+@pytest.fixture
+def stop_handlers():
+    """Restore SIGTERM's handler and the unraisable hook that ``sigterm_stops`` replaces."""
+    term, hook = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    yield
+    signal.signal(signal.SIGTERM, term)
+    sys.unraisablehook = hook
+
+
+class _Swallower:
+    """Raises a stop where Python can only report it: a finaliser (as Cython's import patch)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __del__(self) -> None:
+        raise KeyboardInterrupt(self.name)
+
+
+def _let_signals_run() -> None:
+    for _ in range(200):
+        time.sleep(0.005)
+
+
+@pytest.mark.usefixtures("stop_handlers")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_stop_that_python_swallowed_is_raised_again(name: str) -> None:
+    # Prepare
+    sigterm_stops()
+
+    # Execute / Assert: dropped at once, its finaliser's interrupt is "ignored"
+    with pytest.raises(KeyboardInterrupt) as stop:
+        _Swallower(name)
+        _let_signals_run()
+    assert stop_signal(stop.value) == name
+
+
+@pytest.mark.usefixtures("stop_handlers")
+def test_other_swallowed_errors_still_reach_the_previous_hook() -> None:
+    # Prepare
+    seen: list[type[BaseException]] = []
+    sys.unraisablehook = lambda unraisable: seen.append(unraisable.exc_type)
+    sigterm_stops()
+
+    class Failing:
+        def __del__(self) -> None:
+            raise ValueError("not a stop")
+
+    # Execute
+    Failing()
+    _let_signals_run()
+
+    # Assert
+    assert seen == [ValueError]
