@@ -278,6 +278,12 @@ class RunConfig(BaseModel):
         help="Values of the model's declared parameters, by kebab-case name (further "
         "--NAME VALUE flags on the command line).",
     )  # fmt: skip
+    label_skew_correction: bool = setting(
+        False, section=TRAINING,
+        help="Each client trains with its logits shifted by the log ratio of its own label "
+        "prior to the federation's, so the shared model learns the federation's "
+        "posterior (binary and multiclass); the served model has no shift.",
+    )  # fmt: skip
 
     # --- Privacy --------------------------------------------------------------
     dp: DpMode = setting(
