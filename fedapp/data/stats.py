@@ -221,6 +221,11 @@ class TargetEncoding:
     mean, std : float
         A regression target's federated mean and standard deviation: the
         model learns ``(y - mean) / std`` (0 and 1 otherwise).
+    prior : tuple[float, ...]
+        A classification target's share of each class over the federation's
+        training rows, in the order of :attr:`classes` (from the class counts
+        the statistics query already collects); empty for regression and for
+        preprocessing written before it was kept.
 
     """
 
@@ -228,6 +233,7 @@ class TargetEncoding:
     classes: tuple[str, ...] = ()
     mean: float = 0.0
     std: float = 1.0
+    prior: tuple[float, ...] = ()
 
     @classmethod
     def fit(cls, stats: dict[str, Any]) -> TargetEncoding:
@@ -236,10 +242,15 @@ class TargetEncoding:
         if task is Task.REGRESSION:
             count, mean, m2 = stats["moments"]
             return cls(task, (), mean, (math.sqrt(m2 / count) if count else 0.0) or 1.0)
+        counts = stats["counts"]
         if task is Task.BINARY:
-            return cls(task, tuple(stats["classes"]))
-        # Every class any client holds, however rare: the model needs an output for each.
-        return cls(task, class_order(c for c, n in stats["counts"].items() if n > 0))
+            classes = tuple(stats["classes"])
+        else:
+            # Every class any client holds, however rare: the model needs an output for each.
+            classes = class_order(c for c, n in counts.items() if n > 0)
+        total = sum(counts.get(c, 0) for c in classes)
+        prior = tuple(counts.get(c, 0) / total for c in classes) if total else ()
+        return cls(task, classes, prior=prior)
 
     @property
     def outputs(self) -> int:
@@ -277,13 +288,13 @@ class TargetEncoding:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (inside ``preprocessing.json``)."""
         return {"task": str(self.task), "classes": list(self.classes), "mean": self.mean,
-                "std": self.std}  # fmt: skip
+                "std": self.std, "prior": list(self.prior)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetEncoding:
         """Inverse of :meth:`to_dict`."""
         return cls(Task(data["task"]), tuple(data["classes"]), float(data["mean"]),
-                   float(data["std"]))  # fmt: skip
+                   float(data["std"]), tuple(data.get("prior", ())))  # fmt: skip
 
 
 # A 0/1 target: what a preprocessing without an encoding (written before

@@ -2,7 +2,9 @@
 
 What leaves a client (the privacy ledger): aggregate statistics of its
 training rows (on request, once), model weights, example counts and metrics
-tagged with its partition id. Never a row, never an ID.
+tagged with its partition id. Never a row, never an ID. Label-skew
+correction adds nothing: a client's own label prior stays in it, and the
+federation's comes from the class counts the statistics already sent.
 
 A client process keeps its compiled model and its prepared arrays between
 rounds: the model is built once per process and architecture, and each round
@@ -33,7 +35,7 @@ from fedapp.flower.protocol import (
 )
 from fedapp.flower.secagg import secure_aggregation_mod
 from fedapp.learning.drift import LOCAL_STEPS_KEY, LOCAL_STEPS_QUERY, local_steps
-from fedapp.learning.model import build_model, evaluate, output_of, train
+from fedapp.learning.model import build_model, evaluate, label_shift_ratio, output_of, train
 from fedapp.protection import attacks
 from fedapp.registry import OutputSpec
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
@@ -55,20 +57,27 @@ def _model(
     model: str,
     params: tuple[tuple[str, Any], ...],
     output: OutputSpec,
+    label_shift: bool,
 ):
-    """One compiled model per process, architecture and task, shared by its clients.
+    """One compiled model per process, architecture, task and loss, shared by its clients.
 
     ``params`` are the model's resolved parameters as ``(name, value)`` pairs
     (hashable: a list parameter's value is a tuple).
     """
-    return build_model(n_features, learning_rate, model=model, params=dict(params), output=output)
+    return build_model(
+        n_features, learning_rate, model=model, params=dict(params), output=output,
+        label_shift=label_shift,
+    )  # fmt: skip
 
 
 def _model_of(cfg: RunConfig, n_features: int, encoding: data.TargetEncoding) -> Any:
     """The cached model of ``cfg``'s model plugin and parameters over ``n_features``."""
     params = registry.get_model(cfg.model).resolve(cfg.model_params)
     output = output_of(encoding)
-    return _model(n_features, cfg.learning_rate, cfg.model, tuple(params.items()), output)
+    return _model(
+        n_features, cfg.learning_rate, cfg.model, tuple(params.items()), output,
+        cfg.label_skew_correction,
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
@@ -136,7 +145,9 @@ class ChurnClient(NumPyClient):
         """Train the global weights on local rows for ``local_epochs``.
 
         With FedProx the round's config carries ``proximal_mu`` and the loss
-        gains ``(mu / 2) * ||w - w_global||^2``. A simulated attacker
+        gains ``(mu / 2) * ||w - w_global||^2``. With label-skew correction
+        the loss weighs each class by this client's label prior over the
+        federation's (:class:`~fedapp.learning.model.LabelShift`). A simulated attacker
         (``malicious``/``attack``) trains on flipped labels or sends a
         poisoned update instead (:mod:`fedapp.protection.attacks`). Under record-level DP
         the steps are DP-SGD's and the client keeps its own budget
@@ -156,13 +167,20 @@ class ChurnClient(NumPyClient):
             # Spent: it sends no update, and 0 examples keep it out of the average.
             return parameters, 0, {PARTITION_KEY: self.partition_id, **budget.metrics()}
         attack = self.attack
+        y_train = (
+            attacks.flip_labels(arrays.y_train, arrays.encoding.task, arrays.encoding.outputs)
+            if attack and attack.flips_labels
+            else arrays.y_train
+        )
+        if model.label_shift is not None:
+            # From the labels it trains on, which never leave it; the
+            # federation's prior came with the preprocessing.
+            model.label_shift.set(label_shift_ratio(y_train, arrays.encoding))
         scaffold = ScaffoldRound.of(config, parameters, self.state)
         loss = train(
             model,
             arrays.x_train,
-            attacks.flip_labels(arrays.y_train, arrays.encoding.task, arrays.encoding.outputs)
-            if attack and attack.flips_labels
-            else arrays.y_train,
+            y_train,
             epochs=self.cfg.local_epochs,
             batch_size=self.cfg.batch_size,
             seed=[self.cfg.seed, int(config.get(ROUND_KEY, 0)), self.partition_id],

@@ -180,6 +180,70 @@ def clip_and_noise(
     ]
 
 
+class LabelShift:
+    """Label-skew correction: how a client's own label prior differs from the federation's.
+
+    A client's rows follow ``p_i(y | x) ∝ p(x | y) π_i(y)``, the federation's
+    ``p(y | x) ∝ p(x | y) π(y)``. Training on the client's rows with each
+    class's probability weighed by ``r_y = π_i(y) / π(y)`` (logit adjustment:
+    the model's logits plus ``log r``, as FedLC calibrates them) lets the
+    model itself estimate the federation's posterior; the model that is
+    aggregated and served has no shift. A variable, so that a new round's
+    ratios do not retrace the train step; outside Keras' attribute tracking
+    like :class:`ProximalTerm`.
+
+    Parameters
+    ----------
+    classes : int
+        Classes of the target (2 for a binary one).
+
+    """
+
+    def __init__(self, classes: int) -> None:
+        self.ratio = tf.Variable(tf.ones([classes]), trainable=False, dtype=tf.float32)
+
+    def set(self, ratio: np.ndarray) -> None:
+        """Weigh class ``k`` by ``ratio[k]`` from the next step on."""
+        self.ratio.assign(np.asarray(ratio, dtype=np.float32))
+
+    def example_losses(self, task: Task, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
+        """Each row's cross-entropy under the shifted probabilities: ``(batch,)``.
+
+        ``q_k = p_k r_k / sum_j p_j r_j``, computed from the head's
+        probabilities, clipped as Keras' own cross-entropy clips them.
+        """
+        eps = keras.config.epsilon()
+        p = tf.clip_by_value(predicted, eps, 1.0 - eps)
+        if task is Task.BINARY:
+            p = tf.concat([1.0 - p, p], axis=-1)
+        weighed = p * self.ratio
+        own = tf.gather(weighed, tf.cast(tf.reshape(y, [-1]), tf.int32), batch_dims=1)
+        return tf.math.log(tf.reduce_sum(weighed, axis=-1)) - tf.math.log(own)
+
+
+def label_shift_ratio(y: np.ndarray, encoding: TargetEncoding) -> np.ndarray:
+    """``π_i(k) / π(k)`` of a client's training labels ``y`` against the federation's prior.
+
+    One pseudo-row per class keeps a class the client lacks from weighing
+    0: its rows then still teach the model about their own classes.
+
+    Raises
+    ------
+    UsageError
+        For a regression target, or a preprocessing without the federation's prior.
+
+    """
+    if encoding.task is Task.REGRESSION:
+        raise UsageError("label-skew correction needs a binary or multiclass target")
+    if not encoding.prior:
+        raise UsageError("this run's preprocessing has no class prior: label-skew correction "
+                         "needs one (a run made before it existed)")  # fmt: skip
+    classes = len(encoding.prior)
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=classes)[:classes] + 1.0
+    own = counts / counts.sum()
+    return own / np.maximum(np.asarray(encoding.prior, dtype=np.float64), 1e-12)
+
+
 def dp_gradients(model: FedModel, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
     """DP-SGD's gradient of one batch, and the batch's loss.
 
@@ -191,7 +255,7 @@ def dp_gradients(model: FedModel, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.T
     variables = model.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         predicted = model(x, training=True)
-        losses = example_losses(model.task, y, predicted)
+        losses = model.example_losses(y, predicted)
         penalty = model.proximal.penalty(variables)
     # pfor vectorises the backward pass over the batch: per-example gradients
     # for about the cost of one batched gradient.
@@ -219,18 +283,30 @@ class FedModel(keras.Model):
     """A functional Keras model whose loss carries FedProx's proximal term.
 
     ``loss = task_loss + (mu / 2) * ||w - w_global||^2`` over the trainable
-    weights; with ``mu == 0`` this is the plain loss.
+    weights; with ``mu == 0`` this is the plain loss. With a
+    :attr:`label_shift` (a client's label-skew correction) the task loss is
+    its shifted cross-entropy in training, and the plain one otherwise.
     """
 
     proximal: ProximalTerm | None = None
     dp_sgd: NoisyClipping | None = None
+    label_shift: LabelShift | None = None
     control: ControlVariates | None = None
     task: Task = Task.BINARY
 
+    def example_losses(self, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
+        """Each row's training loss: the task's, or its label-shifted form (:class:`LabelShift`)."""
+        if self.label_shift is not None:
+            return self.label_shift.example_losses(self.task, y, predicted)
+        return example_losses(self.task, y, predicted)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):  # noqa: D102
-        loss = super().compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
+        if training and self.label_shift is not None:
+            loss = tf.reduce_mean(self.example_losses(y, y_pred))
+        else:
+            loss = super().compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+            )
         term = self.proximal
         if term is None or not training:
             return loss
@@ -249,6 +325,7 @@ def build_model(
     model: str = "mlp",
     params: Mapping[str, Any] | None = None,
     output: OutputSpec = _BINARY,
+    label_shift: bool = False,
 ) -> FedModel:
     """Build and compile model plugin ``model``'s network with the head of ``output``'s task.
 
@@ -256,7 +333,8 @@ def build_model(
     fedapp appends the activation of :data:`HEADS` and owns the loss, the
     optimizer and the train steps. The model is traced on first use and then
     reused: callers change its weights with ``set_weights`` instead of
-    building a new one.
+    building a new one. With ``label_shift`` it trains with a client's
+    label-skew correction (:class:`LabelShift`, ratios 1 until set).
 
     Raises
     ------
@@ -277,6 +355,10 @@ def build_model(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=_LOSSES[fed.task]
     )
     fed.proximal = ProximalTerm(fed.trainable_variables)
+    if label_shift:
+        if fed.task is Task.REGRESSION:
+            raise UsageError("label-skew correction needs a binary or multiclass target")
+        fed.label_shift = LabelShift(max(output.units, 2))
     fed.optimizer.build(fed.trainable_variables)
     fed._fresh_optimizer_state = [v.numpy() for v in fed.optimizer.variables]
     return fed

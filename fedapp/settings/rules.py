@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fedapp.errors import UsageError
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
 from fedapp.settings.specs import NODES
 
 if TYPE_CHECKING:
@@ -49,6 +49,27 @@ def check(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
     _check_data(cfg)
     _check_secure_aggregation(cfg, table)
     _check_privacy(cfg)
+    if cfg.task is not None:
+        check_task(cfg, cfg.task)
+
+
+def check_task(cfg: RunConfig, task: Task) -> None:
+    """Check the settings that depend on the target's task, once it is known.
+
+    An explicit ``task`` is checked with the other rules; an inferred one
+    once the data is loaded.
+
+    Raises
+    ------
+    UsageError
+        For a setting the task cannot have.
+
+    """
+    if cfg.label_skew_correction and task is Task.REGRESSION:
+        raise UsageError(
+            "--label-skew-correction shifts class probabilities: it needs a binary or "
+            "multiclass target, and this one is a regression target"
+        )
 
 
 def _check_bounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:

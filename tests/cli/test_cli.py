@@ -78,6 +78,11 @@ def test_strategies_lists_plugins_and_parameters() -> None:
         (["--dp", "central", "--dp-clipping", "both"], "dp-clipping must be one of server, client"),
         (["--target-epsilon", "3"], "target-epsilon needs --dp central or --dp record"),
         (
+            ["--target", "next_year_spend", "--label-skew-correction"],
+            "--label-skew-correction shifts class probabilities: it needs a binary or multiclass",
+        ),
+        (["--task", "regression", "--label-skew-correction"], "this one is a regression target"),
+        (
             ["--dp", "central", "--target-epsilon", "0.5", "--demo-rows", "600"],
             "target-epsilon must be >= 4.729 (the ε of one round",
         ),

@@ -81,6 +81,9 @@ def test_class_counts_merge_into_every_class_and_encode_alike() -> None:
     # Assert: counts only (never a row), one code per class for every client.
     assert merged["target"]["counts"] == {"basic": 1, "pro": 3, "max": 1}
     assert encoding.classes == ("basic", "max", "pro") and encoding.outputs == 3
+    # The federation's label prior, in class order, for label-skew correction.
+    assert encoding.prior == pytest.approx((0.2, 0.2, 0.6))
+    assert TargetEncoding.from_dict(encoding.to_dict()) == encoding
     np.testing.assert_array_equal(encoding.encode(b["plan"]), [1.0, 2.0])
     with pytest.raises(UsageError, match="class\\(es\\) gold were not seen in training"):
         encoding.encode(pd.Series(["gold"]))

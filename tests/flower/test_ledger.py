@@ -164,3 +164,27 @@ def test_the_check_catches_a_leak(cfg: RunConfig) -> None:
         _assert_no_row_leaves(cfg, [f"row {ids[3]}"], [])
     with pytest.raises(AssertionError):
         _assert_no_row_leaves(cfg, [], [float(salaries[5])])
+
+
+def test_label_skew_correction_sends_nothing_the_statistics_did_not(cfg: RunConfig) -> None:
+    # Prepare: the client's own label prior is what the correction uses
+    corrected = cfg.replace(label_skew_correction=True)
+    config, weights = _round(corrected)
+    content = compat.fitins_to_recorddict(
+        FitIns(ndarrays_to_parameters(weights), config), keep_input=True
+    )
+    labels = data.client_share(cfg, PID).train[cfg.target]
+    own = labels.value_counts()
+
+    # Execute
+    reply = _reply(corrected, content, MessageType.TRAIN)
+
+    # Assert: the same reply as without it; neither its class counts nor shares in it
+    strings, numbers, shapes = _leaves(reply)
+    assert shapes == [w.shape for w in weights]
+    fit = compat.recorddict_to_fitres(reply, keep_input=True)
+    assert set(fit.metrics) == {"partition-id", "train-loss"}
+    sent = np.round(np.asarray(numbers), 4)
+    assert not np.isin(sent, np.round((own / len(labels)).to_numpy(), 4)).any()
+    assert not np.isin(sent, own.to_numpy()).any()
+    _assert_no_row_leaves(cfg, strings, numbers)
