@@ -217,7 +217,7 @@ def load_run(root: Path, run_id: str) -> RunView:
     path = run_path(root, run_id)
     if not path.is_dir():
         raise UsageError(f"no run called {run_id!r} in {root}")
-    return RunView.read(path)
+    return RunView.read(path, run_id)
 
 
 def list_runs(root: Path) -> list[RunView]:
