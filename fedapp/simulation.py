@@ -23,6 +23,7 @@ from fedapp.runs import (
     PhaseListener,
     Recorder,
     RunDir,
+    requested_stop,
     sigterm_stops,
 )
 from fedapp.settings import RunConfig
@@ -82,8 +83,10 @@ def simulate(
     except BaseException as err:
         stop = end_unfinished(recorder, err, strategy.keep_stopped if strategy else lambda: None)
         # A run that did not finish leaves no Ray process behind (a finished
-        # one keeps Ray for the process's next run; Ray stops at exit).
-        _stop_ray()
+        # one keeps Ray for the process's next run; Ray stops at exit), unless
+        # its listener ended it: the process goes on to its next run (a tuner's trial).
+        if requested_stop(err) is None:
+            _stop_ray()
         if stop is None:
             raise
         # Whatever Flower or Ray wrapped it in, the caller sees a stop.

@@ -27,7 +27,13 @@ from fedapp.runs.metrics import (
 )  # fmt: skip
 from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
 from fedapp.runs.scorable import scorable_run
-from fedapp.runs.state import RunState, sigterm_stops, stop_signal
+from fedapp.runs.state import (
+    RunState,
+    StopRequest,
+    requested_stop,
+    sigterm_stops,
+    stop_signal,
+)
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "RunView",
     "Scope",
     "Stage",
+    "StopRequest",
     "client_label",
     "higher_is_better",
     "is_pid",
@@ -56,6 +63,7 @@ __all__ = [
     "new_run_id",
     "primary",
     "process_alive",
+    "requested_stop",
     "scorable_run",
     "sigterm_stops",
     "stop_signal",
