@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fedapp.errors import UsageError
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
 from fedapp.settings.specs import NODES
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def check(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
     _check_data(cfg)
     _check_secure_aggregation(cfg, table)
     _check_privacy(cfg)
+    _check_closing(cfg)
 
 
 def _check_bounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
@@ -169,6 +170,45 @@ def _check_privacy(cfg: RunConfig) -> None:
         raise UsageError("target-epsilon needs --dp central or --dp record")
     if cfg.dp_clipping == DpClipping.CLIENT and cfg.dp != DpMode.CENTRAL:
         raise UsageError("dp-clipping client needs --dp central")
+
+
+def _check_closing(cfg: RunConfig) -> None:
+    """The decision threshold and the fine-tuning after the last round."""
+    if cfg.threshold_metric is not None and not cfg.calibrates_threshold:
+        raise UsageError(
+            "--threshold-metric needs --threshold auto (it is what calibration optimises; "
+            f"got threshold {cfg.threshold or 'unset, 0.5'})"
+        )
+    if cfg.task is not None:
+        check_task(cfg, cfg.task)
+    if cfg.personalize_epochs and cfg.dp == DpMode.RECORD:
+        # Fine-tuning trains on the client's rows outside DP-SGD's accounting:
+        # the scores it sends would be a release that the run's ε does not cover.
+        raise UsageError(
+            "--personalize-epochs needs --dp none or central: under record-level DP the "
+            "fine-tuning would train on each client's rows outside its privacy budget"
+        )
+
+
+def check_task(cfg: RunConfig, task: Task | str) -> None:
+    """Refuse a decision threshold for a target that is not binary (given or inferred).
+
+    Raises
+    ------
+    UsageError
+        Naming the setting and why it does not apply.
+
+    """
+    if Task(task) is Task.BINARY:
+        return
+    given = "threshold" if cfg.threshold is not None else "threshold-metric"
+    if cfg.threshold is None and cfg.threshold_metric is None:
+        return
+    predicted = "its likeliest class" if Task(task) is Task.MULTICLASS else "a number"
+    raise UsageError(
+        f"--{given} is for binary targets: the target '{cfg.resolved_target}' is {task}, "
+        f"whose prediction is {predicted}, with no probability threshold"
+    )
 
 
 def _count(n: int, one: str, many: str) -> str:
