@@ -19,7 +19,7 @@ from fedapp.flower import secagg
 from fedapp.flower.outcome import end_unfinished
 from fedapp.protection import attacks, privacy
 from fedapp.runs import Recorder, RunDir
-from fedapp.settings import NODE_DATA, RunConfig
+from fedapp.settings import NODE_DATA, RunConfig, rules
 
 
 def common_kwargs(cfg: RunConfig, initial: Parameters | None = None) -> dict[str, Any]:
@@ -71,6 +71,8 @@ def check(cfg: RunConfig) -> data.Federation:
             "own data-path; here, give --data or --client-data"
         )
     loaded = data.federation(cfg)
+    # The task is known only now when it is inferred from the target's values.
+    rules.check_task(cfg, loaded.schema.task)
     privacy.check_budget(cfg, [len(c.train) for c in loaded.clients])
     return loaded
 
