@@ -135,12 +135,17 @@ def baselines(
     trainer = GlobalTestTrainer(cfg, prep)
     progress(0)
     pooled = centralized(cfg, prep, trainer)
+    # Before the local-only models replace the centralized one in the trainer.
+    calibrated = trainer.calibrate()
     progress(1)
-    return {
+    out = {
         "centralized": pooled,
         "gap": gap(outcome.federated, pooled),
         "local_only": local_only(cfg, prep, trainer, lambda done: progress(1 + done)),
     }
+    if calibrated is not None:
+        out["centralized_threshold"] = calibrated.to_dict()
+    return out
 
 
 def _stop_ray() -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from fedapp.cli.output import warn
 from fedapp.runs import TASK_METRICS, RunView, higher_is_better, metric_label, primary
+from fedapp.runs.closing import fine_tuned, personalized_note, threshold_columns, threshold_note
 from fedapp.settings import RunConfig
 
 
@@ -99,6 +100,7 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
         table.add_row(*row)
     out = Console()
     out.print(table)
+    _print_thresholds(out, done, view.task)
     local = done.get("local_only")
     if local:
         # What joining buys each institution: its model alone vs the federated
@@ -120,15 +122,21 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
         joining.add_column("institution")
         joining.add_column("local-only", justify="right")
         joining.add_column("federated", justify="right")
+        tuned = personalized_note(done, main, view.task)
+        if tuned:
+            joining.add_column("federated + fine-tuned", justify="right")
         joining.add_column("gain", justify="right")
         names = view.client_labels(short=False)
         for pid in sorted(local, key=int):
             name = names.get(pid, pid)
-            joining.add_row(
-                escape(f"{pid} {name}" if name != pid else pid),
-                _fmt(alone[pid]), _fmt(federated_auc), _fmt(gains[pid], signed=True),
-            )  # fmt: skip
+            row = [_fmt(alone[pid]), _fmt(federated_auc)]
+            if tuned:
+                row.append(_fmt(fine_tuned(done, pid, main)))
+            row.append(_fmt(gains[pid], signed=True))
+            joining.add_row(escape(f"{pid} {name}" if name != pid else pid), *row)
         out.print(joining)
+        if tuned:
+            out.print(escape(tuned), soft_wrap=True)
     private = view.privacy
     if private:
         reason = done.get("reason")
@@ -144,6 +152,23 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
             f"{lost} client-round(s) failed: those rounds learned from fewer clients; "
             f"metrics.jsonl names who failed and why"
         )
+
+
+def _print_thresholds(out: Console, done: Mapping[str, Any], task: str) -> None:
+    """The thresholded scores at 0.5 and at the run's (and the baseline's) threshold."""
+    columns = threshold_columns(done)
+    notes = [n for n in (threshold_note(done), threshold_note(done, "centralized_threshold")) if n]
+    if not columns:
+        for note in notes:
+            out.print(note, highlight=False)
+        return
+    table = Table(title="at the decision threshold", caption="; ".join(notes))
+    table.add_column("metric")
+    for title in columns:
+        table.add_column(title, justify="right")
+    for name in next(iter(columns.values())):
+        table.add_row(metric_label(name, task), *(_fmt(c[name]) for c in columns.values()))
+    out.print(table)
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

@@ -2,9 +2,13 @@
 
 What leaves a client (the privacy ledger): aggregate statistics of its
 training rows (on request, once), model weights, example counts and metrics
-tagged with its partition id. Never a row, never an ID. Label-skew
-correction adds nothing: a client's own label prior stays in it, and the
-federation's comes from the class counts the statistics already sent.
+tagged with its partition id; after the last round, on the closing query,
+the confusion counts (true/false positives/negatives) of its held-out rows
+at each threshold of a fixed grid, and the scores on those rows of the global
+model fine-tuned on its training rows (the fine-tuned weights stay). Never a
+row, never an ID. Label-skew correction adds nothing: a client's own label
+prior stays in it, and the federation's comes from the class counts the
+statistics already sent.
 
 A client process keeps its compiled model and its prepared arrays between
 rounds: the model is built once per process and architecture, and each round
@@ -26,17 +30,32 @@ from fedapp import data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import dp
 from fedapp.flower.protocol import (
+    CLOSING_EPOCHS,
+    CLOSING_THRESHOLDS,
+    COUNTS_KEY,
     DATA_PATH_KEY,
+    FINE_TUNED_KEY,
     PARTITION_KEY,
     PREPROCESSING_KEY,
     ROUND_KEY,
     STATISTICS_QUERY,
 )
 from fedapp.flower.secagg import secure_aggregation_mod
-from fedapp.learning.model import build_model, evaluate, label_shift_ratio, output_of, train
+from fedapp.learning import threshold
+from fedapp.learning.model import (
+    build_model,
+    evaluate,
+    label_shift_ratio,
+    output_of,
+    predict,
+    train,
+)
 from fedapp.protection import attacks
 from fedapp.registry import OutputSpec
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
+
+# The fine-tuning's row-order stream, above any round number.
+_FINE_TUNE_STREAM = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -198,10 +217,54 @@ class ChurnClient(NumPyClient):
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
-        """Score the global weights on this client's held-out rows."""
+        """Score the global weights on this client's held-out rows.
+
+        On the closing query (after the last round) the reply also holds the
+        held-out rows' confusion counts at the thresholds asked for and the
+        scores of the global model fine-tuned for the epochs asked for
+        (:meth:`closing_metrics`).
+        """
         arrays, model = self._prepare(parameters, config)
         metrics = evaluate(model, arrays.x_test, arrays.y_test, arrays.encoding)
-        return metrics["loss"], len(arrays.y_test), {PARTITION_KEY: self.partition_id, **metrics}
+        reply: dict[str, Scalar] = {PARTITION_KEY: self.partition_id, **metrics}
+        if CLOSING_THRESHOLDS in config or CLOSING_EPOCHS in config:
+            reply |= self.closing_metrics(parameters, config, arrays, model)
+        return metrics["loss"], len(arrays.y_test), reply
+
+    def closing_metrics(
+        self, parameters: NDArrays, config: dict[str, Scalar], arrays: _Arrays, model: Any
+    ) -> dict[str, Scalar]:
+        """The closing query's answer: confusion counts, and the fine-tuned model's scores.
+
+        The counts are of the global model's predictions on the held-out
+        rows, at each threshold of ``config``'s JSON list. Fine-tuning trains
+        a copy of the global weights on the training rows, from a stream of
+        its own, and scores it on the held-out rows; the cached model gets
+        the global weights back, as other clients of this process share it.
+        """
+        out: dict[str, Scalar] = {}
+        grid = json.loads(str(config.get(CLOSING_THRESHOLDS) or "[]"))
+        if grid:
+            probabilities = predict(model, arrays.x_test)
+            counts = threshold.confusion_counts(arrays.y_test, probabilities, grid)
+            out[COUNTS_KEY] = threshold.encode_counts(counts)
+        epochs = int(config.get(CLOSING_EPOCHS, 0))
+        if epochs > 0:
+            if model.label_shift is not None:
+                # The fine-tuned model is this client's own: it learns its prior.
+                model.label_shift.set(np.ones(model.label_shift.ratio.shape))
+            try:
+                train(
+                    model, arrays.x_train, arrays.y_train,
+                    epochs=epochs, batch_size=self.cfg.batch_size,
+                    # Past every round's stream [seed, round, partition].
+                    seed=[self.cfg.seed, _FINE_TUNE_STREAM, self.partition_id],
+                )  # fmt: skip
+                tuned = evaluate(model, arrays.x_test, arrays.y_test, arrays.encoding)
+            finally:
+                model.set_weights(parameters)
+            out[FINE_TUNED_KEY] = json.dumps(tuned)
+        return out
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
         arrays = _arrays(self._cfg_json, self._share, str(config[PREPROCESSING_KEY]))

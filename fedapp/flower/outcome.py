@@ -44,6 +44,11 @@ class RunOutcome:
     clients : Mapping[str, Mapping[str, int]] | None
         Each client's ``train`` rows (from its statistics) and ``test`` rows
         (from its evaluations), where known, by partition id.
+    threshold : Mapping[str, Any] | None
+        The run's decision threshold, calibrated or fixed, and its scores on
+        the clients' held-out rows pooled (:mod:`fedapp.flower.closing`).
+    personalized : Mapping[str, Any] | None
+        Each client's kept model and fine-tuned model scored on its held-out rows.
 
     """
 
@@ -57,6 +62,8 @@ class RunOutcome:
     preprocessing: str = ""
     failed_client_rounds: int = 0
     clients: Mapping[str, Mapping[str, int]] | None = None
+    threshold: Mapping[str, Any] | None = None
+    personalized: Mapping[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -87,6 +94,10 @@ def summary(
         out["reason"] = outcome.stop_reason
     if outcome.privacy is not None:
         out["privacy"] = dict(outcome.privacy)
+    if outcome.threshold is not None:
+        out["threshold"] = dict(outcome.threshold)
+    if outcome.personalized is not None:
+        out["personalized"] = dict(outcome.personalized)
     return out | dict(extra or {})
 
 

@@ -71,6 +71,7 @@ def check(cfg: RunConfig) -> data.Federation:
             "own data-path; here, give --data or --client-data"
         )
     loaded = data.federation(cfg)
+    # The task is known only now when it is inferred from the target's values.
     rules.check_task(cfg, loaded.schema.task)
     privacy.check_budget(cfg, [len(c.train) for c in loaded.clients])
     return loaded

@@ -32,7 +32,7 @@ def server_components(
     """The server's strategy, client manager and round count for ``cfg``."""
     manager = SeededClientManager(cfg.seed)
     strategy = RunStrategy(cfg, recorder, manager)
-    config = ServerConfig(num_rounds=strategy.plan.last_round)
+    config = ServerConfig(num_rounds=strategy.num_rounds)
     components = ServerAppComponents(strategy=strategy, config=config, client_manager=manager)
     return components, strategy
 

@@ -11,6 +11,9 @@ and around it:
 * each round's update signals (:mod:`fedapp.protection.anomaly`), ε and the
   privacy budget's early stop (:mod:`fedapp.protection.privacy`);
 * central evaluation of the global model (:mod:`fedapp.learning.evaluation`);
+* after the last round, when the run asks for it, the closing query
+  (:mod:`fedapp.flower.closing`): the clients' confusion counts, which
+  calibrate the decision threshold, and their fine-tuned models' scores;
 * every event and the run's progress through its :class:`~fedapp.runs.Recorder`.
 
 It never ends the run: once Flower's loop returns, the driver reads
@@ -38,7 +41,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from fedapp import registry
-from fedapp.flower import dp, reports, statistics
+from fedapp.flower import closing, dp, reports, statistics
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.outcome import RunOutcome, client_rows
 from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
@@ -94,6 +97,11 @@ class RunStrategy(Strategy):
         self._scored: dict[str, tuple[int, dict[str, float]]] = {}
         # Flower's server thread may still be evaluating when a stop comes.
         self._model_lock = threading.Lock()
+        # The kept global model (what model.keras holds), and the closing
+        # query's plan and, once it has run, its results.
+        self._kept: NDArrays | None = None
+        self.closing = closing.ClosingPlan.of(cfg)
+        self._closed: closing.ClosingResults | None = None
 
     def __repr__(self) -> str:
         return f"RunStrategy({self.cfg.strategy})"
@@ -104,8 +112,26 @@ class RunStrategy(Strategy):
         return self.setup.largest_client if self.setup else 0
 
     @property
+    def num_rounds(self) -> int:
+        """The rounds Flower's loop runs: the planned ones, and one for the closing query.
+
+        The closing query is the first idle round after the run's actual last
+        round (:meth:`is_closing`), which a privacy budget may bring forward.
+        """
+        return self.plan.last_round + (1 if self.closing.needed else 0)
+
+    def is_closing(self, server_round: int) -> bool:
+        """Whether ``server_round`` is the closing query's (never a training round)."""
+        return (
+            self.closing.needed
+            and self._closed is None
+            and server_round == self.plan.last_round + 1
+        )
+
+    @property
     def outcome(self) -> RunOutcome:
         """What the rounds have produced so far."""
+        closed = self._closed
         return RunOutcome(
             strategy=self.cfg.strategy,
             rounds=self.plan.last_round,
@@ -117,6 +143,8 @@ class RunStrategy(Strategy):
             preprocessing=self.preprocessing,
             failed_client_rounds=len(self.failed_client_rounds),
             clients=client_rows(self.setup.train_rows if self.setup else {}, self._test_rows),
+            threshold=closed.threshold if closed else self.closing.fixed_record(),
+            personalized=closed.personalized if closed else None,
         )
 
     # -- set-up ---------------------------------------------------------
@@ -218,7 +246,15 @@ class RunStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        """Let the plugin choose clients; add the shared preprocessing."""
+        """Let the plugin choose clients; add the shared preprocessing.
+
+        In the closing round, every connected client is asked about the kept model instead.
+        """
+        if self.is_closing(server_round) and self._kept is not None:
+            kept = ndarrays_to_parameters(self._kept)
+            asked = self.closing.instructions(client_manager.all().values(), kept)
+            self.recorder.phase("closing", self.closing.label, 0, len(asked))
+            return self._with_config(asked, server_round, Stage.EVALUATE)
         if not self.plan.includes(server_round):
             return []
         assert self.inner is not None
@@ -234,8 +270,11 @@ class RunStrategy(Strategy):
         """Example-weighted mean of the clients' own-test metrics, recorded per client.
 
         A round whose clients all failed to evaluate ends the run: it would
-        have no federated result.
+        have no federated result. The closing round records no round: its
+        answers go to the outcome (:meth:`_close`).
         """
+        if self.is_closing(server_round):
+            return self._close(results, failures)
         failed = self._failed(server_round, Stage.EVALUATE, results, failures)
         answers = [_report(r) for _, r in _by_partition(results)]
         self._test_rows.update((a.partition_id, a.examples) for a in answers)
@@ -265,9 +304,39 @@ class RunStrategy(Strategy):
         """Save the global model of ``server_round`` and, with a test set, its curves."""
         assert self.central is not None
         run_dir = self.recorder.run_dir
+        self._kept = weights
         self.central.save(weights, run_dir.model_file)
         if self.central.test is not None:
             run_dir.write_curves({"round": server_round, **self.central.curves(weights)})
+
+    def _close(
+        self,
+        results: list[tuple[ClientProxy, EvaluateRes]],
+        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        """Pool the closing query's answers into the outcome (no round event, no progress).
+
+        Raises
+        ------
+        RuntimeError
+            When no client answered: the run asked for a calibrated
+            threshold or a fine-tuning report it would not have.
+
+        """
+        answers = [_report(r) for _, r in _by_partition(results)]
+        if not answers:
+            first = failures[0] if failures else None
+            reason = (
+                "no client was connected" if first is None
+                else reports.short_reason(first[1].status.message) if isinstance(first, tuple)
+                else f"{type(first).__name__}: {first}"
+            )  # fmt: skip
+            raise RuntimeError(
+                "the closing query (threshold calibration, fine-tuning) got no answer from "
+                f"any client ({len(failures)} failed; {reason})"
+            )
+        self._closed = self.closing.results(answers, failed=len(failures))
+        return None, {}
 
     def _with_config(self, instructions: list, server_round: int, stage: Stage) -> list:
         partition_of = self.client_manager.partition_of

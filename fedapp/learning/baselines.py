@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.model import evaluate, run_model, train
+from fedapp.learning.model import evaluate, predict, run_model, train
+from fedapp.learning.threshold import Calibration, calibrate_predictions
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
@@ -105,6 +106,21 @@ class GlobalTestTrainer:
             seed=seed,
         )  # fmt: skip
         return evaluate(self.model, *self.test, self.prep.encoding)
+
+    def calibrate(self) -> Calibration | None:
+        """The decision threshold of the model as last trained, chosen as the federation's is.
+
+        On the global test set, which is every client's held-out rows: the
+        very rows whose pooled counts calibrate the federated threshold, so
+        the two thresholds differ by their models alone. ``None`` for a run
+        without ``threshold``.
+        """
+        metric = self.cfg.resolved_threshold_metric if self.cfg.calibrates_threshold else None
+        fixed = self.cfg.fixed_threshold
+        if metric is None and fixed is None:
+            return None
+        x, y = self.test
+        return calibrate_predictions(y, predict(self.model, x), metric, fixed or 0.5)
 
 
 def centralized(

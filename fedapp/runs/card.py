@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fedapp.runs.closing import fine_tuned, personalized_note, threshold_columns, threshold_note
 from fedapp.runs.directory import client_label
 from fedapp.runs.metrics import higher_is_better, metric_label, metric_names, primary, task_of
 
@@ -230,24 +231,44 @@ def _metrics(task: str, config: Mapping[str, Any], summary: Mapping[str, Any]) -
         federated = (summary.get("federated") or {}).get(main)
         sources = [str(s) for s in config.get("client-sources") or []]
         label = metric_label(main, task)
+        tuned = personalized_note(summary, main, task)
         lines += [
             "",
             f"Each institution trained alone (same model and epochs, its own rows only), "
             f"scored on the global test set ({label}; gain: what joining the federation buys):",
             "",
-            "| institution | alone | federated | gain |",
-            "| --- | ---: | ---: | ---: |",
+            "| institution | alone | federated | "
+            + ("federated + fine-tuned | " if tuned else "")
+            + "gain |",
+            "| --- | ---: | ---: |" + (" ---: |" if tuned else "") + " ---: |",
         ]
         sign = 1 if higher_is_better(main) else -1
         for pid in sorted(local, key=_order):
             alone = (local[pid] or {}).get(main)
             gain = None if alone is None or federated is None else sign * (federated - alone)
             who = _source(sources, pid) or pid
+            own = f"{_score(fine_tuned(summary, pid, main))} | " if tuned else ""
             lines.append(
                 f"| {_cell(f'{pid} {who}')} | {_score(alone)} | {_score(federated)} | "
-                f"{_score(gain, True)} |"
+                f"{own}{_score(gain, True)} |"
             )
-    return "\n".join(lines)
+        if tuned:
+            lines += ["", f"{tuned[0].upper()}{tuned[1:]}."]
+    return "\n".join(lines + _thresholds(task, summary))
+
+
+def _thresholds(task: str, summary: Mapping[str, Any]) -> list[str]:
+    """The decision threshold's section lines: the scores at 0.5 and at each threshold."""
+    columns = threshold_columns(summary)
+    notes = [threshold_note(summary), threshold_note(summary, "centralized_threshold")]
+    if not columns:
+        return [f"\n{n[0].upper()}{n[1:]}." for n in notes if n]
+    lines = ["", "At the decision threshold (a binary prediction is positive at or above it):", ""]
+    lines += ["| metric | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for name in next(iter(columns.values())):
+        cells = " | ".join(_score(c[name]) for c in columns.values())
+        lines.append(f"| {_cell(metric_label(name, task))} | {cells} |")
+    return lines + [""] + [f"- {n[0].upper()}{n[1:]}" for n in notes if n]
 
 
 def _privacy(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:

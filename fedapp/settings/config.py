@@ -34,7 +34,16 @@ from pydantic import (
 from fedapp.errors import UsageError
 from fedapp.settings import rules
 from fedapp.settings.enums import DEMO_DATA, NA_VALUES, NODE_DATA, DpClipping, DpMode, Task
-from fedapp.settings.specs import Attack, PartitionSpec, as_attack, as_partition
+from fedapp.settings.specs import (
+    AUTO,
+    Attack,
+    PartitionSpec,
+    ThresholdMetric,
+    as_attack,
+    as_partition,
+    as_threshold,
+    as_threshold_metric,
+)
 from fedapp.settings.table import (
     ATTACKS,
     DATA,
@@ -105,6 +114,10 @@ _Encoding = Annotated[str | None, BeforeValidator(_encoding)]
 _Spec = PlainSerializer(str, when_used="json-unless-none")
 _Partition = Annotated[InstanceOf[PartitionSpec] | None, BeforeValidator(as_partition), _Spec]
 _Attack = Annotated[InstanceOf[Attack] | None, BeforeValidator(as_attack), _Spec]
+_Threshold = Annotated[str | None, BeforeValidator(as_threshold)]
+_ThresholdMetric = Annotated[
+    InstanceOf[ThresholdMetric] | None, BeforeValidator(as_threshold_metric), _Spec
+]
 
 
 class RunConfig(BaseModel):
@@ -284,6 +297,26 @@ class RunConfig(BaseModel):
         "prior to the federation's, so the shared model learns the federation's "
         "posterior (binary and multiclass); the served model has no shift.",
     )  # fmt: skip
+    threshold: _Threshold = setting(
+        None, section=TRAINING, unset="0.5", label="Decision threshold",
+        help="Probability at or above which a binary prediction is positive: a number in "
+        "(0, 1), or auto: after the last round the clients report their held-out rows' "
+        "confusion counts at 99 thresholds (counts only) and the server picks the one "
+        "that optimises threshold-metric on the pooled counts. Recorded in summary.json "
+        "and used by fedapp predict (binary targets).",
+    )  # fmt: skip
+    threshold_metric: _ThresholdMetric = setting(
+        None, section=TRAINING, unset="f1 (with threshold auto)",
+        help="What --threshold auto optimises: f1, accuracy, youden (sensitivity + "
+        "specificity - 1) or cost:FP,FN (the least total cost, a false positive costing "
+        "FP and a false negative FN, e.g. cost:1,5).",
+    )  # fmt: skip
+    personalize_epochs: int = setting(
+        0, section=TRAINING, ge=0, label="Fine-tuning epochs",
+        help="After training, each client fine-tunes a copy of the final global model for "
+        "this many epochs on its own training rows and scores it on its own held-out "
+        "rows: the report's 'federated + fine-tuned' column (0: off).",
+    )  # fmt: skip
 
     # --- Privacy --------------------------------------------------------------
     dp: DpMode = setting(
@@ -408,6 +441,21 @@ class RunConfig(BaseModel):
         if self.client_data:
             return "files"
         return str(self.partition_spec or "nodes")
+
+    @property
+    def calibrates_threshold(self) -> bool:
+        """Whether the federation picks the decision threshold (``threshold = auto``)."""
+        return self.threshold == AUTO
+
+    @property
+    def fixed_threshold(self) -> float | None:
+        """The decision threshold given as a number, else ``None`` (unset, or auto)."""
+        return None if self.threshold in (None, AUTO) else float(self.threshold)
+
+    @property
+    def resolved_threshold_metric(self) -> ThresholdMetric:
+        """What a calibrated threshold optimises: F1 unless set."""
+        return self.threshold_metric or ThresholdMetric("f1")
 
     @property
     def sample_size(self) -> int:

@@ -7,6 +7,8 @@ import pytest
 
 from fedapp import data
 from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, ChurnClient
+from fedapp.flower.protocol import CLOSING_EPOCHS, CLOSING_THRESHOLDS, COUNTS_KEY, FINE_TUNED_KEY
+from fedapp.learning import threshold
 from fedapp.learning.model import build_model
 from fedapp.settings import RunConfig
 
@@ -76,3 +78,46 @@ def test_fit_is_reproducible_across_client_objects(round_config, small_cfg) -> N
     b, _, _ = ChurnClient(small_cfg, 2).fit(start, round_config)
     for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+def test_closing_reply_holds_counts_and_fine_tuned_scores(client, round_config, small_cfg) -> None:
+    # Prepare
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
+    grid = [0.25, 0.5, 0.75]
+    closing = {**round_config, CLOSING_THRESHOLDS: json.dumps(grid), CLOSING_EPOCHS: 2}
+    _, _, plain = client.evaluate(start, round_config)
+
+    # Execute
+    loss, examples, metrics = client.evaluate(start, closing)
+    _, _, after = client.evaluate(start, round_config)
+
+    # Assert
+    test_rows = len(data.client_share(small_cfg, 1).test)
+    assert examples == test_rows and loss == plain["loss"]
+    assert set(metrics) == ALLOWED_METRICS - {"train-loss"} | {COUNTS_KEY, FINE_TUNED_KEY}
+    counts = threshold.decode_counts(metrics[COUNTS_KEY], len(grid))
+    assert (counts.sum(axis=1) == test_rows).all()
+    # At 0.5 the counts say what the plain evaluation's thresholded scores say.
+    assert threshold.count_metrics(counts[1])["accuracy"] == pytest.approx(plain["accuracy"])
+    tuned = json.loads(metrics[FINE_TUNED_KEY])
+    assert set(tuned) == ALLOWED_METRICS - {"train-loss", "partition-id"}
+    assert tuned["loss"] != plain["loss"]  # it trained
+    # The process's shared model is back at the global weights.
+    assert after == plain
+
+
+def test_closing_reply_without_a_grid_only_fine_tunes(client, round_config, small_cfg) -> None:
+    # Prepare
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
+
+    # Execute
+    _, _, metrics = client.evaluate(
+        start, {**round_config, CLOSING_THRESHOLDS: "", CLOSING_EPOCHS: 1}
+    )
+
+    # Assert
+    assert COUNTS_KEY not in metrics and FINE_TUNED_KEY in metrics

@@ -318,3 +318,109 @@ def test_record_dp_ends_the_run_after_the_round_every_budget_ran_out(tmp_path: P
     assert (outcome.rounds, outcome.stop_reason) == (2, privacy.BUDGET_REACHED)
     assert outcome.privacy is not None and outcome.privacy["clients"] == {"0": 2.5, "1": 2.9}
     assert run.configure_fit(3, ndarrays_to_parameters([np.zeros(2)]), MagicMock()) == []
+
+
+def _answer_closing(run: RunStrategy, server_round: int, manager: SeededClientManager) -> list:
+    """Each connected client's real answer to the closing query of ``server_round``."""
+    asked = run.configure_evaluate(server_round, ndarrays_to_parameters([]), manager)
+    results = []
+    for proxy, ins in asked:
+        loss, examples, metrics = proxy.client.evaluate(
+            parameters_to_ndarrays(ins.parameters), ins.config
+        )
+        results.append((proxy, EvaluateRes(Status(Code.OK, ""), loss, examples, metrics)))
+    return results
+
+
+def test_the_closing_round_follows_the_last_and_records_no_round(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: a run that ends after round 1 of 2 (as a privacy budget or convergence would)
+    cfg = small_cfg.replace(threshold="auto", personalize_epochs=1)
+    manager = connect(cfg)
+    run = _strategy(cfg, tmp_path, manager=manager)
+    assert run.num_rounds == cfg.rounds + 1
+    initial = run.initialize_parameters(manager)
+    run.plan.last_round = 1
+    run.evaluate(1, initial)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    status = json.loads((tmp_path / "status.json").read_text())
+
+    # Execute
+    assert run.configure_fit(2, initial, manager) == []
+    assert run.evaluate(2, initial) is None
+    results = _answer_closing(run, 2, manager)
+    run.aggregate_evaluate(2, results, [])
+
+    # Assert: every client answered about the kept model; no round was added
+    assert len(results) == cfg.clients
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    assert json.loads((tmp_path / "status.json").read_text())["round"] == status["round"]
+    outcome = run.outcome
+    assert (outcome.rounds, outcome.rounds_run) == (1, 1)
+    assert outcome.threshold is not None and outcome.threshold["source"] == "calibrated"
+    assert outcome.threshold["clients"] == cfg.clients
+    test_rows = sum(len(data.client_share(cfg, pid).test) for pid in range(cfg.clients))
+    assert outcome.threshold["rows"] == test_rows
+    assert outcome.personalized is not None
+    assert set(outcome.personalized["clients"]) == {"0", "1", "2"}
+    # Asked once only: the idle rounds after it ask nothing.
+    assert run.configure_evaluate(3, initial, manager) == []
+
+
+def test_the_pooled_counts_pick_the_threshold_of_the_global_test_set(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: the kept model, scored centrally on the union of the clients' held-out rows
+    from fedapp.learning import threshold
+    from fedapp.learning.model import predict
+
+    cfg = small_cfg.replace(threshold="auto", threshold_metric="youden")
+    manager = connect(cfg)
+    run = _strategy(cfg, tmp_path, manager=manager)
+    initial = run.initialize_parameters(manager)
+    run.evaluate(1, initial)
+    run.evaluate(2, initial)
+    assert run.central is not None and run.central.test is not None
+    x, y = run.central.test
+    run.central.model.set_weights(parameters_to_ndarrays(initial))
+    output = predict(run.central.model, x)
+    central = threshold.calibrate_predictions(y, output, cfg.threshold_metric)
+
+    # Execute
+    run.aggregate_evaluate(3, _answer_closing(run, 3, manager), [])
+
+    # Assert
+    found = run.outcome.threshold
+    assert found is not None and (found["value"], found["rows"]) == (central.value, len(y))
+    assert found["metrics"] == pytest.approx(central.metrics)
+    assert run.outcome.personalized is None
+
+
+def test_a_fixed_threshold_is_scored_and_kept_by_a_stopped_run(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare
+    cfg = small_cfg.replace(threshold=0.3)
+    manager = connect(cfg)
+    run = _strategy(cfg, tmp_path, manager=manager)
+    initial = run.initialize_parameters(manager)
+    run.evaluate(1, initial)
+
+    # Execute
+    stopped = run.keep_stopped()
+    run.evaluate(2, initial)
+    run.aggregate_evaluate(3, _answer_closing(run, 3, manager), [])
+
+    # Assert
+    assert stopped is not None and stopped.threshold == {"value": 0.3, "source": "fixed"}
+    found = run.outcome.threshold
+    assert found is not None and (found["value"], found["source"]) == (0.3, "fixed")
+    assert set(found["metrics"]) == {"accuracy", "f1", "precision", "recall"}
+
+
+def test_a_run_without_threshold_or_fine_tuning_has_no_closing_round(
+    small_cfg: RunConfig, tmp_path: Path
+) -> None:
+    run = _strategy(small_cfg, tmp_path)
+    assert run.num_rounds == small_cfg.rounds and not run.is_closing(small_cfg.rounds + 1)

@@ -157,3 +157,34 @@ def test_the_card_lists_the_training_settings_the_config_records() -> None:
     assert "| model | mlp |" in card
     assert "| model-params | hidden-units = 128, 64, dropout = 0.1 |" in card
     assert "| hidden-units |" not in card
+
+
+def test_the_card_gives_the_threshold_and_the_fine_tuned_column() -> None:
+    # Prepare
+    at = {"accuracy": 0.7, "f1": 0.6, "precision": 0.5, "recall": 0.75}
+    summary = {
+        **SUMMARY,
+        "threshold": {"value": 0.3, "source": "calibrated", "metric": "cost:1,5",
+                      "score": 0.42, "rows": 400, "metrics": at},
+        "centralized_threshold": {"value": 0.35, "source": "calibrated", "metric": "cost:1,5",
+                                  "score": 0.4, "rows": 400, "metrics": at},
+        "personalized": {"epochs": 1, "clients": {"0": {"fine_tuned": {"auc": 0.8}}},
+                         "mean": {"federated": {"auc": 0.7}, "fine_tuned": {"auc": 0.75}}},
+    }  # fmt: skip
+
+    # Execute
+    card = model_card(CONFIG, summary, PREPROCESSING)
+
+    # Assert
+    for line in [
+        "| institution | alone | federated | federated + fine-tuned | gain |",
+        "| 0 institution=inst-0 | 0.6600 | 0.7100 | 0.8000 | +0.0500 |",
+        "| 1 institution=inst-1 | 0.7300 | 0.7100 | - | -0.0200 |",
+        "(mean AUC 0.7500, vs 0.7000 for the federated model there)",
+        "| metric | federated at 0.5 | federated at 0.3 | centralized at 0.5 | centralized at "
+        "0.35 |",
+        "| accuracy | 0.7500 | 0.7000 | 0.7600 | 0.7000 |",
+        "- Threshold 0.3: calibrated on the clients' held-out rows (400 rows), the least cost "
+        "(cost:1,5) 0.4200",
+    ]:
+        assert line in card, line

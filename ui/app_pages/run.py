@@ -6,6 +6,7 @@ import streamlit as st
 
 from fedapp.errors import UsageError
 from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better
+from fedapp.runs.closing import personalized_note, threshold_note
 from fedapp_ui import charts, launcher, report, scoring, store, widgets
 
 runs_root, _ = store.folders()
@@ -198,6 +199,13 @@ def _final(view: RunView) -> None:
     a.dataframe(widgets.differences(table, {"gap": report.BY_ROW}), hide_index=True)
     if "gap" in table.columns:
         a.caption("Gap: federated minus centralized; green where federated does better.")
+    thresholds = report.threshold_table(view)
+    notes = [threshold_note(view.summary), threshold_note(view.summary, "centralized_threshold")]
+    if thresholds is not None:
+        a.markdown("**At the decision threshold**")
+        a.dataframe(thresholds, hide_index=True)
+    for note in filter(None, notes):
+        a.caption(f"{note[0].upper()}{note[1:]}.")
     local = report.local_only_table(view)
     if local is not None:
         main = view.primary_metric
@@ -205,6 +213,9 @@ def _final(view: RunView) -> None:
         b.dataframe(widgets.differences(local, {report.GAIN: report.GAIN}), hide_index=True)
         if not higher_is_better(main):
             b.caption(f"Gain: how much lower the federated {report.label(main)} is.")
+        tuned = personalized_note(view.summary, main, view.task)
+        if tuned:
+            b.caption(f"{tuned[0].upper()}{tuned[1:]}.")
     _curves(view)
 
 
