@@ -5,9 +5,11 @@ in this process: Ray starts once and serves every trial) whose run directory
 goes into the study folder, beside the study's Optuna storage
 (:mod:`fedapp.runs.study`). The objective is the task's primary score
 (:func:`fedapp.runs.primary`) of the clients' own evaluation of the last
-round's global model, on their held-out rows (``federated_evaluation``);
-the global test set (the central ``federated`` scores) is never looked at,
-so it stays a fair test of the configuration chosen. Optuna's TPE sampler,
+round's global model (``federated_evaluation``) on their validation rows:
+a share of each client's training rows (``validation-fraction``,
+:data:`VALIDATION_FRACTION` unless the base config holds out another). The
+test rows, which the global test set pools, are never looked at, so they
+stay a fair test of the configuration chosen. Optuna's TPE sampler,
 seeded with the base config's ``seed``, proposes the trials; its median
 pruner sees the clients' score after each round and stops a trial that is
 worse than the median of the earlier trials at that round.
@@ -464,6 +466,7 @@ def tune(
         raise UsageError(f"trials must be > 0, got {trials}")
     if timeout is not None and not timeout > 0:
         raise UsageError(f"timeout must be > 0 seconds, got {timeout:g}")
+    base = validated(base)
     task = simulation.check(base).task  # bad data fails now, not in every trial
     space = search_space(base, task, strategies)
     metric = primary(task)
@@ -474,6 +477,22 @@ def tune(
 
     study.optimize(objective, n_trials=trials, timeout=timeout, catch=(TrialFailed,))
     return read_trials(study_dir)
+
+
+def validated(base: RunConfig) -> RunConfig:
+    """``base`` with validation rows held out: what every trial is scored on.
+
+    A base config that holds out none gets :data:`VALIDATION_FRACTION`; the
+    best configuration's TOML keeps it, so that ``simulate --config``
+    reproduces the trial (drop it to train on every training row).
+    """
+    if base.validation_fraction > 0:
+        return base
+    return base.replace(validation_fraction=VALIDATION_FRACTION)
+
+
+# The share of each client's training rows a trial is scored on, unless set.
+VALIDATION_FRACTION = 0.2
 
 
 def _open_study(

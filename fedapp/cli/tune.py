@@ -157,6 +157,12 @@ def _run_study(
     from fedapp import tuning
 
     console.print(f"study folder: {escape(str(folder))}", highlight=False, soft_wrap=True)
+    held = tuning.validated(base).validation_fraction
+    console.print(
+        f"trials are scored on the clients' validation rows ({held:g} of their training "
+        "rows); their test rows are never looked at",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -65,6 +65,9 @@ class _Arrays:
     x_test: np.ndarray
     y_test: np.ndarray
     encoding: data.TargetEncoding
+    # The rows its own evaluation scores: the validation rows, else the test rows.
+    x_eval: np.ndarray
+    y_eval: np.ndarray
 
 
 @functools.lru_cache(maxsize=8)
@@ -105,7 +108,9 @@ def _arrays(cfg_json: str, partition_id: int, preprocessing: str) -> _Arrays:
     prep = data.Preprocessor.from_json(preprocessing)
     x_train, y_train = prep.transform(rows.train)
     x_test, y_test = prep.transform(rows.test)
-    return _Arrays(x_train, y_train, x_test, y_test, prep.encoding)
+    held = rows.validation
+    x_eval, y_eval = (x_test, y_test) if held is None else prep.transform(held)
+    return _Arrays(x_train, y_train, x_test, y_test, prep.encoding, x_eval, y_eval)
 
 
 class ChurnClient(NumPyClient):
@@ -219,34 +224,40 @@ class ChurnClient(NumPyClient):
     ) -> tuple[float, int, dict[str, Scalar]]:
         """Score the global weights on this client's held-out rows.
 
-        On the closing query (after the last round) the reply also holds the
-        held-out rows' confusion counts at the thresholds asked for and the
-        scores of the global model fine-tuned for the epochs asked for
-        (:meth:`closing_metrics`).
+        Each round it scores its validation rows when it holds some out
+        (``validation-fraction``), else its test rows. On the closing query
+        (after the last round) the reply holds the test rows' scores, the
+        validation (else test) rows' confusion counts at the thresholds asked
+        for and the scores of the global model fine-tuned for the epochs
+        asked for (:meth:`closing_metrics`).
         """
         arrays, model = self._prepare(parameters, config)
-        metrics = evaluate(model, arrays.x_test, arrays.y_test, arrays.encoding)
+        closing = CLOSING_THRESHOLDS in config or CLOSING_EPOCHS in config
+        x, y = (arrays.x_test, arrays.y_test) if closing else (arrays.x_eval, arrays.y_eval)
+        metrics = evaluate(model, x, y, arrays.encoding)
         reply: dict[str, Scalar] = {PARTITION_KEY: self.partition_id, **metrics}
-        if CLOSING_THRESHOLDS in config or CLOSING_EPOCHS in config:
+        if closing:
             reply |= self.closing_metrics(parameters, config, arrays, model)
-        return metrics["loss"], len(arrays.y_test), reply
+        return metrics["loss"], len(y), reply
 
     def closing_metrics(
         self, parameters: NDArrays, config: dict[str, Scalar], arrays: _Arrays, model: Any
     ) -> dict[str, Scalar]:
         """The closing query's answer: confusion counts, and the fine-tuned model's scores.
 
-        The counts are of the global model's predictions on the held-out
-        rows, at each threshold of ``config``'s JSON list. Fine-tuning trains
-        a copy of the global weights on the training rows, from a stream of
-        its own, and scores it on the held-out rows; the cached model gets
+        The counts are of the global model's predictions on the validation
+        rows (the test rows without them), at each threshold of ``config``'s
+        JSON list. Fine-tuning trains a copy of the global weights on the
+        training rows, from a stream of its own, and scores it on the test
+        rows; the cached model gets
         the global weights back, as other clients of this process share it.
         """
         out: dict[str, Scalar] = {}
         grid = json.loads(str(config.get(CLOSING_THRESHOLDS) or "[]"))
         if grid:
-            probabilities = predict(model, arrays.x_test)
-            counts = threshold.confusion_counts(arrays.y_test, probabilities, grid)
+            # Validation rows when it holds some: the test rows choose nothing.
+            probabilities = predict(model, arrays.x_eval)
+            counts = threshold.confusion_counts(arrays.y_eval, probabilities, grid)
             out[COUNTS_KEY] = threshold.encode_counts(counts)
         epochs = int(config.get(CLOSING_EPOCHS, 0))
         if epochs > 0:
@@ -293,6 +304,7 @@ def node_data_config(cfg: RunConfig, path: str) -> RunConfig:
         encoding=cfg.encoding,
         max_categories=cfg.max_categories,
         test_fraction=cfg.test_fraction,
+        validation_fraction=cfg.validation_fraction,
         min_category_count=cfg.min_category_count,
         seed=cfg.seed,
     )

@@ -25,6 +25,7 @@ from fedapp.learning.threshold import Calibration, calibrate_predictions
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # Row-order streams of the baselines, above any round number so that they never
@@ -110,17 +111,22 @@ class GlobalTestTrainer:
     def calibrate(self) -> Calibration | None:
         """The decision threshold of the model as last trained, chosen as the federation's is.
 
-        On the global test set, which is every client's held-out rows: the
-        very rows whose pooled counts calibrate the federated threshold, so
-        the two thresholds differ by their models alone. ``None`` for a run
-        without ``threshold``.
+        On the rows whose pooled counts calibrate the federated threshold
+        (:func:`fedapp.data.pooled_evaluation`: every client's validation
+        rows, or without them its held-out rows), so the two thresholds
+        differ by their models alone. ``None`` for a run without ``threshold``.
         """
         metric = self.cfg.resolved_threshold_metric if self.cfg.calibrates_threshold else None
         fixed = self.cfg.fixed_threshold
         if metric is None and fixed is None:
             return None
-        x, y = self.test
+        x, y = self._calibration_rows()
         return calibrate_predictions(y, predict(self.model, x), metric, fixed or 0.5)
+
+    def _calibration_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.cfg.validation_fraction == 0:
+            return self.test
+        return self.prep.transform(data.pooled_evaluation(self.cfg))
 
 
 def centralized(

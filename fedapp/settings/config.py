@@ -220,6 +220,12 @@ class RunConfig(BaseModel):
         0.2, section=DATA, gt=0, lt=1,
         help="Share of each client's rows held out for evaluation (stratified).",
     )  # fmt: skip
+    validation_fraction: float = setting(
+        0.0, section=DATA, ge=0, lt=1,
+        help="Share of each client's training rows held out for validation (stratified): "
+        "the clients' own evaluation each round, --rounds auto's default monitor, threshold "
+        "calibration and tuning then score these rows, never the test rows.",
+    )  # fmt: skip
     seed: int = setting(
         # 32 bits, as NumPy's legacy seeds; Keras' initialisers take seed * 1000 + layer,
         # which a larger seed overflows (an int64) only once the run has started.

@@ -121,3 +121,26 @@ def test_closing_reply_without_a_grid_only_fine_tunes(client, round_config, smal
 
     # Assert
     assert COUNTS_KEY not in metrics and FINE_TUNED_KEY in metrics
+
+
+def test_with_validation_rows_the_rounds_score_them_and_calibration_counts_them(
+    small_cfg: RunConfig,
+) -> None:
+    # Prepare
+    cfg = small_cfg.replace(validation_fraction=0.25)
+    prep = data.federated_preprocessor(cfg)
+    config = {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}
+    start = build_model(prep.n_features, params=cfg.model_params, seed=0).get_weights()
+    share = data.client_share(cfg, 1)
+    client = ChurnClient(cfg, partition_id=1)
+
+    # Execute
+    _, examples, _ = client.evaluate(start, config)
+    _, closing_examples, reply = client.evaluate(start, {**config, CLOSING_THRESHOLDS: "[0.5]"})
+
+    # Assert: a round scores the validation rows; the closing scores the test
+    # rows and counts the validation rows
+    assert examples == len(share.validation)
+    assert closing_examples == len(share.test)
+    [counts] = threshold.decode_counts(str(reply[COUNTS_KEY]), 1)
+    assert sum(counts) == len(share.validation)
