@@ -44,6 +44,11 @@ class RunOutcome:
     clients : Mapping[str, Mapping[str, int]] | None
         Each client's ``train`` rows (from its statistics) and ``test`` rows
         (from its evaluations), where known, by partition id.
+    model_round : int | None
+        The round whose global model is kept and scored, when not the last
+        (an automatic run's best round).
+    auto_rounds : Mapping[str, Any] | None
+        An automatic run's monitor: the score watched, its best value and round.
 
     """
 
@@ -57,11 +62,18 @@ class RunOutcome:
     preprocessing: str = ""
     failed_client_rounds: int = 0
     clients: Mapping[str, Mapping[str, int]] | None = None
+    model_round: int | None = None
+    auto_rounds: Mapping[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the run got to its last round's results."""
         return self.rounds_run >= self.rounds
+
+    @property
+    def kept_round(self) -> int:
+        """The round of the global model kept (``model.keras``) and of the scores."""
+        return self.model_round or self.rounds
 
 
 def summary(
@@ -87,6 +99,8 @@ def summary(
         out["reason"] = outcome.stop_reason
     if outcome.privacy is not None:
         out["privacy"] = dict(outcome.privacy)
+    if outcome.auto_rounds is not None:
+        out["auto_rounds"] = dict(outcome.auto_rounds)
     return out | dict(extra or {})
 
 

@@ -10,6 +10,8 @@ and around it:
 * results are aggregated in partition order, so that sums are reproducible;
 * each round's update signals (:mod:`fedapp.protection.anomaly`), ε and the
   privacy budget's early stop (:mod:`fedapp.protection.privacy`);
+* with rounds auto, the monitored score's early stop and the best round's
+  model (:mod:`fedapp.learning.convergence`);
 * central evaluation of the global model (:mod:`fedapp.learning.evaluation`);
 * every event and the run's progress through its :class:`~fedapp.runs.Recorder`.
 
@@ -43,6 +45,7 @@ from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.outcome import RunOutcome, client_rows
 from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
 from fedapp.flower.run_setup import common_kwargs
+from fedapp.learning import convergence
 from fedapp.learning.evaluation import CentralEvaluator
 from fedapp.protection import anomaly, privacy
 from fedapp.runs import Recorder, Scope, Stage
@@ -94,6 +97,11 @@ class RunStrategy(Strategy):
         self._scored: dict[str, tuple[int, dict[str, float]]] = {}
         # Flower's server thread may still be evaluating when a stop comes.
         self._model_lock = threading.Lock()
+        # Rounds auto: the monitored score, and the best round's global weights
+        # and scores (by summary key), kept until the run's last round.
+        self.monitor = convergence.ConvergenceMonitor.for_run(cfg)
+        self._best: NDArrays | None = None
+        self._best_scores: dict[str, dict[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"RunStrategy({self.cfg.strategy})"
@@ -105,6 +113,11 @@ class RunStrategy(Strategy):
 
     @property
     def outcome(self) -> RunOutcome:
+        """What the rounds have produced so far (an automatic run's: its best round's)."""
+        return self._with_best(self._rounds_outcome)
+
+    @property
+    def _rounds_outcome(self) -> RunOutcome:
         """What the rounds have produced so far."""
         return RunOutcome(
             strategy=self.cfg.strategy,
@@ -130,6 +143,9 @@ class RunStrategy(Strategy):
         self.preprocessing = self.setup.preprocessor.to_json()
         self.recorder.run_dir.preprocessing_file.write_text(self.preprocessing, encoding="utf-8")
         self.central = CentralEvaluator.for_run(self.cfg, self.setup.preprocessor)
+        if self.monitor is not None:  # deployed, the task is only known now
+            task, held = str(self.setup.preprocessor.task), self.central.test is not None
+            convergence.check_monitor(self.monitor.monitor, task, held)
         initial = ndarrays_to_parameters(self.central.initial_weights)
         strategy = self.plugin.build(common_kwargs(self.cfg, initial), self.params)
         self.inner = dp.wrap_strategy(strategy, self.cfg)
@@ -181,13 +197,14 @@ class RunStrategy(Strategy):
         weights, last = parameters_to_ndarrays(parameters), self.plan.is_last(server_round)
         with self._model_lock:
             self.rounds_run, self._latest = server_round, weights
-            if last:
+            if last and self.monitor is None:  # an automatic run keeps its best round
                 self._keep(weights, server_round)
             if not self.central.is_due(server_round, self.plan.last_round):
                 return None
             metrics = self.central.score(weights)
         self._scored["federated"] = (server_round, metrics)
         self.recorder.event(server_round, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
+        self._observe(convergence.CENTRAL, server_round)
         return metrics["loss"], dict(metrics)
 
     def keep_stopped(self, timeout: float = 30.0) -> RunOutcome | None:
@@ -211,9 +228,11 @@ class RunStrategy(Strategy):
         finally:
             self._model_lock.release()
         own = self._scores_at("federated_evaluation", last)
+        # The model of the last completed round, an automatic run's too.
         return dataclasses.replace(
-            self.outcome, rounds=last, federated=central, federated_evaluation=own
-        )
+            self.outcome, rounds=last, federated=central, federated_evaluation=own,
+            model_round=None, auto_rounds=None,
+        )  # fmt: skip
 
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
@@ -249,6 +268,7 @@ class RunStrategy(Strategy):
             )
         self.recorder.progress(server_round)
         self._scored["federated_evaluation"] = (server_round, metrics)
+        self._observe(convergence.FEDERATED, server_round)
         return metrics.get("loss"), dict(metrics)
 
     # -- hooks ----------------------------------------------------------
@@ -256,6 +276,63 @@ class RunStrategy(Strategy):
         """The newest ``scope`` scores if they are of round ``server_round``, else ``None``."""
         scored = self._scored.get(scope)
         return scored[1] if scored is not None and scored[0] == server_round else None
+
+    def _observe(self, scope: str, server_round: int) -> None:
+        """Rounds auto: feed the monitor round ``server_round``'s ``scope`` scores.
+
+        The best round's weights and scores are kept; once the score has not
+        improved for ``patience`` rounds the plan ends at this round (Flower's
+        loop runs on idle), and at the run's last round the best round's
+        model is saved.
+        """
+        monitor = self.monitor
+        if monitor is None:
+            return
+        if scope == monitor.scope and monitor.update(server_round, self._scores(scope)):
+            self._best, self._best_scores = self._latest, {}
+        if self._best is not None and server_round == monitor.best_round:
+            self._best_scores |= {k: m for k, (r, m) in self._scored.items() if r == server_round}
+        if scope != monitor.scope:
+            return
+        if monitor.converged:
+            self.plan.end_at(server_round, convergence.converged_reason(monitor.best_round))
+        if self.plan.is_last(server_round):
+            self._keep_best()
+
+    def _scores(self, scope: str) -> dict[str, float]:
+        """The newest scores a monitor of ``scope`` watches."""
+        scored = self._scored.get(convergence.SUMMARY_KEYS[scope])
+        return scored[1] if scored is not None else {}
+
+    def _keep_best(self) -> None:
+        """Save the best round's global model, and score it centrally if its round was not."""
+        assert self.central is not None and self.monitor is not None
+        with self._model_lock:
+            if self._best is None:  # no round had a finite score: the last round's model
+                weights, kept = self._latest, self.rounds_run
+            else:
+                weights, kept = self._best, self.monitor.best_round
+            if weights is None:
+                return
+            self._keep(weights, kept)
+            if "federated" not in self._best_scores and self.central.test is not None:
+                self._best_scores["federated"] = self.central.score(weights)
+
+    def _with_best(self, outcome: RunOutcome) -> RunOutcome:
+        """An automatic run's outcome: its best round's scores, and what its monitor saw."""
+        monitor = self.monitor
+        if monitor is None:
+            return outcome
+        auto = monitor.summary() | {"max_rounds": self.cfg.round_limit}
+        if not monitor.best_round:
+            return dataclasses.replace(outcome, auto_rounds=auto)
+        return dataclasses.replace(
+            outcome,
+            federated=self._best_scores.get("federated"),
+            federated_evaluation=self._best_scores.get("federated_evaluation"),
+            model_round=monitor.best_round,
+            auto_rounds=auto,
+        )
 
     def _setup_progress(self, step: str, done: int, total: int) -> None:
         label = _SETUP_LABELS[step]

@@ -136,7 +136,10 @@ class RunView:
     @property
     def rounds(self) -> int:
         """The rounds the run was asked for."""
-        return int(self.status.get("rounds", self.config.get("rounds", 0)))
+        asked = self.config.get("rounds", 0)
+        if not isinstance(asked, int):  # rounds auto: at most max-rounds
+            asked = self.config.get("max-rounds") or 0
+        return int(self.status.get("rounds", asked))
 
     @property
     def error(self) -> str | None:

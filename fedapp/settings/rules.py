@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fedapp.errors import UsageError
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode
+from fedapp.settings.enums import (
+    AUTO_ROUNDS,
+    AUTO_ROUNDS_SETTINGS,
+    DEMO_DATA,
+    NODE_DATA,
+    DpClipping,
+    DpMode,
+)
 from fedapp.settings.specs import NODES
 
 if TYPE_CHECKING:
@@ -49,6 +56,7 @@ def check(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
     _check_data(cfg)
     _check_secure_aggregation(cfg, table)
     _check_privacy(cfg)
+    _check_auto_rounds(cfg, table)
 
 
 def _check_bounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
@@ -169,6 +177,27 @@ def _check_privacy(cfg: RunConfig) -> None:
         raise UsageError("target-epsilon needs --dp central or --dp record")
     if cfg.dp_clipping == DpClipping.CLIENT and cfg.dp != DpMode.CENTRAL:
         raise UsageError("dp-clipping client needs --dp central")
+
+
+def _check_auto_rounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
+    """Rounds auto needs its limit; its settings mean nothing to a run of fixed rounds."""
+    if cfg.rounds != AUTO_ROUNDS:
+        for name in AUTO_ROUNDS_SETTINGS:
+            entry = table[name]
+            if getattr(cfg, name) != entry.default:
+                raise UsageError(
+                    f"{entry.key} only applies with --rounds auto (the run then stops by "
+                    f"itself), got rounds {cfg.rounds}"
+                )
+        return
+    if cfg.max_rounds is None:
+        raise UsageError("--rounds auto needs --max-rounds N (the most rounds the run may take)")
+    scope, _, metric = cfg.monitor.partition("_")
+    if scope == "central" and cfg.data == NODE_DATA:
+        raise UsageError(
+            f"monitor {cfg.monitor} needs the server's test set, and deployed (data = 'node') "
+            f"the server holds no rows: monitor federated_{metric} (the clients' own)"
+        )
 
 
 def _count(n: int, one: str, many: str) -> str:

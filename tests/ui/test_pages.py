@@ -235,7 +235,7 @@ MU = "param.fedprox.proximal-mu"
 @pytest.mark.parametrize(
     ("steps", "expected"),
     [
-        ([("number_input", "rounds", 0)], "rounds must be > 0, got 0"),
+        ([("number_input", "rounds", 0)], "rounds must be > 0 or auto, got 0"),
         ([("number_input", "learning_rate", 0.0)], "learning-rate must be > 0, got 0.0"),
         ([("number_input", "demo_rows", 0)], "demo-rows must be > 0, got 0"),
         (
