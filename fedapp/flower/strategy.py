@@ -213,25 +213,25 @@ class RunStrategy(Strategy):
         Saves ``model.keras`` (and ``curves.json``) of round ``r``, the last
         one whose global model exists, and returns the outcome of a run of
         ``r`` rounds: its central scores, and the clients' own evaluation if
-        round ``r`` got one. ``None`` before round 1 has a model.
+        round ``r`` got one. ``None`` before round 1 has a model. An automatic
+        run keeps its best round so far instead.
         """
         if self.central is None or self._latest is None or self.rounds_run < 1:
             return None
         if not self._model_lock.acquire(timeout=timeout):
             return None  # the server thread holds the model: keep nothing rather than wait
         try:
-            last, weights = self.rounds_run, self._latest
+            last, weights = self._stopped_model()
             self._keep(weights, last)
-            central = self._scores_at("federated", last)
+            central = self._kept_scores("federated", last)
             if central is None and self.central.test is not None:
                 central = self.central.score(weights)
         finally:
             self._model_lock.release()
-        own = self._scores_at("federated_evaluation", last)
-        # The model of the last completed round, an automatic run's too.
+        own = self._kept_scores("federated_evaluation", last)
         return dataclasses.replace(
-            self.outcome, rounds=last, federated=central, federated_evaluation=own,
-            model_round=None, auto_rounds=None,
+            self.outcome, rounds=last, rounds_run=last, federated=central,
+            federated_evaluation=own, model_round=None,
         )  # fmt: skip
 
     def configure_evaluate(
@@ -303,6 +303,19 @@ class RunStrategy(Strategy):
         """The newest scores a monitor of ``scope`` watches."""
         scored = self._scored.get(convergence.SUMMARY_KEYS[scope])
         return scored[1] if scored is not None else {}
+
+    def _stopped_model(self) -> tuple[int, NDArrays]:
+        """The round and weights a stopped run keeps: the last, or an automatic run's best."""
+        if self.monitor is not None and self._best is not None:
+            return self.monitor.best_round, self._best
+        assert self._latest is not None
+        return self.rounds_run, self._latest
+
+    def _kept_scores(self, scope: str, server_round: int) -> dict[str, float] | None:
+        """The ``scope`` scores of round ``server_round``: the newest, or the best round's."""
+        if self.monitor is not None and server_round == self.monitor.best_round:
+            return self._best_scores.get(scope)
+        return self._scores_at(scope, server_round)
 
     def _keep_best(self) -> None:
         """Save the best round's global model, and score it centrally if its round was not."""

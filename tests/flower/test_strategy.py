@@ -456,3 +456,24 @@ def test_a_monitor_the_task_does_not_score_fails_the_set_up(connect, tmp_path: P
     # Execute / Assert
     with pytest.raises(UsageError, match="monitor federated_auc is not a score of a regression"):
         run.initialize_parameters(connect(cfg))
+
+
+def test_a_stopped_automatic_run_keeps_its_best_round_so_far(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: best in round 1 of the 3 completed when the stop comes
+    cfg = small_cfg.replace(rounds="auto", max_rounds=30, patience=5)
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+    played = _auto_rounds(run, initial, [0.6, 0.55, 0.5])
+
+    # Execute
+    kept = run.keep_stopped()
+
+    # Assert: round 1's model and scores, as the stopped run's summary will say
+    assert kept is not None and (kept.rounds, kept.rounds_run) == (1, 1)
+    events = {(e["round"], e["scope"]): e["metrics"] for e in _lines(tmp_path)}
+    assert kept.federated == events[(1, "centralized")]
+    assert kept.federated_evaluation == events[(1, "federated")]
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(saved.get_weights()[0], played[0][0])
