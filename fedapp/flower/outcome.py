@@ -26,7 +26,8 @@ class RunOutcome:
     strategy : str
         The strategy plugin's name.
     rounds : int
-        The run's last round: fewer than asked when a privacy budget ended it.
+        The run's last round: fewer than asked when a privacy budget ended it,
+        or an automatic run converged.
     rounds_run : int
         The last round whose global model was evaluated.
     stop_reason : str | None
