@@ -62,7 +62,7 @@ def simulate(
     """
     sigterm_stops()
     run_dir = prepare_run(cfg, root)
-    recorder = Recorder(run_dir, cfg.rounds, on_event, on_phase)
+    recorder = Recorder(run_dir, cfg.round_limit, on_event, on_phase)
     strategy: RunStrategy | None = None
     try:
         recorder.phase("engine", "starting the simulation engine")
@@ -132,7 +132,8 @@ def baselines(
                            done, models)  # fmt: skip
 
     prep = Preprocessor.from_json(outcome.preprocessing)
-    trainer = GlobalTestTrainer(cfg, prep)
+    # As many epochs as the rounds that made the kept model: a fair comparison.
+    trainer = GlobalTestTrainer(cfg, prep, rounds=outcome.kept_round)
     progress(0)
     pooled = centralized(cfg, prep, trainer)
     # Before the local-only models replace the centralized one in the trainer.

@@ -552,7 +552,7 @@ def _run_trial(
     def tell(state: str, done: int = 0, value: float | None = None, error: str | None = None):
         if on_progress is not None:
             on_progress(
-                TrialProgress(trial.number, strategy, done, base.rounds, value, state, error)
+                TrialProgress(trial.number, strategy, done, base.round_limit, value, state, error)
             )
 
     strategy = str(trial.params.get("strategy", space.strategies[0]))
@@ -600,7 +600,7 @@ def _run_trial(
     if not isinstance(value, int | float) or not math.isfinite(value):
         reason = f"the clients' own evaluation of the last round has no {metric}"
         _failed(trial, cfg, path, study_dir, reason, tell)
-    tell("complete", base.rounds, float(value))
+    tell("complete", base.round_limit, float(value))
     return float(value)
 
 
@@ -621,7 +621,7 @@ def _failed(
         try:
             run = RunDir.create(path, study_dir, cfg.strategy)
             run.write_config(cfg.replace(run_dir=str(path)).to_dict())
-            run.set_status(RunState.FAILED, 0, cfg.rounds, error=reason)
+            run.set_status(RunState.FAILED, 0, cfg.round_limit, error=reason)
         except (UsageError, OSError):
             pass  # the study records the failure either way
     tell("fail", error=reason)

@@ -22,7 +22,7 @@ from fedapp.runs import (
     metric_names,
 )
 from fedapp.runs.closing import fine_tuned, threshold_columns
-from fedapp.settings import DATA_SECTIONS, fields
+from fedapp.settings import AUTO_ROUNDS, DATA_SECTIONS, fields
 
 # The clients' training loss, offered above a run's charts after the task's scores.
 TRAIN_LOSS = "train-loss"
@@ -147,8 +147,14 @@ def progress_text(view: RunView) -> str:
                 if view.config.get("baseline", True)
                 else "Saving the model…"
             )
-        return f"Round {view.round} of {view.rounds}"
-    return f"{str(view.state).capitalize()} after round {view.round} of {view.rounds}"
+        return f"Round {view.round} of {_limit(view)}"
+    return f"{str(view.state).capitalize()} after round {view.round} of {_limit(view)}"
+
+
+def _limit(view: RunView) -> str:
+    """The rounds a run may run, in words: an automatic run's are a limit."""
+    auto = view.config.get("rounds") == AUTO_ROUNDS
+    return f"at most {view.rounds}" if auto else str(view.rounds)
 
 
 def phase_progress(view: RunView) -> tuple[str, float] | None:

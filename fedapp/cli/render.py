@@ -17,7 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from fedapp.cli.output import warn
-from fedapp.runs import TASK_METRICS, RunView, higher_is_better, metric_label, primary
+from fedapp.runs import (
+    TASK_METRICS,
+    RunView,
+    higher_is_better,
+    kept_model_text,
+    metric_label,
+    primary,
+)
 from fedapp.runs.closing import fine_tuned, personalized_note, threshold_columns, threshold_note
 from fedapp.settings import RunConfig
 
@@ -86,7 +93,9 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
         raise ValueError(f"run {view.run_id} has no summary: it is {view.state}")
     done = view.summary
     what = f"{view.task} '{done['target']}'" if done.get("target") else view.task
-    table = Table(title=f"{done['strategy']}, {done['rounds']} rounds, {what} (global test set)")
+    best = (done.get("auto_rounds") or {}).get("best_round")
+    rounds = f"{done['rounds']} rounds" + (f", model of round {best}" if best else "")
+    table = Table(title=f"{done['strategy']}, {rounds}, {what} (global test set)")
     table.add_column("metric")
     table.add_column("federated", justify="right")
     has_central = "centralized" in done
@@ -145,6 +154,9 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
             f"differential privacy ({private['mode']}): ε = {_fmt(_number(private['epsilon']))} "
             f"at δ = {private['delta']:g}{stopped}"
         )
+    kept = kept_model_text(done)
+    if kept:
+        out.print(f"rounds auto: model.keras is {kept}")
     out.print(f"wall time {view.elapsed:.1f} s; run directory: {view.path}")
     lost = done.get("failed_client_rounds") or 0
     if lost:

@@ -26,7 +26,8 @@ class RunOutcome:
     strategy : str
         The strategy plugin's name.
     rounds : int
-        The run's last round: fewer than asked when a privacy budget ended it.
+        The run's last round: fewer than asked when a privacy budget ended it,
+        or an automatic run converged.
     rounds_run : int
         The last round whose global model was evaluated.
     stop_reason : str | None
@@ -49,6 +50,11 @@ class RunOutcome:
         the clients' held-out rows pooled (:mod:`fedapp.flower.closing`).
     personalized : Mapping[str, Any] | None
         Each client's kept model and fine-tuned model scored on its held-out rows.
+    model_round : int | None
+        The round whose global model is kept and scored, when not the last
+        (an automatic run's best round).
+    auto_rounds : Mapping[str, Any] | None
+        An automatic run's monitor: the score watched, its best value and round.
 
     """
 
@@ -64,11 +70,18 @@ class RunOutcome:
     clients: Mapping[str, Mapping[str, int]] | None = None
     threshold: Mapping[str, Any] | None = None
     personalized: Mapping[str, Any] | None = None
+    model_round: int | None = None
+    auto_rounds: Mapping[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the run got to its last round's results."""
         return self.rounds_run >= self.rounds
+
+    @property
+    def kept_round(self) -> int:
+        """The round of the global model kept (``model.keras``) and of the scores."""
+        return self.model_round or self.rounds
 
 
 def summary(
@@ -98,6 +111,8 @@ def summary(
         out["threshold"] = dict(outcome.threshold)
     if outcome.personalized is not None:
         out["personalized"] = dict(outcome.personalized)
+    if outcome.auto_rounds is not None:
+        out["auto_rounds"] = dict(outcome.auto_rounds)
     return out | dict(extra or {})
 
 

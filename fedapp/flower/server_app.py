@@ -100,7 +100,7 @@ def _server_fn(context: Context) -> ServerAppComponents:
     """Server components from Flower's run config (``flwr run``)."""
     cfg = RunConfig.from_flwr(context.run_config)
     run_dir = prepare_run(cfg, Path(cfg.runs_dir))
-    components, _ = server_components(cfg, Recorder(run_dir, cfg.rounds))
+    components, _ = server_components(cfg, Recorder(run_dir, cfg.round_limit))
     return components
 
 

@@ -71,12 +71,16 @@ class GlobalTestTrainer:
         The run's settings (model, training and data split).
     prep : Preprocessor
         The federated preprocessing, applied to training and test rows alike.
+    rounds : int | None
+        The federated rounds to match (``rounds * local_epochs`` epochs): by
+        default the run's round limit; an automatic run's best round.
 
     """
 
-    def __init__(self, cfg: RunConfig, prep: Preprocessor) -> None:
+    def __init__(self, cfg: RunConfig, prep: Preprocessor, rounds: int | None = None) -> None:
         self.cfg = cfg
         self.prep = prep
+        self.rounds = rounds or cfg.round_limit
         # Built from the seed exactly as the server builds the federation's start.
         self.model = run_model(cfg, prep)
         self.initial = self.model.get_weights()
@@ -102,7 +106,7 @@ class GlobalTestTrainer:
         self.model.set_weights(self.initial)
         train(
             self.model, x, y,
-            epochs=self.cfg.rounds * self.cfg.local_epochs,
+            epochs=self.rounds * self.cfg.local_epochs,
             batch_size=self.cfg.batch_size,
             seed=seed,
         )  # fmt: skip

@@ -4,7 +4,7 @@ A run is written by its :class:`Recorder` and read through one :class:`RunView`.
 It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
 """
 
-from fedapp.runs.card import model_card
+from fedapp.runs.card import kept_model_text, model_card
 from fedapp.runs.directory import (
     METRIC_NAMES,
     STATES,
@@ -56,6 +56,7 @@ __all__ = [
     "higher_is_better",
     "is_pid",
     "json_safe",
+    "kept_model_text",
     "list_runs",
     "metric_label",
     "metric_names",

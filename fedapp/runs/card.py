@@ -195,6 +195,9 @@ def _training(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     run = summary.get("rounds")
     if run is not None and run != config.get("rounds"):
         lines.append(f"| rounds run | {run} ({summary.get('reason') or 'ended early'}) |")
+    kept = kept_model_text(summary)
+    if kept:
+        lines.append(f"| kept model | {_cell(kept)} |")
     lines.append(f"| secure aggregation | {'yes' if config.get('secure-aggregation') else 'no'} |")
     if config.get("malicious"):
         lines.append(f"| simulated attackers | {config['malicious']} ({config.get('attack')}) |")
@@ -316,6 +319,35 @@ def _keys(parts: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def _order(pid: str) -> tuple[int, str]:
     return (int(pid), "") if pid.isdigit() else (1 << 30, pid)
+
+
+def kept_model_text(summary: Mapping[str, Any]) -> str | None:
+    """Which round's model an automatic run kept, and why its rounds ended; ``None`` otherwise.
+
+    Read from ``summary.json``'s ``auto_rounds`` (the CLI's closing lines,
+    the model card and the Run page all say it so).
+    """
+    auto = summary.get("auto_rounds")
+    if not isinstance(auto, Mapping):
+        return None
+    monitor, best, rounds = auto.get("monitor"), auto.get("best_round"), summary.get("rounds")
+    if not best:
+        return f"the model of round {rounds}, the last: no round had a finite {monitor}"
+    kept = f"the model of round {best}, the best {monitor} ({_score(auto.get('best'))})"
+    if auto.get("converged"):
+        delta = auto.get("min_delta") or 0
+        gain = f"gain of more than {delta:g}" if delta else "improvement"
+        patience = auto.get("patience")
+        after = "the round" if patience == 1 else f"the {patience} rounds"
+        return (
+            f"{kept}; converged: no {gain} in {after} after it, "
+            f"{rounds} rounds run of at most {auto.get('max_rounds')}"
+        )
+    if summary.get("reason"):
+        return (
+            f"{kept}; not converged when the run ended after round {rounds} ({summary['reason']})"
+        )
+    return f"{kept}; not converged within max-rounds {auto.get('max_rounds')}"
 
 
 def _finite(value: Any) -> bool:

@@ -139,8 +139,11 @@ class RunView:
 
     @property
     def rounds(self) -> int:
-        """The rounds the run was asked for."""
-        return int(self.status.get("rounds", self.config.get("rounds", 0)))
+        """The rounds the run was asked for (an automatic run's most rounds)."""
+        asked = self.config.get("rounds", 0)
+        if not isinstance(asked, int):  # rounds auto: at most max-rounds
+            asked = self.config.get("max-rounds") or 0
+        return int(self.status.get("rounds", asked))
 
     @property
     def error(self) -> str | None:
@@ -149,7 +152,7 @@ class RunView:
 
     @property
     def reason(self) -> str | None:
-        """Why a finished run ended before its last round (e.g. its privacy budget)."""
+        """Why a finished run ended before its last round (its privacy budget, convergence)."""
         return self.status.get("reason") or (self.summary or {}).get("reason")
 
     @property

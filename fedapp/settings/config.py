@@ -18,8 +18,9 @@ import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -33,7 +34,16 @@ from pydantic import (
 
 from fedapp.errors import UsageError
 from fedapp.settings import rules
-from fedapp.settings.enums import DEMO_DATA, NA_VALUES, NODE_DATA, DpClipping, DpMode, Task
+from fedapp.settings.enums import (
+    AUTO_ROUNDS,
+    DEMO_DATA,
+    MONITOR_SCOPES,
+    NA_VALUES,
+    NODE_DATA,
+    DpClipping,
+    DpMode,
+    Task,
+)
 from fedapp.settings.specs import (
     AUTO,
     Attack,
@@ -107,7 +117,35 @@ def _encoding(value: Any) -> Any:
     return value
 
 
+def _whole_number(value: Any) -> Any:
+    """``rounds`` as given: a whole number typed as text (a flag, a form) as an ``int``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+        if text.lower() == AUTO_ROUNDS:
+            return AUTO_ROUNDS
+    return value
+
+
+def _monitor(value: Any) -> Any:
+    """A ``monitor`` setting as given: ``<scope>_<metric>``; the task decides the metrics."""
+    if isinstance(value, str):
+        scope, _, metric = value.partition("_")
+        if scope not in MONITOR_SCOPES or not metric:
+            raise UsageError(
+                "monitor must be federated_<metric> (the clients' own held-out rows) or "
+                f"central_<metric> (the server's test set), e.g. federated_loss; got {value!r}"
+            )
+    return value
+
+
 _Strings = Annotated[tuple[str, ...], BeforeValidator(_items)]
+# A number of rounds, or AUTO_ROUNDS: "until the monitored score stops improving".
+_Rounds = Annotated[
+    Annotated[int, annotated_types.Gt(0)] | Literal["auto"], BeforeValidator(_whole_number)
+]
+_Monitor = Annotated[str, BeforeValidator(_monitor)]
 _Separator = Annotated[str | None, BeforeValidator(_separator)]
 _Encoding = Annotated[str | None, BeforeValidator(_encoding)]
 # A spec is held parsed and written as its text form.
@@ -223,7 +261,7 @@ class RunConfig(BaseModel):
     validation_fraction: float = setting(
         0.0, section=DATA, ge=0, lt=1,
         help="Share of each client's training rows held out for validation (stratified): "
-        "the clients' own evaluation each round, --rounds auto's default monitor, threshold "
+        "the clients' own evaluation each round (automatic rounds watch it), threshold "
         "calibration and tuning then score these rows, never the test rows.",
     )  # fmt: skip
     seed: int = setting(
@@ -256,9 +294,10 @@ class RunConfig(BaseModel):
         None, section=FEDERATION, gt=0, unset="all",
         help="Clients sampled per round.",
     )  # fmt: skip
-    rounds: int = setting(
-        10, section=FEDERATION, gt=0, aliases=("num-server-rounds",),
-        help="Federated rounds.",
+    rounds: _Rounds = setting(
+        10, section=FEDERATION, aliases=("num-server-rounds",),
+        help="Federated rounds, or auto: until the monitored score has not improved for "
+        "patience rounds (at most max-rounds), keeping the best round's model.",
     )  # fmt: skip
     eval_every: int = setting(
         1, section=FEDERATION, gt=0, label="Evaluate every",
@@ -273,6 +312,27 @@ class RunConfig(BaseModel):
         {}, section=FEDERATION, cli=False,
         help="Values of the strategy's declared parameters, by kebab-case name (further "
         "--NAME VALUE flags on the command line).",
+    )  # fmt: skip
+    max_rounds: int | None = setting(
+        None, section=FEDERATION, gt=0, unset="none (required with rounds auto)",
+        help="With rounds auto: the most rounds the run may take.",
+    )  # fmt: skip
+    patience: int = setting(
+        10, section=FEDERATION, ge=1,
+        help="With rounds auto: the run stops once the monitored score has not improved "
+        "for this many rounds.",
+    )  # fmt: skip
+    min_delta: float = setting(
+        0.0, section=FEDERATION, ge=0, step=0.001, fmt="%g", label="Min delta",
+        help="With rounds auto: an improvement is a gain of the monitored score of more "
+        "than this over its best so far (a tie is none).",
+    )  # fmt: skip
+    monitor: _Monitor = setting(
+        "federated_loss", section=FEDERATION,
+        help="With rounds auto: the score watched, federated_<metric> (the clients' own "
+        "held-out rows, every round; works deployed) or central_<metric> (the server's test "
+        "set, every eval-every rounds), <metric> one of the task's scores (loss, auc, "
+        "accuracy, rmse, ...).",
     )  # fmt: skip
 
     # --- Training -------------------------------------------------------------
@@ -467,6 +527,20 @@ class RunConfig(BaseModel):
     def sample_size(self) -> int:
         """Clients taking part in each round."""
         return self.clients_per_round or self.clients
+
+    @property
+    def auto_rounds(self) -> bool:
+        """Whether the run stops by itself once the monitored score stops improving."""
+        return self.rounds == AUTO_ROUNDS
+
+    @property
+    def round_limit(self) -> int:
+        """The most rounds this run may run: ``rounds``, or ``max-rounds`` with rounds auto."""
+        if isinstance(self.rounds, int):
+            return self.rounds
+        # The rules refuse rounds auto without max-rounds.
+        assert self.max_rounds is not None
+        return self.max_rounds
 
     @property
     def resolved_secagg_shares(self) -> int:

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fedapp.errors import UsageError
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
+from fedapp.settings.enums import (
+    AUTO_ROUNDS,
+    AUTO_ROUNDS_SETTINGS,
+    DEMO_DATA,
+    NODE_DATA,
+    DpClipping,
+    DpMode,
+    Task,
+)
 from fedapp.settings.specs import NODES
 
 if TYPE_CHECKING:
@@ -52,6 +60,7 @@ def check(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
     _check_closing(cfg)
     if cfg.task is not None:
         check_task(cfg, cfg.task)
+    _check_auto_rounds(cfg, table)
 
 
 def _check_bounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
@@ -216,6 +225,25 @@ def check_task(cfg: RunConfig, task: Task | str) -> None:
         f"--{given} is for binary targets: the target '{cfg.resolved_target}' is {task}, "
         f"whose prediction is {predicted}, with no probability threshold"
     )
+def _check_auto_rounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
+    """Rounds auto needs its limit; its settings mean nothing to a run of fixed rounds."""
+    if cfg.rounds != AUTO_ROUNDS:
+        for name in AUTO_ROUNDS_SETTINGS:
+            entry = table[name]
+            if getattr(cfg, name) != entry.default:
+                raise UsageError(
+                    f"{entry.key} only applies with --rounds auto (the run then stops by "
+                    f"itself), got rounds {cfg.rounds}"
+                )
+        return
+    if cfg.max_rounds is None:
+        raise UsageError("--rounds auto needs --max-rounds N (the most rounds the run may take)")
+    scope, _, metric = cfg.monitor.partition("_")
+    if scope == "central" and cfg.data == NODE_DATA:
+        raise UsageError(
+            f"monitor {cfg.monitor} needs the server's test set, and deployed (data = 'node') "
+            f"the server holds no rows: monitor federated_{metric} (the clients' own)"
+        )
 
 
 def _count(n: int, one: str, many: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from run_files import CONFIG
 
-from fedapp.runs import Recorder, RunDir, model_card
+from fedapp.runs import Recorder, RunDir, kept_model_text, model_card
 
 PREPROCESSING = {
     "numeric": [["age", 42.5, 12.25], ["balance", 41079.53, 44249.4]],
@@ -188,3 +188,58 @@ def test_the_card_gives_the_threshold_and_the_fine_tuned_column() -> None:
         "(cost:1,5) 0.4200",
     ]:
         assert line in card, line
+# --- rounds auto ------------------------------------------------------------
+
+AUTO = {"monitor": "federated_loss", "best_round": 5, "best": 0.31234, "rounds_run": 7,
+        "converged": True, "patience": 2, "min_delta": 0.0, "max_rounds": 30}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("auto", "summary", "expected"),
+    [
+        ({}, {"reason": "converged at round 5"},
+         "the model of round 5, the best federated_loss (0.3123); converged: no improvement "
+         "in the 2 rounds after it, 7 rounds run of at most 30"),
+        ({"min_delta": 0.01}, {"reason": "converged at round 5"},
+         "converged: no gain of more than 0.01 in the 2 rounds after it"),
+        ({"converged": False}, {"reason": "privacy budget reached"},
+         "the model of round 5, the best federated_loss (0.3123); not converged when the run "
+         "ended after round 7 (privacy budget reached)"),
+        ({"converged": False, "rounds_run": 30}, {"rounds": 30},
+         "the model of round 5, the best federated_loss (0.3123); not converged within "
+         "max-rounds 30"),
+        ({"best_round": 0, "best": None}, {},
+         "the model of round 7, the last: no round had a finite federated_loss"),
+    ],
+    ids=["converged", "min-delta", "budget", "max-rounds", "no-score"],
+)  # fmt: skip
+def test_the_kept_model_of_an_automatic_run_is_said_with_its_round(
+    auto: dict, summary: dict, expected: str
+) -> None:
+    # Prepare
+    done = {**SUMMARY, "rounds": 7, "auto_rounds": AUTO | auto, **summary}
+
+    # Execute
+    said = kept_model_text(done)
+
+    # Assert
+    assert said is not None and expected in said
+
+
+def test_a_run_of_fixed_rounds_says_nothing_of_a_kept_round() -> None:
+    # Execute / Assert
+    assert kept_model_text(SUMMARY) is None
+
+
+def test_the_card_of_an_automatic_run_says_its_rounds_and_the_round_it_kept() -> None:
+    # Prepare
+    config = {**CONFIG, "rounds": "auto", "max-rounds": 30}
+    summary = {**SUMMARY, "rounds": 7, "reason": "converged at round 5", "auto_rounds": AUTO}
+
+    # Execute
+    card = model_card(config, summary, PREPROCESSING)
+
+    # Assert
+    assert "| rounds | auto |" in card
+    assert "| rounds run | 7 (converged at round 5) |" in card
+    assert "| kept model | the model of round 5, the best federated_loss (0.3123); " in card

@@ -5,7 +5,7 @@ from typing import Any
 import streamlit as st
 
 from fedapp.errors import UsageError
-from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better
+from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better, kept_model_text
 from fedapp.runs.closing import personalized_note, threshold_note
 from fedapp_ui import charts, launcher, report, scoring, store, widgets
 
@@ -160,6 +160,9 @@ def _state_notes(view: RunView) -> None:
             "it kept no model.",
             icon=":material/stop_circle:",
         )
+    elif view.state is RunState.FINISHED and kept_model_text(view.summary or {}):
+        kept = kept_model_text(view.summary or {})
+        st.caption(f":material/flag: Automatic rounds: model.keras is {kept}.")
     elif view.state is RunState.INTERRUPTED:
         st.warning(
             "The run's process ended without finishing (killed, or the machine restarted).",
@@ -238,7 +241,9 @@ def _curves(view: RunView) -> None:
 def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:
     """The privacy spent and the clients' update norms, for runs that have them."""
     if view.reason:
-        st.info(f"The run ended early: {view.reason}.", icon=":material/lock:")
+        # A budget is privacy's; an automatic run's convergence is not.
+        icon = ":material/lock:" if view.privacy else ":material/flag:"
+        st.info(f"The run ended early: {view.reason}.", icon=icon)
     charts_shown: list[tuple[str, Any]] = []
     if any(e.stage is Stage.PRIVACY for e in events):
         charts_shown.append(
