@@ -225,6 +225,8 @@ def check_task(cfg: RunConfig, task: Task | str) -> None:
         f"--{given} is for binary targets: the target '{cfg.resolved_target}' is {task}, "
         f"whose prediction is {predicted}, with no probability threshold"
     )
+
+
 def _check_auto_rounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
     """Rounds auto needs its limit; its settings mean nothing to a run of fixed rounds."""
     if cfg.rounds != AUTO_ROUNDS:

@@ -425,6 +425,8 @@ def test_a_run_without_threshold_or_fine_tuning_has_no_closing_round(
 ) -> None:
     run = _strategy(small_cfg, tmp_path)
     assert run.num_rounds == small_cfg.rounds and not run.is_closing(small_cfg.rounds + 1)
+
+
 # --- rounds auto ------------------------------------------------------------
 
 

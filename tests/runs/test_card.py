@@ -188,6 +188,8 @@ def test_the_card_gives_the_threshold_and_the_fine_tuned_column() -> None:
         "(cost:1,5) 0.4200",
     ]:
         assert line in card, line
+
+
 # --- rounds auto ------------------------------------------------------------
 
 AUTO = {"monitor": "federated_loss", "best_round": 5, "best": 0.31234, "rounds_run": 7,
