@@ -23,6 +23,7 @@ from fedapp.runs import (
     PhaseListener,
     Recorder,
     RunDir,
+    requested_stop,
     sigterm_stops,
 )
 from fedapp.settings import RunConfig
@@ -61,7 +62,7 @@ def simulate(
     """
     sigterm_stops()
     run_dir = prepare_run(cfg, root)
-    recorder = Recorder(run_dir, cfg.rounds, on_event, on_phase)
+    recorder = Recorder(run_dir, cfg.round_limit, on_event, on_phase)
     strategy: RunStrategy | None = None
     try:
         recorder.phase("engine", "starting the simulation engine")
@@ -82,8 +83,10 @@ def simulate(
     except BaseException as err:
         stop = end_unfinished(recorder, err, strategy.keep_stopped if strategy else lambda: None)
         # A run that did not finish leaves no Ray process behind (a finished
-        # one keeps Ray for the process's next run; Ray stops at exit).
-        _stop_ray()
+        # one keeps Ray for the process's next run; Ray stops at exit), unless
+        # its listener ended it: the process goes on to its next run (a tuner's trial).
+        if requested_stop(err) is None:
+            _stop_ray()
         if stop is None:
             raise
         # Whatever Flower or Ray wrapped it in, the caller sees a stop.
@@ -129,15 +132,21 @@ def baselines(
                            done, models)  # fmt: skip
 
     prep = Preprocessor.from_json(outcome.preprocessing)
-    trainer = GlobalTestTrainer(cfg, prep)
+    # As many epochs as the rounds that made the kept model: a fair comparison.
+    trainer = GlobalTestTrainer(cfg, prep, rounds=outcome.kept_round)
     progress(0)
     pooled = centralized(cfg, prep, trainer)
+    # Before the local-only models replace the centralized one in the trainer.
+    calibrated = trainer.calibrate()
     progress(1)
-    return {
+    out = {
         "centralized": pooled,
         "gap": gap(outcome.federated, pooled),
         "local_only": local_only(cfg, prep, trainer, lambda done: progress(1 + done)),
     }
+    if calibrated is not None:
+        out["centralized_threshold"] = calibrated.to_dict()
+    return out
 
 
 def _stop_ray() -> None:

@@ -6,7 +6,7 @@ From the bottom up (each layer may import those below it, as MAY_IMPORT lists)::
     settings    fedapp.settings, fedapp.registry        runs: fedapp.runs (base only)
     domain      fedapp.data, fedapp.learning, fedapp.protection
     flower      fedapp.flower                           strategies: the plugins
-    drivers     fedapp.simulation, fedapp.deploy
+    drivers     fedapp.simulation, fedapp.tuning, fedapp.deploy
     ui          fedapp_ui (not flower, not simulation)
     cli         fedapp.cli, fedapp.__main__
 
@@ -52,6 +52,7 @@ LAYER_OF: dict[str, str] = {
     "fedapp.flower": "flower",
     "fedapp_strategies": "strategies",
     "fedapp.simulation": "simulation",
+    "fedapp.tuning": "simulation",
     "fedapp.deploy": "deploy",
     "fedapp_ui": "ui",
     "fedapp.cli": "cli",
@@ -112,6 +113,7 @@ HEAVY: frozenset[str] = frozenset(
         "pyarrow",
         "plotly",
         "streamlit",
+        "optuna",
     }
 )
 

@@ -16,6 +16,7 @@ pages = [
     st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/stacked_line_chart:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:", url_path="runs"),
+    st.Page("app_pages/tune.py", title="Tune", icon=":material/tune:", url_path="tune"),
 ]
 with st.sidebar:
     st.markdown("### :material/hub: fedapp")

@@ -37,6 +37,7 @@ __all__ = [
     "roc_curve",
     "rounds_shown",
     "series",
+    "trials_chart",
     "update_norms",
 ]
 
@@ -914,3 +915,48 @@ def _empty(figure: go.Figure, message: str = EMPTY_MESSAGE) -> go.Figure:
         font={"size": 14, "color": "#888888"},
     )
     return figure
+
+
+def trials_chart(
+    trials: Sequence[tuple[int, str, float | None]], metric: str, task: str = "binary"
+) -> go.Figure:
+    """A tuning study's objective per trial, and the best so far.
+
+    Parameters
+    ----------
+    trials : Sequence[tuple[int, str, float | None]]
+        Each trial's number, state (``complete``, ``pruned``, ...) and value:
+        the clients' own score at its last round, or at the round a pruned
+        trial was stopped.
+    metric : str
+        The optimised score (its direction decides the best so far).
+    task : str
+        The study's task, for the score's label.
+
+    """
+    label = metric_label(metric, task)
+    figure = _figure(f"Clients' own {label} per trial", label)
+    figure.update_xaxes(title={"text": "trial"}, unifiedhovertitle={"text": "trial %{x}"})
+    scored = [(n, s, v) for n, s, v in trials if v is not None and math.isfinite(v)]
+    if not scored:
+        return _empty(figure, "No trial has a score yet.")
+    for index, state in enumerate(dict.fromkeys(s for _, s, _ in scored)):
+        shown = [(n, v) for n, s, v in scored if s == state]
+        figure.add_trace(
+            go.Scatter(
+                x=[n for n, _ in shown], y=[v for _, v in shown], name=state, mode="markers",
+                marker={"color": PALETTE[index % len(PALETTE)], "size": 9},
+            )
+        )  # fmt: skip
+    better = max if higher_is_better(metric) else min
+    best: list[tuple[int, float]] = []
+    for number, _, value in (t for t in scored if t[1] == "complete"):
+        best.append((number, value if not best else better(best[-1][1], value)))
+    if best:
+        figure.add_trace(
+            go.Scatter(
+                x=[n for n, _ in best], y=[v for _, v in best], name="best so far",
+                mode="lines", line={"color": BASELINE_COLOR, "dash": "dot", "shape": "hv"},
+            )
+        )  # fmt: skip
+    return _finish(figure)

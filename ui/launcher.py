@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,12 +90,46 @@ def launch(cfg: RunConfig, root: Path, name: str | None = None) -> str:
     if path.exists() or (previous and previous.alive):
         raise UsageError(f"a run called {run_id!r} already exists; choose another name")
     store.forget_launch(root, run_id)  # a launch of that name that never made its run
-    record, log, settings = store.launch_files(root, run_id)
+    _, _, settings = store.launch_files(root, run_id)
     settings.write_text(json.dumps(cfg.replace(run_dir=None).to_dict(), indent=2), "utf-8")
-    command = [
-        sys.executable, "-m", "fedapp", "simulate",
-        "--config", str(settings), "--run-dir", str(path),
-    ]  # fmt: skip
+    _start(root, run_id, ["simulate", "--config", str(settings), "--run-dir", str(path)])
+    return run_id
+
+
+def launch_study(
+    cfg: RunConfig, root: Path, name: str, trials: int, strategies: Sequence[str] = ()
+) -> str:
+    """Start a tuning study of ``trials`` trials over ``cfg`` as ``fedapp tune``; return its name.
+
+    The study's folder ``name`` in ``root`` gets ``study.db``, a run directory
+    per trial and ``best.toml``; a folder that holds a study continues it.
+
+    Raises
+    ------
+    UsageError
+        For an unsafe name, one a run has taken, or a study still running.
+
+    """
+    folder = store.study_path(root, name)
+    store.ui_folder(root, "launches")
+    previous = launch_of(root, name)
+    if previous and previous.alive:
+        raise UsageError(f"study {name!r} is still running; wait for it or stop it")
+    store.forget_launch(root, name)
+    _, _, settings = store.launch_files(root, name)
+    settings.write_text(json.dumps(cfg.replace(run_dir=None).to_dict(), indent=2), "utf-8")
+    command = ["tune", "--config", str(settings), "--study-dir", str(folder)]
+    command += ["--trials", str(trials)]
+    if strategies:
+        command += ["--strategies", ",".join(strategies)]
+    _start(root, name, command)
+    return name
+
+
+def _start(root: Path, name: str, args: list[str]) -> None:
+    """Run ``fedapp ARGS`` in its own session, its output in the launch log of ``name``."""
+    record, log, _ = store.launch_files(root, name)
+    command = [sys.executable, "-m", "fedapp", *args]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
@@ -107,7 +142,6 @@ def launch(cfg: RunConfig, root: Path, name: str | None = None) -> str:
     record.write_text(
         json.dumps({"pid": process.pid, "command": command, "started": time.time()}), "utf-8"
     )
-    return run_id
 
 
 def launch_of(root: Path, run_id: str) -> Launch | None:

@@ -21,7 +21,8 @@ from fedapp.runs import (
     metric_label,
     metric_names,
 )
-from fedapp.settings import DATA_SECTIONS, fields
+from fedapp.runs.closing import fine_tuned, threshold_columns
+from fedapp.settings import AUTO_ROUNDS, DATA_SECTIONS, fields
 
 # The clients' training loss, offered above a run's charts after the task's scores.
 TRAIN_LOSS = "train-loss"
@@ -52,7 +53,7 @@ RUNS_COLUMNS = (
     "started",
 )  # fmt: skip
 # The steps of a run, as status.json's `phase` names them.
-PHASES = ("engine", "clients", "statistics", "rounds", "baselines")
+PHASES = ("engine", "clients", "statistics", "rounds", "closing", "baselines")
 
 
 def label(metric: str, task: str = "binary") -> str:
@@ -146,8 +147,14 @@ def progress_text(view: RunView) -> str:
                 if view.config.get("baseline", True)
                 else "Saving the model…"
             )
-        return f"Round {view.round} of {view.rounds}"
-    return f"{str(view.state).capitalize()} after round {view.round} of {view.rounds}"
+        return f"Round {view.round} of {_limit(view)}"
+    return f"{str(view.state).capitalize()} after round {view.round} of {_limit(view)}"
+
+
+def _limit(view: RunView) -> str:
+    """The rounds a run may run, in words: an automatic run's are a limit."""
+    auto = view.config.get("rounds") == AUTO_ROUNDS
+    return f"at most {view.rounds}" if auto else str(view.rounds)
 
 
 def phase_progress(view: RunView) -> tuple[str, float] | None:
@@ -172,7 +179,10 @@ def phase_steps(view: RunView) -> list[tuple[str, str]]:
 
     The baselines are a step only for a run that trains them.
     """
-    steps = [p for p in PHASES if p != "baselines" or view.config.get("baseline", True)]
+    config = view.config
+    closes = config.get("threshold") is not None or bool(config.get("personalize-epochs"))
+    shown = {"baselines": config.get("baseline", True), "closing": closes}
+    steps = [p for p in PHASES if shown.get(p, True)]
     phase = view.phase or {}
     current = phase.get("name")
     if current not in steps:
@@ -354,17 +364,33 @@ def local_only_table(view: RunView) -> pd.DataFrame | None:
     name = label(main, view.task)
     federated = view.final(main)
     sign = 1 if higher_is_better(main) else -1
+    personal = (view.summary or {}).get("personalized")
     rows = []
     for pid in sorted(local, key=int):
         alone = _number(local[pid].get(main))
-        rows.append(
-            {
-                "institution": labels.get(pid, f"client {pid}"),
-                f"{name} alone": alone,
-                f"{name} federated": federated,
-                GAIN: None if alone is None or federated is None else sign * (federated - alone),
-            }
-        )
+        row = {
+            "institution": labels.get(pid, f"client {pid}"),
+            f"{name} alone": alone,
+            f"{name} federated": federated,
+        }
+        if personal:
+            # On the institution's own held-out rows (personalized_note says so).
+            row[f"{name} federated + fine-tuned"] = fine_tuned(view.summary, pid, main)
+        row[GAIN] = None if alone is None or federated is None else sign * (federated - alone)
+        rows.append(row)
+    return pd.DataFrame(rows).round(4)
+
+
+def threshold_table(view: RunView) -> pd.DataFrame | None:
+    """Accuracy, F1, precision and recall at 0.5 and at the run's thresholds, or ``None``.
+
+    A column per model and threshold (:func:`fedapp.runs.closing.threshold_columns`).
+    """
+    columns = threshold_columns(view.summary)
+    if not columns:
+        return None
+    names = list(next(iter(columns.values())))
+    rows = [{"metric": label(m), **{t: c[m] for t, c in columns.items()}} for m in names]
     return pd.DataFrame(rows).round(4)
 
 

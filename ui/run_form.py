@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedapp import registry
 from fedapp.errors import UsageError
+from fedapp.learning import convergence
 from fedapp.protection import privacy
 from fedapp.settings import RunConfig, describe, fields, value_error
 from fedapp.settings.specs import Attack, PartitionSpec
@@ -31,8 +32,10 @@ FORM_SETTINGS = (
     "demo_rows", "clients", "clients_per_round", "rounds", "eval_every", "local_epochs",
     "batch_size", "learning_rate", "seed", "dp", "noise_multiplier", "clip_norm",
     "target_epsilon", "delta", "dp_clipping", "secure_aggregation", "malicious", "baseline",
-    "max_categories", "na_values", "task",
+    "max_categories", "na_values", "task", "max_rounds", "patience", "min_delta", "monitor",
 )  # fmt: skip
+# The New run page's switch between a number of rounds and rounds auto.
+AUTO_ROUNDS_KEY = "auto_rounds"
 # Settings the page reads from other widgets (files, column pickers, split,
 # strategy, model, attack) or that name where the run goes.
 _PICKED = (
@@ -248,6 +251,8 @@ def rerun_of(run_id: str, config: Mapping[str, Any]) -> Rerun:
     cfg = RunConfig.from_mapping(config, source=f"{run_id}/config.json")
     settings = cfg.to_dict()
     widgets: dict[str, Any] = {n: settings[describe(n).key] for n in FORM_SETTINGS}
+    if cfg.auto_rounds:  # the switch is on; the number of rounds keeps its default
+        widgets |= {AUTO_ROUNDS_KEY: True, "rounds": describe("rounds").default}
     files = cfg.client_data or (() if cfg.is_demo else (cfg.data,))
     widgets["source"] = RERUN_SOURCE if files else "Built-in demo"
     if files:
@@ -447,6 +452,19 @@ def check_privacy(cfg: RunConfig, found: DataPreview) -> None:
 
     """
     privacy.check_budget(cfg, found.train_rows)
+
+
+def check_monitor(cfg: RunConfig, found: DataPreview) -> None:
+    """Refuse a ``monitor`` that is no score of the data's task, as the run would at its start.
+
+    Raises
+    ------
+    UsageError
+        Naming the monitors of the task.
+
+    """
+    if cfg.auto_rounds:
+        convergence.check_monitor(cfg.monitor, found.task)
 
 
 def user_message(err: UsageError, names: Mapping[Path, str]) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from fedapp import runs
 from fedapp.errors import UsageError
 from fedapp.runs import RunState, RunView
+from fedapp.runs.study import STUDY_DB, is_study
 
 # The UI's own files (uploads, launch records and logs) live in the runs
 # folder, under a name no run can take (run names cannot start with a dot).
@@ -46,7 +47,10 @@ def data_dir_given() -> bool:
 
 
 def run_path(root: Path, name: str) -> Path:
-    """The directory of the run called ``name``: always a direct child of ``root``.
+    """The directory of the run called ``name``: a direct child of ``root``.
+
+    A trial of a tuning study is called ``<study>/<trial>`` and is a child of
+    the study's folder (one holding ``study.db``, :mod:`fedapp.runs.study`).
 
     Raises
     ------
@@ -55,6 +59,9 @@ def run_path(root: Path, name: str) -> Path:
         with characters other than letters, digits, ``.``, ``_`` and ``-``.
 
     """
+    study, slash, trial = name.partition("/")
+    if slash and _safe_name(study) and _safe_name(trial) and is_study(root.resolve() / study):
+        return root.resolve() / study / trial  # a trial of a tuning study in the runs folder
     if not _safe_name(name):
         raise UsageError(
             f"run name {name!r} is not allowed: use up to 100 letters, digits, '.', '_' "
@@ -210,12 +217,35 @@ def load_run(root: Path, run_id: str) -> RunView:
     path = run_path(root, run_id)
     if not path.is_dir():
         raise UsageError(f"no run called {run_id!r} in {root}")
-    return RunView.read(path)
+    return RunView.read(path, run_id)
 
 
 def list_runs(root: Path) -> list[RunView]:
     """Every run under ``root`` the UI can open (its name is safe), newest first."""
-    return runs.list_runs(root.resolve(), accept=_safe_name)
+    return runs.list_runs(root.resolve(), accept=_safe_run_name)
+
+
+def studies(root: Path) -> list[Path]:
+    """The tuning studies' folders in ``root`` whose names are safe, newest first."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.resolve().iterdir() if _safe_name(p.name) and is_study(p)]
+    return sorted(found, key=lambda p: (p / STUDY_DB).stat().st_mtime, reverse=True)
+
+
+def study_path(root: Path, name: str) -> Path:
+    """The folder of the study called ``name``, a direct child of ``root`` (maybe not made yet).
+
+    Raises
+    ------
+    UsageError
+        For a name :func:`run_path` would refuse, or one a run has taken.
+
+    """
+    path = run_path(root, name)
+    if (path / "config.json").exists():
+        raise UsageError(f"{name!r} is a run, not a study; choose another name")
+    return path
 
 
 def delete_run(root: Path, run_id: str) -> None:
@@ -248,3 +278,8 @@ def forget_launch(root: Path, run_id: str) -> None:
 
 def _safe_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name)) and ".." not in name
+
+
+def _safe_run_name(name: str) -> bool:
+    """A run's name, or a study's trial's ``<study>/<trial>``, of safe names."""
+    return all(_safe_name(part) for part in name.split("/", 1))

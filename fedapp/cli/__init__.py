@@ -8,7 +8,7 @@ that need them, so ``--help``, ``fedapp strategies`` and ``fedapp models`` answe
 from fedapp.cli.app import app
 
 # Each module registers its commands with `app` when imported.
-from fedapp.cli import run, predict, strategies, models, runs, web, deploy  # noqa: F401
+from fedapp.cli import run, tune, predict, strategies, models, runs, web, deploy  # noqa: F401
 
 
 def main() -> None:

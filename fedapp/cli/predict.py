@@ -18,6 +18,7 @@ from fedapp.cli.app import app
 from fedapp.cli.output import console, fail, warn
 from fedapp.errors import UsageError
 from fedapp.runs import json_safe, metric_label, metric_names, scorable_run
+from fedapp.runs.closing import run_threshold
 
 # fedapp.learning.scoring.DEFAULT_CHUNK_ROWS, which --help cannot import (TensorFlow).
 _CHUNK_ROWS = 25_000
@@ -36,7 +37,8 @@ def predict(
         typer.Option(
             "--out",
             help="Where the predictions go, .csv or .parquet: the run's id column (if it had "
-            "one), then <target>_probability and <target>_predicted (binary), "
+            "one), then <target>_probability and <target>_predicted (binary, positive at the "
+            "run's decision threshold: its calibrated or set threshold, else 0.5), "
             "<target>_probability_<class> per class and <target>_predicted (multiclass), or "
             "<target>_predicted in the target's units (regression). An existing file is "
             "refused unless --force.",
@@ -56,7 +58,8 @@ def predict(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="Print {rows, out, columns, metrics, evaluated} as JSON on stdout."
+            "--json",
+            help="Print {rows, out, columns, metrics, evaluated, threshold} as JSON on stdout.",
         ),
     ] = False,
 ) -> None:
@@ -92,6 +95,13 @@ def predict(
         )  # fmt: skip
     except UsageError as err:
         raise fail(str(err)) from None
+    # On stderr: --json's stdout holds the JSON alone.
+    if result.threshold is not None:
+        _, source = run_threshold(view.summary)
+        console.print(
+            f"predicted class positive at probability >= {result.threshold:g} ({source})",
+            highlight=False,
+        )
     if as_json:
         sys.stdout.write(json.dumps(json_safe(result.to_dict()), indent=2) + "\n")
         return

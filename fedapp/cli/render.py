@@ -17,7 +17,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from fedapp.cli.output import warn
-from fedapp.runs import TASK_METRICS, RunView, higher_is_better, metric_label, primary
+from fedapp.runs import (
+    TASK_METRICS,
+    RunView,
+    higher_is_better,
+    kept_model_text,
+    metric_label,
+    primary,
+)
+from fedapp.runs.closing import fine_tuned, personalized_note, threshold_columns, threshold_note
 from fedapp.settings import RunConfig
 
 
@@ -85,7 +93,9 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
         raise ValueError(f"run {view.run_id} has no summary: it is {view.state}")
     done = view.summary
     what = f"{view.task} '{done['target']}'" if done.get("target") else view.task
-    table = Table(title=f"{done['strategy']}, {done['rounds']} rounds, {what} (global test set)")
+    best = (done.get("auto_rounds") or {}).get("best_round")
+    rounds = f"{done['rounds']} rounds" + (f", model of round {best}" if best else "")
+    table = Table(title=f"{done['strategy']}, {rounds}, {what} (global test set)")
     table.add_column("metric")
     table.add_column("federated", justify="right")
     has_central = "centralized" in done
@@ -99,6 +109,7 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
         table.add_row(*row)
     out = Console()
     out.print(table)
+    _print_thresholds(out, done, view.task)
     local = done.get("local_only")
     if local:
         # What joining buys each institution: its model alone vs the federated
@@ -120,15 +131,21 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
         joining.add_column("institution")
         joining.add_column("local-only", justify="right")
         joining.add_column("federated", justify="right")
+        tuned = personalized_note(done, main, view.task)
+        if tuned:
+            joining.add_column("federated + fine-tuned", justify="right")
         joining.add_column("gain", justify="right")
         names = view.client_labels(short=False)
         for pid in sorted(local, key=int):
             name = names.get(pid, pid)
-            joining.add_row(
-                escape(f"{pid} {name}" if name != pid else pid),
-                _fmt(alone[pid]), _fmt(federated_auc), _fmt(gains[pid], signed=True),
-            )  # fmt: skip
+            row = [_fmt(alone[pid]), _fmt(federated_auc)]
+            if tuned:
+                row.append(_fmt(fine_tuned(done, pid, main)))
+            row.append(_fmt(gains[pid], signed=True))
+            joining.add_row(escape(f"{pid} {name}" if name != pid else pid), *row)
         out.print(joining)
+        if tuned:
+            out.print(escape(tuned), soft_wrap=True)
     private = view.privacy
     if private:
         reason = done.get("reason")
@@ -137,6 +154,9 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
             f"differential privacy ({private['mode']}): ε = {_fmt(_number(private['epsilon']))} "
             f"at δ = {private['delta']:g}{stopped}"
         )
+    kept = kept_model_text(done)
+    if kept:
+        out.print(f"rounds auto: model.keras is {kept}")
     out.print(f"wall time {view.elapsed:.1f} s; run directory: {view.path}")
     lost = done.get("failed_client_rounds") or 0
     if lost:
@@ -144,6 +164,23 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
             f"{lost} client-round(s) failed: those rounds learned from fewer clients; "
             f"metrics.jsonl names who failed and why"
         )
+
+
+def _print_thresholds(out: Console, done: Mapping[str, Any], task: str) -> None:
+    """The thresholded scores at 0.5 and at the run's (and the baseline's) threshold."""
+    columns = threshold_columns(done)
+    notes = [n for n in (threshold_note(done), threshold_note(done, "centralized_threshold")) if n]
+    if not columns:
+        for note in notes:
+            out.print(note, highlight=False)
+        return
+    table = Table(title="at the decision threshold", caption="; ".join(notes))
+    table.add_column("metric")
+    for title in columns:
+        table.add_column(title, justify="right")
+    for name in next(iter(columns.values())):
+        table.add_row(metric_label(name, task), *(_fmt(c[name]) for c in columns.values()))
+    out.print(table)
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:

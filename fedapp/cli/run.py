@@ -26,7 +26,16 @@ from fedapp.cli.output import console, exit_now, fail, failures_line, print_note
 from fedapp.cli.render import clients_table, print_summary, round_scores, schema_table
 from fedapp.errors import UsageError
 from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
-from fedapp.settings import DATA_SECTIONS, RunConfig, Setting, describe, fields, read_settings
+from fedapp.settings import (
+    AUTO_ROUNDS,
+    AUTO_ROUNDS_SETTINGS,
+    DATA_SECTIONS,
+    RunConfig,
+    Setting,
+    describe,
+    fields,
+    read_settings,
+)
 
 
 def _leftover_args(args: list[str]) -> dict[str, str]:
@@ -47,7 +56,9 @@ def _leftover_args(args: list[str]) -> dict[str, str]:
 
 def _option(entry: Setting) -> signatures.Parameter:
     """The ``--key`` option of one setting: unset (``None``) unless given."""
-    kind: Any = list[entry.type] if entry.many else entry.type
+    # A number that also takes a word (rounds auto) is read as text, then parsed.
+    item: Any = str if entry.words else entry.type
+    kind: Any = list[item] if entry.many else item
     decls = f"--{entry.key}/--no-{entry.key}" if entry.type is bool else f"--{entry.key}"
     limits = entry.range_text()
     hint = " Repeat the option for each." if entry.many else ""
@@ -114,7 +125,8 @@ def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> Ru
     A flag overrides what the file says along with what depends on it: another
     ``--strategy`` or ``--model`` starts from that plugin's own defaults (the
     file's parameters were the old one's), another ``--data`` or
-    ``--client-data`` has no recorded hash to match.
+    ``--client-data`` has no recorded hash to match, a number of ``--rounds``
+    drops an automatic run's ``max-rounds``, ``patience``, ... .
     """
     flags = {
         describe(name).key: value
@@ -128,6 +140,9 @@ def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> Ru
             base = {k: v for k, v in base.items() if not k.startswith(keys)}
     if {"data", "client-data"} & flags.keys():
         base.pop(describe("data_sha256").key, None)
+    if str(flags.get("rounds", AUTO_ROUNDS)).strip().lower() != AUTO_ROUNDS:
+        # A fixed number of rounds has no use for an automatic run's stopping settings.
+        base = {k: v for k, v in base.items() if k not in _AUTO_KEYS}
     settings = {**base, **flags}
     for table, params in _plugin_args(settings, _leftover_args(args)).items():
         settings[table] = {**base.get(table, {}), **params}
@@ -137,6 +152,7 @@ def _config(config: Path | None, options: dict[str, Any], args: list[str]) -> Ru
 # The keys of a file that hold a plugin's parameters: a table, or Flower's flat
 # `TABLE.NAME` keys; and, for the model, the MLP's old `hidden-units` key.
 _PARAM_KEYS = {"strategy": ("strategy-params",), "model": ("model-params", "hidden-units")}
+_AUTO_KEYS = frozenset(describe(name).key for name in AUTO_ROUNDS_SETTINGS)
 
 
 def _plugin_args(settings: dict[str, Any], extra: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -276,14 +292,14 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
             if event.stage is not Stage.EVALUATE:
                 return
             if event.scope is Scope.FEDERATED:  # every round, whatever eval-every says
-                count = f"round {event.round}/{cfg.rounds}"
-                progress.update(task, description=cfg.strategy, total=cfg.rounds,
+                count = f"round {event.round}/{cfg.round_limit}"
+                progress.update(task, description=cfg.strategy, total=cfg.round_limit,
                                 completed=event.round, count=count)  # fmt: skip
                 return
             shown = round_scores(event.metrics, task_name)
             progress.update(task, metrics=shown)
             if not console.is_terminal:
-                console.print(f"round {event.round}/{cfg.rounds}: {shown}", highlight=False)
+                console.print(f"round {event.round}/{cfg.round_limit}: {shown}", highlight=False)
 
         try:
             run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)

@@ -61,6 +61,7 @@ __all__ = [
     "load_federation",
     "local_statistics",
     "merge_statistics",
+    "pooled_evaluation",
     "pooled_train",
     "recorded_settings",
     "table_spec",
@@ -69,12 +70,24 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ClientShare:
-    """One institution's rows: what it trains on and what it holds out."""
+    """One institution's rows: what it trains on and what it holds out.
+
+    ``validation`` is the part of its training rows held out for validation
+    (``validation-fraction``; empty without it): its own evaluation, the
+    threshold calibration and tuning score those, and ``test`` stays the
+    yardstick nothing is chosen on.
+    """
 
     train: pd.DataFrame
     test: pd.DataFrame
     schema: Schema
     source: str
+    validation: pd.DataFrame | None = None
+
+    @property
+    def evaluation(self) -> pd.DataFrame:
+        """The rows the client's own evaluation scores: its validation rows, else its test rows."""
+        return self.validation if self.validation is not None else self.test
 
 
 @dataclass(frozen=True)
@@ -117,13 +130,14 @@ class _DataKey:
     test_fraction: float
     data_sha256: tuple[str, ...]
     read: ReadOptions
+    validation_fraction: float = 0.0
 
     @classmethod
     def of(cls, cfg: RunConfig) -> _DataKey:
         return cls(
             cfg.data, cfg.client_data, cfg.demo_rows, cfg.clients, cfg.seed,
             cfg.partition_spec, table_spec(cfg), cfg.test_fraction, cfg.data_sha256,
-            read_options(cfg),
+            read_options(cfg), cfg.validation_fraction,
         )  # fmt: skip
 
     @property
@@ -218,7 +232,15 @@ def _load(key: _DataKey) -> Federation:
         train, test = stratified_split(groups, key.test_fraction, rng)
         if len(train) == 0 or len(test) == 0:
             raise UsageError(f"{source}: {len(local)} rows, too few to hold out a test split")
-        clients.append(ClientShare(local.iloc[train], local.iloc[test], schema, source))
+        validation = None
+        if key.validation_fraction > 0:
+            kept, held = stratified_split(groups[train], key.validation_fraction, rng)
+            if len(kept) == 0 or len(held) == 0:
+                raise UsageError(
+                    f"{source}: {len(train)} training rows, too few to hold out a validation split"
+                )
+            train, validation = train[kept], local.iloc[train[held]]
+        clients.append(ClientShare(local.iloc[train], local.iloc[test], schema, source, validation))
     for name, frames in (
         ("training", [c.train for c in clients]),
         ("held-out", [c.test for c in clients]),
@@ -317,6 +339,11 @@ def client_share(cfg: RunConfig, partition_id: int) -> ClientShare:
 def global_test(cfg: RunConfig) -> pd.DataFrame:
     """The union of all clients' held-out rows: the common yardstick."""
     return pd.concat([c.test for c in client_splits(cfg)], ignore_index=True)
+
+
+def pooled_evaluation(cfg: RunConfig) -> pd.DataFrame:
+    """The union of the rows the clients' own evaluation scores (validation rows, else test)."""
+    return pd.concat([c.evaluation for c in client_splits(cfg)], ignore_index=True)
 
 
 def pooled_train(cfg: RunConfig) -> pd.DataFrame:

@@ -46,6 +46,8 @@ class DataPreview:
         institutions with one class or too few rows to train or score.
     train_rows : tuple[int, ...]
         Each institution's training rows (record-level DP's sampling rates).
+    task : str
+        The target's task, as loading settled it.
 
     """
 
@@ -55,6 +57,7 @@ class DataPreview:
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
     train_rows: tuple[int, ...]
+    task: str = "binary"
 
 
 def describe_federation(loaded: Federation) -> DataPreview:
@@ -75,6 +78,7 @@ def describe_federation(loaded: Federation) -> DataPreview:
         notes=tuple(loaded.notes),
         warnings=tuple(loaded.warnings),
         train_rows=tuple(len(c.train) for c in loaded.clients),
+        task=loaded.task,
     )
 
 

@@ -2,9 +2,13 @@
 
 What leaves a client (the privacy ledger): aggregate statistics of its
 training rows (on request, once), model weights, example counts and metrics
-tagged with its partition id. Never a row, never an ID. Label-skew
-correction adds nothing: a client's own label prior stays in it, and the
-federation's comes from the class counts the statistics already sent.
+tagged with its partition id; after the last round, on the closing query,
+the confusion counts (true/false positives/negatives) of its held-out rows
+at each threshold of a fixed grid, and the scores on those rows of the global
+model fine-tuned on its training rows (the fine-tuned weights stay). Never a
+row, never an ID. Label-skew correction adds nothing: a client's own label
+prior stays in it, and the federation's comes from the class counts the
+statistics already sent.
 
 A client process keeps its compiled model and its prepared arrays between
 rounds: the model is built once per process and architecture, and each round
@@ -27,18 +31,33 @@ from fedapp.errors import UsageError
 from fedapp.flower import dp
 from fedapp.flower.drift import ScaffoldRound
 from fedapp.flower.protocol import (
+    CLOSING_EPOCHS,
+    CLOSING_THRESHOLDS,
+    COUNTS_KEY,
     DATA_PATH_KEY,
+    FINE_TUNED_KEY,
     PARTITION_KEY,
     PREPROCESSING_KEY,
     ROUND_KEY,
     STATISTICS_QUERY,
 )
 from fedapp.flower.secagg import secure_aggregation_mod
+from fedapp.learning import threshold
 from fedapp.learning.drift import LOCAL_STEPS_KEY, LOCAL_STEPS_QUERY, local_steps
-from fedapp.learning.model import build_model, evaluate, label_shift_ratio, output_of, train
+from fedapp.learning.model import (
+    build_model,
+    evaluate,
+    label_shift_ratio,
+    output_of,
+    predict,
+    train,
+)
 from fedapp.protection import attacks
 from fedapp.registry import OutputSpec
 from fedapp.settings import NODE_DATA, DpMode, RunConfig
+
+# The fine-tuning's row-order stream, above any round number.
+_FINE_TUNE_STREAM = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,9 @@ class _Arrays:
     x_test: np.ndarray
     y_test: np.ndarray
     encoding: data.TargetEncoding
+    # The rows its own evaluation scores: the validation rows, else the test rows.
+    x_eval: np.ndarray
+    y_eval: np.ndarray
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,7 +110,9 @@ def _arrays(cfg_json: str, partition_id: int, preprocessing: str) -> _Arrays:
     prep = data.Preprocessor.from_json(preprocessing)
     x_train, y_train = prep.transform(rows.train)
     x_test, y_test = prep.transform(rows.test)
-    return _Arrays(x_train, y_train, x_test, y_test, prep.encoding)
+    held = rows.validation
+    x_eval, y_eval = (x_test, y_test) if held is None else prep.transform(held)
+    return _Arrays(x_train, y_train, x_test, y_test, prep.encoding, x_eval, y_eval)
 
 
 class ChurnClient(NumPyClient):
@@ -211,10 +235,60 @@ class ChurnClient(NumPyClient):
     def evaluate(
         self, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, int, dict[str, Scalar]]:
-        """Score the global weights on this client's held-out rows."""
+        """Score the global weights on this client's held-out rows.
+
+        Each round it scores its validation rows when it holds some out
+        (``validation-fraction``), else its test rows. On the closing query
+        (after the last round) the reply holds the test rows' scores, the
+        validation (else test) rows' confusion counts at the thresholds asked
+        for and the scores of the global model fine-tuned for the epochs
+        asked for (:meth:`closing_metrics`).
+        """
         arrays, model = self._prepare(parameters, config)
-        metrics = evaluate(model, arrays.x_test, arrays.y_test, arrays.encoding)
-        return metrics["loss"], len(arrays.y_test), {PARTITION_KEY: self.partition_id, **metrics}
+        closing = CLOSING_THRESHOLDS in config or CLOSING_EPOCHS in config
+        x, y = (arrays.x_test, arrays.y_test) if closing else (arrays.x_eval, arrays.y_eval)
+        metrics = evaluate(model, x, y, arrays.encoding)
+        reply: dict[str, Scalar] = {PARTITION_KEY: self.partition_id, **metrics}
+        if closing:
+            reply |= self.closing_metrics(parameters, config, arrays, model)
+        return metrics["loss"], len(y), reply
+
+    def closing_metrics(
+        self, parameters: NDArrays, config: dict[str, Scalar], arrays: _Arrays, model: Any
+    ) -> dict[str, Scalar]:
+        """The closing query's answer: confusion counts, and the fine-tuned model's scores.
+
+        The counts are of the global model's predictions on the validation
+        rows (the test rows without them), at each threshold of ``config``'s
+        JSON list. Fine-tuning trains a copy of the global weights on the
+        training rows, from a stream of its own, and scores it on the test
+        rows; the cached model gets
+        the global weights back, as other clients of this process share it.
+        """
+        out: dict[str, Scalar] = {}
+        grid = json.loads(str(config.get(CLOSING_THRESHOLDS) or "[]"))
+        if grid:
+            # Validation rows when it holds some: the test rows choose nothing.
+            probabilities = predict(model, arrays.x_eval)
+            counts = threshold.confusion_counts(arrays.y_eval, probabilities, grid)
+            out[COUNTS_KEY] = threshold.encode_counts(counts)
+        epochs = int(config.get(CLOSING_EPOCHS, 0))
+        if epochs > 0:
+            if model.label_shift is not None:
+                # The fine-tuned model is this client's own: it learns its prior.
+                model.label_shift.set(np.ones(model.label_shift.ratio.shape))
+            try:
+                train(
+                    model, arrays.x_train, arrays.y_train,
+                    epochs=epochs, batch_size=self.cfg.batch_size,
+                    # Past every round's stream [seed, round, partition].
+                    seed=[self.cfg.seed, _FINE_TUNE_STREAM, self.partition_id],
+                )  # fmt: skip
+                tuned = evaluate(model, arrays.x_test, arrays.y_test, arrays.encoding)
+            finally:
+                model.set_weights(parameters)
+            out[FINE_TUNED_KEY] = json.dumps(tuned)
+        return out
 
     def _prepare(self, parameters: NDArrays, config: dict[str, Any]) -> tuple[_Arrays, Any]:
         arrays = _arrays(self._cfg_json, self._share, str(config[PREPROCESSING_KEY]))
@@ -243,6 +317,7 @@ def node_data_config(cfg: RunConfig, path: str) -> RunConfig:
         encoding=cfg.encoding,
         max_categories=cfg.max_categories,
         test_fraction=cfg.test_fraction,
+        validation_fraction=cfg.validation_fraction,
         min_category_count=cfg.min_category_count,
         seed=cfg.seed,
     )

@@ -26,7 +26,8 @@ class RunOutcome:
     strategy : str
         The strategy plugin's name.
     rounds : int
-        The run's last round: fewer than asked when a privacy budget ended it.
+        The run's last round: fewer than asked when a privacy budget ended it,
+        or an automatic run converged.
     rounds_run : int
         The last round whose global model was evaluated.
     stop_reason : str | None
@@ -44,6 +45,16 @@ class RunOutcome:
     clients : Mapping[str, Mapping[str, int]] | None
         Each client's ``train`` rows (from its statistics) and ``test`` rows
         (from its evaluations), where known, by partition id.
+    threshold : Mapping[str, Any] | None
+        The run's decision threshold, calibrated or fixed, and its scores on
+        the clients' held-out rows pooled (:mod:`fedapp.flower.closing`).
+    personalized : Mapping[str, Any] | None
+        Each client's kept model and fine-tuned model scored on its held-out rows.
+    model_round : int | None
+        The round whose global model is kept and scored, when not the last
+        (an automatic run's best round).
+    auto_rounds : Mapping[str, Any] | None
+        An automatic run's monitor: the score watched, its best value and round.
 
     """
 
@@ -57,11 +68,20 @@ class RunOutcome:
     preprocessing: str = ""
     failed_client_rounds: int = 0
     clients: Mapping[str, Mapping[str, int]] | None = None
+    threshold: Mapping[str, Any] | None = None
+    personalized: Mapping[str, Any] | None = None
+    model_round: int | None = None
+    auto_rounds: Mapping[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
         """Whether the run got to its last round's results."""
         return self.rounds_run >= self.rounds
+
+    @property
+    def kept_round(self) -> int:
+        """The round of the global model kept (``model.keras``) and of the scores."""
+        return self.model_round or self.rounds
 
 
 def summary(
@@ -87,6 +107,12 @@ def summary(
         out["reason"] = outcome.stop_reason
     if outcome.privacy is not None:
         out["privacy"] = dict(outcome.privacy)
+    if outcome.threshold is not None:
+        out["threshold"] = dict(outcome.threshold)
+    if outcome.personalized is not None:
+        out["personalized"] = dict(outcome.personalized)
+    if outcome.auto_rounds is not None:
+        out["auto_rounds"] = dict(outcome.auto_rounds)
     return out | dict(extra or {})
 
 

@@ -13,6 +13,13 @@ STATISTICS_QUERY = "fedapp-statistics"
 # The fitted federated preprocessing, sent with every round's config.
 PREPROCESSING_KEY = "fedapp-preprocessing"
 ROUND_KEY = "fedapp-round"
+# The closing query, after the last round: the thresholds to count confusions
+# at (JSON; "" for none) and the epochs to fine-tune for, and the replies'
+# keys: the counts (JSON rows of tp, fp, tn, fn) and the fine-tuned model's scores (JSON).
+CLOSING_THRESHOLDS = "fedapp-closing-thresholds"
+CLOSING_EPOCHS = "fedapp-closing-epochs"
+COUNTS_KEY = "fedapp-counts"
+FINE_TUNED_KEY = "fedapp-fine-tuned"
 # Node config of a SuperNode, and the tag on each of its replies: which institution it is.
 PARTITION_KEY = "partition-id"
 # Node config of a deployed SuperNode: the file holding its institution's rows.

@@ -18,6 +18,7 @@ from fedapp import __version__, data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import secagg
 from fedapp.flower.outcome import end_unfinished
+from fedapp.learning import convergence
 from fedapp.protection import attacks, privacy
 from fedapp.runs import Recorder, RunDir
 from fedapp.settings import NODE_DATA, RunConfig, rules
@@ -98,8 +99,11 @@ def check(cfg: RunConfig) -> data.Federation:
             "own data-path; here, give --data or --client-data"
         )
     loaded = data.federation(cfg)
+    # The task is known only now when it is inferred from the target's values.
     rules.check_task(cfg, loaded.schema.task)
     privacy.check_budget(cfg, [len(c.train) for c in loaded.clients])
+    if cfg.auto_rounds:
+        convergence.check_monitor(cfg.monitor, str(loaded.task))
     return loaded
 
 
@@ -140,10 +144,10 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
                 "versions": {"fedapp": __version__, "flwr": flwr.__version__},
             }
         )
-        run_dir.mark_started(cfg.rounds)
+        run_dir.mark_started(cfg.round_limit)
     except BaseException as err:
         # Stopped (or failed) between the claim and the first status: say so
         # rather than leave a directory that looks like a run starting for ever.
-        end_unfinished(Recorder(run_dir, cfg.rounds), err, keep=lambda: None)
+        end_unfinished(Recorder(run_dir, cfg.round_limit), err, keep=lambda: None)
         raise
     return run_dir

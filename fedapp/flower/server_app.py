@@ -32,7 +32,7 @@ def server_components(
     """The server's strategy, client manager and round count for ``cfg``."""
     manager = SeededClientManager(cfg.seed)
     strategy = RunStrategy(cfg, recorder, manager)
-    config = ServerConfig(num_rounds=strategy.plan.last_round)
+    config = ServerConfig(num_rounds=strategy.num_rounds)
     components = ServerAppComponents(strategy=strategy, config=config, client_manager=manager)
     return components, strategy
 
@@ -100,7 +100,7 @@ def _server_fn(context: Context) -> ServerAppComponents:
     """Server components from Flower's run config (``flwr run``)."""
     cfg = RunConfig.from_flwr(context.run_config)
     run_dir = prepare_run(cfg, Path(cfg.runs_dir))
-    components, _ = server_components(cfg, Recorder(run_dir, cfg.rounds))
+    components, _ = server_components(cfg, Recorder(run_dir, cfg.round_limit))
     return components
 
 

@@ -10,7 +10,12 @@ and around it:
 * results are aggregated in partition order, so that sums are reproducible;
 * each round's update signals (:mod:`fedapp.protection.anomaly`), ε and the
   privacy budget's early stop (:mod:`fedapp.protection.privacy`);
+* with rounds auto, the monitored score's early stop and the best round's
+  model (:mod:`fedapp.learning.convergence`);
 * central evaluation of the global model (:mod:`fedapp.learning.evaluation`);
+* after the last round, when the run asks for it, the closing query
+  (:mod:`fedapp.flower.closing`): the clients' confusion counts, which
+  calibrate the decision threshold, and their fine-tuned models' scores;
 * every event and the run's progress through its :class:`~fedapp.runs.Recorder`.
 
 It never ends the run: once Flower's loop returns, the driver reads
@@ -38,11 +43,12 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from fedapp import registry
-from fedapp.flower import dp, reports, statistics
+from fedapp.flower import closing, dp, reports, statistics
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.outcome import RunOutcome, client_rows
 from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
 from fedapp.flower.run_setup import common_kwargs
+from fedapp.learning import convergence
 from fedapp.learning.evaluation import CentralEvaluator
 from fedapp.protection import anomaly, privacy
 from fedapp.runs import Recorder, Scope, Stage
@@ -94,6 +100,16 @@ class RunStrategy(Strategy):
         self._scored: dict[str, tuple[int, dict[str, float]]] = {}
         # Flower's server thread may still be evaluating when a stop comes.
         self._model_lock = threading.Lock()
+        # The kept global model (what model.keras holds), and the closing
+        # query's plan and, once it has run, its results.
+        self._kept: NDArrays | None = None
+        self.closing = closing.ClosingPlan.of(cfg)
+        self._closed: closing.ClosingResults | None = None
+        # Rounds auto: the monitored score, and the best round's global weights
+        # and scores (by summary key), kept until the run's last round.
+        self.monitor = convergence.ConvergenceMonitor.for_run(cfg)
+        self._best: NDArrays | None = None
+        self._best_scores: dict[str, dict[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"RunStrategy({self.cfg.strategy})"
@@ -104,8 +120,31 @@ class RunStrategy(Strategy):
         return self.setup.largest_client if self.setup else 0
 
     @property
+    def num_rounds(self) -> int:
+        """The rounds Flower's loop runs: the planned ones, and one for the closing query.
+
+        The closing query is the first idle round after the run's actual last
+        round (:meth:`is_closing`), which a privacy budget may bring forward.
+        """
+        return self.plan.last_round + (1 if self.closing.needed else 0)
+
+    def is_closing(self, server_round: int) -> bool:
+        """Whether ``server_round`` is the closing query's (never a training round)."""
+        return (
+            self.closing.needed
+            and self._closed is None
+            and server_round == self.plan.last_round + 1
+        )
+
+    @property
     def outcome(self) -> RunOutcome:
+        """What the rounds have produced so far (an automatic run's: its best round's)."""
+        return self._with_best(self._rounds_outcome)
+
+    @property
+    def _rounds_outcome(self) -> RunOutcome:
         """What the rounds have produced so far."""
+        closed = self._closed
         return RunOutcome(
             strategy=self.cfg.strategy,
             rounds=self.plan.last_round,
@@ -117,6 +156,8 @@ class RunStrategy(Strategy):
             preprocessing=self.preprocessing,
             failed_client_rounds=len(self.failed_client_rounds),
             clients=client_rows(self.setup.train_rows if self.setup else {}, self._test_rows),
+            threshold=closed.threshold if closed else self.closing.fixed_record(),
+            personalized=closed.personalized if closed else None,
         )
 
     # -- set-up ---------------------------------------------------------
@@ -130,6 +171,9 @@ class RunStrategy(Strategy):
         self.preprocessing = self.setup.preprocessor.to_json()
         self.recorder.run_dir.preprocessing_file.write_text(self.preprocessing, encoding="utf-8")
         self.central = CentralEvaluator.for_run(self.cfg, self.setup.preprocessor)
+        if self.monitor is not None:  # deployed, the task is only known now
+            task, held = str(self.setup.preprocessor.task), self.central.test is not None
+            convergence.check_monitor(self.monitor.monitor, task, held)
         initial = ndarrays_to_parameters(self.central.initial_weights)
         strategy = self.plugin.build(common_kwargs(self.cfg, initial), self.params)
         self.inner = dp.wrap_strategy(strategy, self.cfg)
@@ -181,13 +225,14 @@ class RunStrategy(Strategy):
         weights, last = parameters_to_ndarrays(parameters), self.plan.is_last(server_round)
         with self._model_lock:
             self.rounds_run, self._latest = server_round, weights
-            if last:
+            if last and self.monitor is None:  # an automatic run keeps its best round
                 self._keep(weights, server_round)
             if not self.central.is_due(server_round, self.plan.last_round):
                 return None
             metrics = self.central.score(weights)
         self._scored["federated"] = (server_round, metrics)
         self.recorder.event(server_round, Stage.EVALUATE, Scope.CENTRALIZED, metrics)
+        self._observe(convergence.CENTRAL, server_round)
         return metrics["loss"], dict(metrics)
 
     def keep_stopped(self, timeout: float = 30.0) -> RunOutcome | None:
@@ -196,29 +241,39 @@ class RunStrategy(Strategy):
         Saves ``model.keras`` (and ``curves.json``) of round ``r``, the last
         one whose global model exists, and returns the outcome of a run of
         ``r`` rounds: its central scores, and the clients' own evaluation if
-        round ``r`` got one. ``None`` before round 1 has a model.
+        round ``r`` got one. ``None`` before round 1 has a model. An automatic
+        run keeps its best round so far instead.
         """
         if self.central is None or self._latest is None or self.rounds_run < 1:
             return None
         if not self._model_lock.acquire(timeout=timeout):
             return None  # the server thread holds the model: keep nothing rather than wait
         try:
-            last, weights = self.rounds_run, self._latest
+            last, weights = self._stopped_model()
             self._keep(weights, last)
-            central = self._scores_at("federated", last)
+            central = self._kept_scores("federated", last)
             if central is None and self.central.test is not None:
                 central = self.central.score(weights)
         finally:
             self._model_lock.release()
-        own = self._scores_at("federated_evaluation", last)
+        own = self._kept_scores("federated_evaluation", last)
         return dataclasses.replace(
-            self.outcome, rounds=last, federated=central, federated_evaluation=own
-        )
+            self.outcome, rounds=last, rounds_run=last, federated=central,
+            federated_evaluation=own, model_round=None,
+        )  # fmt: skip
 
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, EvaluateIns]]:
-        """Let the plugin choose clients; add the shared preprocessing."""
+        """Let the plugin choose clients; add the shared preprocessing.
+
+        In the closing round, every connected client is asked about the kept model instead.
+        """
+        if self.is_closing(server_round) and self._kept is not None:
+            kept = ndarrays_to_parameters(self._kept)
+            asked = self.closing.instructions(client_manager.all().values(), kept)
+            self.recorder.phase("closing", self.closing.label, 0, len(asked))
+            return self._with_config(asked, server_round, Stage.EVALUATE)
         if not self.plan.includes(server_round):
             return []
         assert self.inner is not None
@@ -234,8 +289,11 @@ class RunStrategy(Strategy):
         """Example-weighted mean of the clients' own-test metrics, recorded per client.
 
         A round whose clients all failed to evaluate ends the run: it would
-        have no federated result.
+        have no federated result. The closing round records no round: its
+        answers go to the outcome (:meth:`_close`).
         """
+        if self.is_closing(server_round):
+            return self._close(results, failures)
         failed = self._failed(server_round, Stage.EVALUATE, results, failures)
         answers = [_report(r) for _, r in _by_partition(results)]
         self._test_rows.update((a.partition_id, a.examples) for a in answers)
@@ -249,6 +307,7 @@ class RunStrategy(Strategy):
             )
         self.recorder.progress(server_round)
         self._scored["federated_evaluation"] = (server_round, metrics)
+        self._observe(convergence.FEDERATED, server_round)
         return metrics.get("loss"), dict(metrics)
 
     # -- hooks ----------------------------------------------------------
@@ -256,6 +315,76 @@ class RunStrategy(Strategy):
         """The newest ``scope`` scores if they are of round ``server_round``, else ``None``."""
         scored = self._scored.get(scope)
         return scored[1] if scored is not None and scored[0] == server_round else None
+
+    def _observe(self, scope: str, server_round: int) -> None:
+        """Rounds auto: feed the monitor round ``server_round``'s ``scope`` scores.
+
+        The best round's weights and scores are kept; once the score has not
+        improved for ``patience`` rounds the plan ends at this round (Flower's
+        loop runs on idle), and at the run's last round the best round's
+        model is saved.
+        """
+        monitor = self.monitor
+        if monitor is None:
+            return
+        if scope == monitor.scope and monitor.update(server_round, self._scores(scope)):
+            self._best, self._best_scores = self._latest, {}
+        if self._best is not None and server_round == monitor.best_round:
+            self._best_scores |= {k: m for k, (r, m) in self._scored.items() if r == server_round}
+        if scope != monitor.scope:
+            return
+        if monitor.converged:
+            self.plan.end_at(server_round, convergence.converged_reason(monitor.best_round))
+        if self.plan.is_last(server_round):
+            self._keep_best()
+
+    def _scores(self, scope: str) -> dict[str, float]:
+        """The newest scores a monitor of ``scope`` watches."""
+        scored = self._scored.get(convergence.SUMMARY_KEYS[scope])
+        return scored[1] if scored is not None else {}
+
+    def _stopped_model(self) -> tuple[int, NDArrays]:
+        """The round and weights a stopped run keeps: the last, or an automatic run's best."""
+        if self.monitor is not None and self._best is not None:
+            return self.monitor.best_round, self._best
+        assert self._latest is not None
+        return self.rounds_run, self._latest
+
+    def _kept_scores(self, scope: str, server_round: int) -> dict[str, float] | None:
+        """The ``scope`` scores of round ``server_round``: the newest, or the best round's."""
+        if self.monitor is not None and server_round == self.monitor.best_round:
+            return self._best_scores.get(scope)
+        return self._scores_at(scope, server_round)
+
+    def _keep_best(self) -> None:
+        """Save the best round's global model, and score it centrally if its round was not."""
+        assert self.central is not None and self.monitor is not None
+        with self._model_lock:
+            if self._best is None:  # no round had a finite score: the last round's model
+                weights, kept = self._latest, self.rounds_run
+            else:
+                weights, kept = self._best, self.monitor.best_round
+            if weights is None:
+                return
+            self._keep(weights, kept)
+            if "federated" not in self._best_scores and self.central.test is not None:
+                self._best_scores["federated"] = self.central.score(weights)
+
+    def _with_best(self, outcome: RunOutcome) -> RunOutcome:
+        """An automatic run's outcome: its best round's scores, and what its monitor saw."""
+        monitor = self.monitor
+        if monitor is None:
+            return outcome
+        auto = monitor.summary() | {"max_rounds": self.cfg.round_limit}
+        if not monitor.best_round:
+            return dataclasses.replace(outcome, auto_rounds=auto)
+        return dataclasses.replace(
+            outcome,
+            federated=self._best_scores.get("federated"),
+            federated_evaluation=self._best_scores.get("federated_evaluation"),
+            model_round=monitor.best_round,
+            auto_rounds=auto,
+        )
 
     def _setup_progress(self, step: str, done: int, total: int) -> None:
         label = _SETUP_LABELS[step]
@@ -265,9 +394,39 @@ class RunStrategy(Strategy):
         """Save the global model of ``server_round`` and, with a test set, its curves."""
         assert self.central is not None
         run_dir = self.recorder.run_dir
+        self._kept = weights
         self.central.save(weights, run_dir.model_file)
         if self.central.test is not None:
             run_dir.write_curves({"round": server_round, **self.central.curves(weights)})
+
+    def _close(
+        self,
+        results: list[tuple[ClientProxy, EvaluateRes]],
+        failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        """Pool the closing query's answers into the outcome (no round event, no progress).
+
+        Raises
+        ------
+        RuntimeError
+            When no client answered: the run asked for a calibrated
+            threshold or a fine-tuning report it would not have.
+
+        """
+        answers = [_report(r) for _, r in _by_partition(results)]
+        if not answers:
+            first = failures[0] if failures else None
+            reason = (
+                "no client was connected" if first is None
+                else reports.short_reason(first[1].status.message) if isinstance(first, tuple)
+                else f"{type(first).__name__}: {first}"
+            )  # fmt: skip
+            raise RuntimeError(
+                "the closing query (threshold calibration, fine-tuning) got no answer from "
+                f"any client ({len(failures)} failed; {reason})"
+            )
+        self._closed = self.closing.results(answers, failed=len(failures))
+        return None, {}
 
     def _with_config(self, instructions: list, server_round: int, stage: Stage) -> list:
         partition_of = self.client_manager.partition_of

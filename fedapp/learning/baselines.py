@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 
 from fedapp import data
 from fedapp.data.stats import Preprocessor
-from fedapp.learning.model import evaluate, run_model, train
+from fedapp.learning.model import evaluate, predict, run_model, train
+from fedapp.learning.threshold import Calibration, calibrate_predictions
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # Row-order streams of the baselines, above any round number so that they never
@@ -69,12 +71,16 @@ class GlobalTestTrainer:
         The run's settings (model, training and data split).
     prep : Preprocessor
         The federated preprocessing, applied to training and test rows alike.
+    rounds : int | None
+        The federated rounds to match (``rounds * local_epochs`` epochs): by
+        default the run's round limit; an automatic run's best round.
 
     """
 
-    def __init__(self, cfg: RunConfig, prep: Preprocessor) -> None:
+    def __init__(self, cfg: RunConfig, prep: Preprocessor, rounds: int | None = None) -> None:
         self.cfg = cfg
         self.prep = prep
+        self.rounds = rounds or cfg.round_limit
         # Built from the seed exactly as the server builds the federation's start.
         self.model = run_model(cfg, prep)
         self.initial = self.model.get_weights()
@@ -100,11 +106,31 @@ class GlobalTestTrainer:
         self.model.set_weights(self.initial)
         train(
             self.model, x, y,
-            epochs=self.cfg.rounds * self.cfg.local_epochs,
+            epochs=self.rounds * self.cfg.local_epochs,
             batch_size=self.cfg.batch_size,
             seed=seed,
         )  # fmt: skip
         return evaluate(self.model, *self.test, self.prep.encoding)
+
+    def calibrate(self) -> Calibration | None:
+        """The decision threshold of the model as last trained, chosen as the federation's is.
+
+        On the rows whose pooled counts calibrate the federated threshold
+        (:func:`fedapp.data.pooled_evaluation`: every client's validation
+        rows, or without them its held-out rows), so the two thresholds
+        differ by their models alone. ``None`` for a run without ``threshold``.
+        """
+        metric = self.cfg.resolved_threshold_metric if self.cfg.calibrates_threshold else None
+        fixed = self.cfg.fixed_threshold
+        if metric is None and fixed is None:
+            return None
+        x, y = self._calibration_rows()
+        return calibrate_predictions(y, predict(self.model, x), metric, fixed or 0.5)
+
+    def _calibration_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.cfg.validation_fraction == 0:
+            return self.test
+        return self.prep.transform(data.pooled_evaluation(self.cfg))
 
 
 def centralized(

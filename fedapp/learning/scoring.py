@@ -32,7 +32,9 @@ from fedapp.data.stats import Preprocessor, TargetEncoding
 from fedapp.errors import UsageError
 from fedapp.learning.metrics import THRESHOLD, score
 from fedapp.learning.model import predict
+from fedapp.learning.threshold import metrics_at
 from fedapp.runs import RunView, scorable_run
+from fedapp.runs.closing import run_threshold
 from fedapp.settings import RunConfig, Task
 
 # Rows scored at a time: some 150 MiB of text, typed columns and model input at the most,
@@ -156,7 +158,11 @@ class RunScorer:
         except (OSError, ValueError) as err:
             raise UsageError(f"{run.model_file}: cannot be loaded as a Keras model: {err}") from err
         id_column = id_column_of(view.config, json.loads(text))
-        return cls(model, preprocessor, table_spec(cfg), id_column, read=read_options(cfg))
+        # The run's decision threshold (calibrated or set; 0.5 for runs without one).
+        threshold, _ = run_threshold(view.summary)
+        return cls(
+            model, preprocessor, table_spec(cfg), id_column, threshold, read=read_options(cfg)
+        )
 
     @property
     def encoding(self) -> TargetEncoding:
@@ -234,9 +240,11 @@ class Evaluation:
 
     AUCs and the like rank every row against every other, so the metrics of
     the whole file are those of its rows pooled, not a mean over chunks.
+    A binary target's accuracy, F1, precision and recall are at ``threshold``.
     """
 
     encoding: TargetEncoding
+    threshold: float = THRESHOLD
     _y: list[np.ndarray] = field(default_factory=list)
     _output: list[np.ndarray] = field(default_factory=list)
 
@@ -255,7 +263,11 @@ class Evaluation:
         """The task's metrics over every row added (``None`` before any)."""
         if not self.rows:
             return None
-        return score(self.encoding, np.concatenate(self._y), np.concatenate(self._output))
+        y, output = np.concatenate(self._y), np.concatenate(self._output)
+        scores = score(self.encoding, y, output)
+        if self.encoding.task is Task.BINARY and self.threshold != THRESHOLD:
+            scores |= metrics_at(y, output, self.threshold)
+        return scores
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,9 @@ class PredictResult:
         With ``evaluate``: the task's metrics over the rows with a target.
     evaluated : int
         Rows with a target (the rows the metrics are of).
+    threshold : float | None
+        A binary run's decision threshold, which the predicted class and the
+        thresholded metrics use; ``None`` for other tasks.
 
     """
 
@@ -282,6 +297,7 @@ class PredictResult:
     columns: tuple[str, ...]
     metrics: dict[str, float] | None = None
     evaluated: int = 0
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result as ``fedapp predict --json`` prints it."""
@@ -291,6 +307,7 @@ class PredictResult:
             "columns": list(self.columns),
             "metrics": self.metrics,
             "evaluated": self.evaluated if self.metrics is not None else None,
+            "threshold": self.threshold,
         }
 
 
@@ -336,7 +353,7 @@ def predict_file(
     if chunk_rows < 1:
         raise UsageError(f"chunk-rows must be at least 1, not {chunk_rows}")
     source = str(data)
-    evaluation = Evaluation(scorer.encoding) if evaluate else None
+    evaluation = Evaluation(scorer.encoding, scorer.threshold) if evaluate else None
     rows = 0
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(TableWriter(out)) if out is not None else None
@@ -355,4 +372,6 @@ def predict_file(
             )
     metrics = evaluation.metrics() if evaluation is not None else None
     evaluated = evaluation.rows if evaluation is not None else 0
-    return PredictResult(rows, out, scorer.columns, metrics, evaluated)
+    binary = scorer.encoding.task is Task.BINARY
+    threshold = scorer.threshold if binary else None
+    return PredictResult(rows, out, scorer.columns, metrics, evaluated, threshold)

@@ -162,10 +162,11 @@ def planned_rounds(cfg: RunConfig) -> tuple[int, str | None]:
     how many rounds the budget pays for; the run is planned to end there.
     """
     if cfg.dp == DpMode.CENTRAL and cfg.target_epsilon is not None:
-        affordable = central_accountant(cfg).affordable_rounds(cfg.target_epsilon, cfg.rounds)
-        if affordable < cfg.rounds:
+        limit = cfg.round_limit
+        affordable = central_accountant(cfg).affordable_rounds(cfg.target_epsilon, limit)
+        if affordable < limit:
             return affordable, BUDGET_REACHED
-    return cfg.rounds, None
+    return cfg.round_limit, None
 
 
 def check_budget(cfg: RunConfig, train_rows: Sequence[int]) -> None:
@@ -337,7 +338,9 @@ class RoundPlan:
 
     Client-level DP with a target ε knows before round 1 how many rounds the
     budget pays for (:func:`planned_rounds`); under record-level DP the run
-    ends after the round in which the last client's budget ran out.
+    ends after the round in which the last client's budget ran out. An
+    automatic run (``rounds = "auto"``) plans ``max-rounds`` and ends where it
+    converges (:meth:`end_at`).
 
     Parameters
     ----------
@@ -367,4 +370,13 @@ class RoundPlan:
     def end_if_spent(self, server_round: int, ledger: PrivacyLedger) -> None:
         """Make ``server_round`` the last round when every client's budget is spent."""
         if ledger.all_spent and server_round < self.last_round:
-            self.last_round, self.stop_reason = server_round, BUDGET_REACHED
+            self.end_at(server_round, BUDGET_REACHED)
+
+    def end_at(self, server_round: int, reason: str) -> None:
+        """Make ``server_round`` the last round, for ``reason``, unless the plan ends before it.
+
+        At the planned last round itself the reason is said too: an automatic
+        run that converges there says so.
+        """
+        if server_round <= self.last_round:
+            self.last_round, self.stop_reason = server_round, reason

@@ -4,7 +4,7 @@ A run is written by its :class:`Recorder` and read through one :class:`RunView`.
 It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
 """
 
-from fedapp.runs.card import model_card
+from fedapp.runs.card import kept_model_text, model_card
 from fedapp.runs.directory import (
     METRIC_NAMES,
     STATES,
@@ -27,7 +27,13 @@ from fedapp.runs.metrics import (
 )  # fmt: skip
 from fedapp.runs.recorder import EventListener, PhaseListener, Recorder
 from fedapp.runs.scorable import scorable_run
-from fedapp.runs.state import RunState, sigterm_stops, stop_signal
+from fedapp.runs.state import (
+    RunState,
+    StopRequest,
+    requested_stop,
+    sigterm_stops,
+    stop_signal,
+)
 from fedapp.runs.view import RunView, is_pid, list_runs, process_alive
 
 __all__ = [
@@ -45,10 +51,12 @@ __all__ = [
     "RunView",
     "Scope",
     "Stage",
+    "StopRequest",
     "client_label",
     "higher_is_better",
     "is_pid",
     "json_safe",
+    "kept_model_text",
     "list_runs",
     "metric_label",
     "metric_names",
@@ -56,6 +64,7 @@ __all__ = [
     "new_run_id",
     "primary",
     "process_alive",
+    "requested_stop",
     "scorable_run",
     "sigterm_stops",
     "stop_signal",

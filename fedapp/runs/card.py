@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fedapp.runs.closing import fine_tuned, personalized_note, threshold_columns, threshold_note
 from fedapp.runs.directory import client_label
 from fedapp.runs.metrics import higher_is_better, metric_label, metric_names, primary, task_of
 
@@ -194,6 +195,9 @@ def _training(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     run = summary.get("rounds")
     if run is not None and run != config.get("rounds"):
         lines.append(f"| rounds run | {run} ({summary.get('reason') or 'ended early'}) |")
+    kept = kept_model_text(summary)
+    if kept:
+        lines.append(f"| kept model | {_cell(kept)} |")
     lines.append(f"| secure aggregation | {'yes' if config.get('secure-aggregation') else 'no'} |")
     if config.get("malicious"):
         lines.append(f"| simulated attackers | {config['malicious']} ({config.get('attack')}) |")
@@ -230,24 +234,44 @@ def _metrics(task: str, config: Mapping[str, Any], summary: Mapping[str, Any]) -
         federated = (summary.get("federated") or {}).get(main)
         sources = [str(s) for s in config.get("client-sources") or []]
         label = metric_label(main, task)
+        tuned = personalized_note(summary, main, task)
         lines += [
             "",
             f"Each institution trained alone (same model and epochs, its own rows only), "
             f"scored on the global test set ({label}; gain: what joining the federation buys):",
             "",
-            "| institution | alone | federated | gain |",
-            "| --- | ---: | ---: | ---: |",
+            "| institution | alone | federated | "
+            + ("federated + fine-tuned | " if tuned else "")
+            + "gain |",
+            "| --- | ---: | ---: |" + (" ---: |" if tuned else "") + " ---: |",
         ]
         sign = 1 if higher_is_better(main) else -1
         for pid in sorted(local, key=_order):
             alone = (local[pid] or {}).get(main)
             gain = None if alone is None or federated is None else sign * (federated - alone)
             who = _source(sources, pid) or pid
+            own = f"{_score(fine_tuned(summary, pid, main))} | " if tuned else ""
             lines.append(
                 f"| {_cell(f'{pid} {who}')} | {_score(alone)} | {_score(federated)} | "
-                f"{_score(gain, True)} |"
+                f"{own}{_score(gain, True)} |"
             )
-    return "\n".join(lines)
+        if tuned:
+            lines += ["", f"{tuned[0].upper()}{tuned[1:]}."]
+    return "\n".join(lines + _thresholds(task, summary))
+
+
+def _thresholds(task: str, summary: Mapping[str, Any]) -> list[str]:
+    """The decision threshold's section lines: the scores at 0.5 and at each threshold."""
+    columns = threshold_columns(summary)
+    notes = [threshold_note(summary), threshold_note(summary, "centralized_threshold")]
+    if not columns:
+        return [f"\n{n[0].upper()}{n[1:]}." for n in notes if n]
+    lines = ["", "At the decision threshold (a binary prediction is positive at or above it):", ""]
+    lines += ["| metric | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
+    for name in next(iter(columns.values())):
+        cells = " | ".join(_score(c[name]) for c in columns.values())
+        lines.append(f"| {_cell(metric_label(name, task))} | {cells} |")
+    return lines + [""] + [f"- {n[0].upper()}{n[1:]}" for n in notes if n]
 
 
 def _privacy(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
@@ -295,6 +319,35 @@ def _keys(parts: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def _order(pid: str) -> tuple[int, str]:
     return (int(pid), "") if pid.isdigit() else (1 << 30, pid)
+
+
+def kept_model_text(summary: Mapping[str, Any]) -> str | None:
+    """Which round's model an automatic run kept, and why its rounds ended; ``None`` otherwise.
+
+    Read from ``summary.json``'s ``auto_rounds`` (the CLI's closing lines,
+    the model card and the Run page all say it so).
+    """
+    auto = summary.get("auto_rounds")
+    if not isinstance(auto, Mapping):
+        return None
+    monitor, best, rounds = auto.get("monitor"), auto.get("best_round"), summary.get("rounds")
+    if not best:
+        return f"the model of round {rounds}, the last: no round had a finite {monitor}"
+    kept = f"the model of round {best}, the best {monitor} ({_score(auto.get('best'))})"
+    if auto.get("converged"):
+        delta = auto.get("min_delta") or 0
+        gain = f"gain of more than {delta:g}" if delta else "improvement"
+        patience = auto.get("patience")
+        after = "the round" if patience == 1 else f"the {patience} rounds"
+        return (
+            f"{kept}; converged: no {gain} in {after} after it, "
+            f"{rounds} rounds run of at most {auto.get('max_rounds')}"
+        )
+    if summary.get("reason"):
+        return (
+            f"{kept}; not converged when the run ended after round {rounds} ({summary['reason']})"
+        )
+    return f"{kept}; not converged within max-rounds {auto.get('max_rounds')}"
 
 
 def _finite(value: Any) -> bool:

@@ -6,7 +6,7 @@ import _thread
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -47,6 +47,15 @@ class RunState(StrEnum):
 _RECORDED = frozenset({RunState.RUNNING, RunState.FINISHED, RunState.FAILED, RunState.STOPPED})
 
 
+class StopRequest(Exception):
+    """Raised by a run's own event listener to end the run now, as stopped (not failed).
+
+    An ``Exception``, not a ``KeyboardInterrupt``: it travels from the
+    server's thread, where listeners are called, to the driver, which marks
+    the run ``stopped (<message>)`` (a tuner pruning a trial says why).
+    """
+
+
 # Ray's SIGTERM handler (set while `ray.init` runs) exits with the signal's number.
 _STOP_SIGNALS = (int(signal.SIGTERM), int(signal.SIGINT))
 
@@ -56,19 +65,33 @@ def stop_signal(err: BaseException) -> str | None:
 
     A stop arrives as a ``KeyboardInterrupt`` (Ctrl-C, or fedapp's SIGTERM
     handler, whose message names the signal), as the ``SystemExit`` Ray's
-    handler raises for a SIGTERM while ``ray.init`` runs, or wrapped in an
-    exception of Flower's own. Either way the run is ``stopped``, not ``failed``.
+    handler raises for a SIGTERM while ``ray.init`` runs, as a listener's
+    :class:`StopRequest` (its message), or wrapped in an exception of
+    Flower's own. Either way the run is ``stopped``, not ``failed``.
     """
+    for current in _chain(err):
+        if isinstance(current, KeyboardInterrupt):
+            return str(current) or signal.SIGINT.name
+        if isinstance(current, StopRequest):
+            return str(current)
+        if isinstance(current, SystemExit) and current.code in _STOP_SIGNALS:
+            return signal.Signals(current.code).name
+    return None
+
+
+def requested_stop(err: BaseException) -> StopRequest | None:
+    """The listener's :class:`StopRequest` that ``err`` is or wraps, if any."""
+    return next((e for e in _chain(err) if isinstance(e, StopRequest)), None)
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and what it was raised from or during, innermost last (each once)."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, KeyboardInterrupt):
-            return str(current) or signal.SIGINT.name
-        if isinstance(current, SystemExit) and current.code in _STOP_SIGNALS:
-            return signal.Signals(current.code).name
+        yield current
         current = current.__cause__ or current.__context__
-    return None
 
 
 def sigterm_stops() -> None:

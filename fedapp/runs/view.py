@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +22,7 @@ from fedapp.runs.directory import STATES, RunDir, client_label
 from fedapp.runs.events import Event
 from fedapp.runs.metrics import metric_names, primary, task_of
 from fedapp.runs.state import RunState
+from fedapp.runs.study import is_study
 
 
 def is_pid(value: object) -> TypeGuard[int]:
@@ -59,7 +60,8 @@ class RunView:
     Attributes
     ----------
     run_id : str
-        The directory's name.
+        The run's name in its runs folder: the directory's (``<study>/<trial>``
+        for a trial of a tuning study).
     path : Path
         The directory.
     config : dict
@@ -83,8 +85,10 @@ class RunView:
     created: float
 
     @classmethod
-    def read(cls, path: Path) -> RunView:
-        """Read the run in directory ``path``.
+    def read(cls, path: Path, name: str | None = None) -> RunView:
+        """Read the run in directory ``path``, called ``name`` (its folder's name by default).
+
+        A tuning study's trial is called ``<study>/<trial>`` in its runs folder.
 
         A file that is missing or being rewritten by another process reads as
         empty; so does a ``status.json`` whose state is not one a run records.
@@ -100,7 +104,7 @@ class RunView:
         summary = _read(run.read_summary) if summarised else None
         started = status.get("started")
         created = float(started) if isinstance(started, int | float) else path.stat().st_mtime
-        return cls(path.name, path, config, status, summary, created)
+        return cls(name or path.name, path, config, status, summary, created)
 
     @property
     def run_dir(self) -> RunDir:  # noqa: D102
@@ -135,8 +139,11 @@ class RunView:
 
     @property
     def rounds(self) -> int:
-        """The rounds the run was asked for."""
-        return int(self.status.get("rounds", self.config.get("rounds", 0)))
+        """The rounds the run was asked for (an automatic run's most rounds)."""
+        asked = self.config.get("rounds", 0)
+        if not isinstance(asked, int):  # rounds auto: at most max-rounds
+            asked = self.config.get("max-rounds") or 0
+        return int(self.status.get("rounds", asked))
 
     @property
     def error(self) -> str | None:
@@ -145,7 +152,7 @@ class RunView:
 
     @property
     def reason(self) -> str | None:
-        """Why a finished run ended before its last round (e.g. its privacy budget)."""
+        """Why a finished run ended before its last round (its privacy budget, convergence)."""
         return self.status.get("reason") or (self.summary or {}).get("reason")
 
     @property
@@ -270,7 +277,8 @@ def list_runs(root: Path, accept: Callable[[str], bool] | None = None) -> list[R
     """Every run under ``root``, newest first.
 
     A run is a folder with a ``config.json``; hidden folders (such as the UI's
-    own ``.fedapp-ui``) are skipped.
+    own ``.fedapp-ui``) are skipped. The trials of a tuning study's folder
+    (:mod:`fedapp.runs.study`) are runs too, named ``<study>/<trial>``.
 
     Parameters
     ----------
@@ -283,15 +291,27 @@ def list_runs(root: Path, accept: Callable[[str], bool] | None = None) -> list[R
     if not root.is_dir():
         return []
     runs = []
-    for child in root.iterdir():
-        if child.name.startswith(".") or (accept is not None and not accept(child.name)):
+    for child, name in _run_folders(root):
+        if accept is not None and not accept(name):
             continue
         if child.is_dir() and (child / "config.json").exists():
             try:
-                runs.append(RunView.read(child))
+                runs.append(RunView.read(child, name))
             except OSError:
                 continue  # deleted while listing
     return sorted(runs, key=lambda r: r.created, reverse=True)
+
+
+def _run_folders(root: Path) -> Iterator[tuple[Path, str]]:
+    """Each visible folder of ``root`` by name; a tuning study's trials as ``<study>/<trial>``."""
+    for child in root.iterdir():
+        if child.name.startswith("."):
+            continue
+        yield child, child.name
+        if is_study(child):
+            for trial in child.iterdir():
+                if not trial.name.startswith("."):
+                    yield trial, f"{child.name}/{trial.name}"
 
 
 def _read(reader: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:

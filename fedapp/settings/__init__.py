@@ -8,7 +8,10 @@ checks and the UI form all come from this package: :func:`describe` and
 from fedapp.settings.config import RunConfig, describe, fields, read_settings, value_error
 from fedapp.settings.enums import (
     ALWAYS_NA,
+    AUTO_ROUNDS,
+    AUTO_ROUNDS_SETTINGS,
     DEMO_DATA,
+    MONITOR_SCOPES,
     NA_VALUES,
     NODE_DATA,
     DpClipping,
@@ -20,8 +23,11 @@ from fedapp.settings.table import DATA_SECTIONS, SECTIONS, Setting
 
 __all__ = [
     "ALWAYS_NA",
+    "AUTO_ROUNDS",
+    "AUTO_ROUNDS_SETTINGS",
     "DATA_SECTIONS",
     "DEMO_DATA",
+    "MONITOR_SCOPES",
     "NA_VALUES",
     "NODE_DATA",
     "SECAGG_MODULUS_BITS",

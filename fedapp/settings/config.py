@@ -18,8 +18,9 @@ import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -33,8 +34,26 @@ from pydantic import (
 
 from fedapp.errors import UsageError
 from fedapp.settings import rules
-from fedapp.settings.enums import DEMO_DATA, NA_VALUES, NODE_DATA, DpClipping, DpMode, Task
-from fedapp.settings.specs import Attack, PartitionSpec, as_attack, as_partition
+from fedapp.settings.enums import (
+    AUTO_ROUNDS,
+    DEMO_DATA,
+    MONITOR_SCOPES,
+    NA_VALUES,
+    NODE_DATA,
+    DpClipping,
+    DpMode,
+    Task,
+)
+from fedapp.settings.specs import (
+    AUTO,
+    Attack,
+    PartitionSpec,
+    ThresholdMetric,
+    as_attack,
+    as_partition,
+    as_threshold,
+    as_threshold_metric,
+)
 from fedapp.settings.table import (
     ATTACKS,
     DATA,
@@ -98,13 +117,45 @@ def _encoding(value: Any) -> Any:
     return value
 
 
+def _whole_number(value: Any) -> Any:
+    """``rounds`` as given: a whole number typed as text (a flag, a form) as an ``int``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+        if text.lower() == AUTO_ROUNDS:
+            return AUTO_ROUNDS
+    return value
+
+
+def _monitor(value: Any) -> Any:
+    """A ``monitor`` setting as given: ``<scope>_<metric>``; the task decides the metrics."""
+    if isinstance(value, str):
+        scope, _, metric = value.partition("_")
+        if scope not in MONITOR_SCOPES or not metric:
+            raise UsageError(
+                "monitor must be federated_<metric> (the clients' own held-out rows) or "
+                f"central_<metric> (the server's test set), e.g. federated_loss; got {value!r}"
+            )
+    return value
+
+
 _Strings = Annotated[tuple[str, ...], BeforeValidator(_items)]
+# A number of rounds, or AUTO_ROUNDS: "until the monitored score stops improving".
+_Rounds = Annotated[
+    Annotated[int, annotated_types.Gt(0)] | Literal["auto"], BeforeValidator(_whole_number)
+]
+_Monitor = Annotated[str, BeforeValidator(_monitor)]
 _Separator = Annotated[str | None, BeforeValidator(_separator)]
 _Encoding = Annotated[str | None, BeforeValidator(_encoding)]
 # A spec is held parsed and written as its text form.
 _Spec = PlainSerializer(str, when_used="json-unless-none")
 _Partition = Annotated[InstanceOf[PartitionSpec] | None, BeforeValidator(as_partition), _Spec]
 _Attack = Annotated[InstanceOf[Attack] | None, BeforeValidator(as_attack), _Spec]
+_Threshold = Annotated[str | None, BeforeValidator(as_threshold)]
+_ThresholdMetric = Annotated[
+    InstanceOf[ThresholdMetric] | None, BeforeValidator(as_threshold_metric), _Spec
+]
 
 
 class RunConfig(BaseModel):
@@ -207,6 +258,12 @@ class RunConfig(BaseModel):
         0.2, section=DATA, gt=0, lt=1,
         help="Share of each client's rows held out for evaluation (stratified).",
     )  # fmt: skip
+    validation_fraction: float = setting(
+        0.0, section=DATA, ge=0, lt=1,
+        help="Share of each client's training rows held out for validation (stratified): "
+        "the clients' own evaluation each round (automatic rounds watch it), threshold "
+        "calibration and tuning then score these rows, never the test rows.",
+    )  # fmt: skip
     seed: int = setting(
         # 32 bits, as NumPy's legacy seeds; Keras' initialisers take seed * 1000 + layer,
         # which a larger seed overflows (an int64) only once the run has started.
@@ -237,9 +294,10 @@ class RunConfig(BaseModel):
         None, section=FEDERATION, gt=0, unset="all",
         help="Clients sampled per round.",
     )  # fmt: skip
-    rounds: int = setting(
-        10, section=FEDERATION, gt=0, aliases=("num-server-rounds",),
-        help="Federated rounds.",
+    rounds: _Rounds = setting(
+        10, section=FEDERATION, aliases=("num-server-rounds",),
+        help="Federated rounds, or auto: until the monitored score has not improved for "
+        "patience rounds (at most max-rounds), keeping the best round's model.",
     )  # fmt: skip
     eval_every: int = setting(
         1, section=FEDERATION, gt=0, label="Evaluate every",
@@ -254,6 +312,27 @@ class RunConfig(BaseModel):
         {}, section=FEDERATION, cli=False,
         help="Values of the strategy's declared parameters, by kebab-case name (further "
         "--NAME VALUE flags on the command line).",
+    )  # fmt: skip
+    max_rounds: int | None = setting(
+        None, section=FEDERATION, gt=0, unset="none (required with rounds auto)",
+        help="With rounds auto: the most rounds the run may take.",
+    )  # fmt: skip
+    patience: int = setting(
+        10, section=FEDERATION, ge=1,
+        help="With rounds auto: the run stops once the monitored score has not improved "
+        "for this many rounds.",
+    )  # fmt: skip
+    min_delta: float = setting(
+        0.0, section=FEDERATION, ge=0, step=0.001, fmt="%g", label="Min delta",
+        help="With rounds auto: an improvement is a gain of the monitored score of more "
+        "than this over its best so far (a tie is none).",
+    )  # fmt: skip
+    monitor: _Monitor = setting(
+        "federated_loss", section=FEDERATION,
+        help="With rounds auto: the score watched, federated_<metric> (the clients' own "
+        "held-out rows, every round; works deployed) or central_<metric> (the server's test "
+        "set, every eval-every rounds), <metric> one of the task's scores (loss, auc, "
+        "accuracy, rmse, ...).",
     )  # fmt: skip
 
     # --- Training -------------------------------------------------------------
@@ -283,6 +362,26 @@ class RunConfig(BaseModel):
         help="Each client trains with its logits shifted by the log ratio of its own label "
         "prior to the federation's, so the shared model learns the federation's "
         "posterior (binary and multiclass); the served model has no shift.",
+    )  # fmt: skip
+    threshold: _Threshold = setting(
+        None, section=TRAINING, unset="0.5", label="Decision threshold",
+        help="Probability at or above which a binary prediction is positive: a number in "
+        "(0, 1), or auto: after the last round the clients report their held-out rows' "
+        "confusion counts at 99 thresholds (counts only) and the server picks the one "
+        "that optimises threshold-metric on the pooled counts. Recorded in summary.json "
+        "and used by fedapp predict (binary targets).",
+    )  # fmt: skip
+    threshold_metric: _ThresholdMetric = setting(
+        None, section=TRAINING, unset="f1 (with threshold auto)",
+        help="What --threshold auto optimises: f1, accuracy, youden (sensitivity + "
+        "specificity - 1) or cost:FP,FN (the least total cost, a false positive costing "
+        "FP and a false negative FN, e.g. cost:1,5).",
+    )  # fmt: skip
+    personalize_epochs: int = setting(
+        0, section=TRAINING, ge=0, label="Fine-tuning epochs",
+        help="After training, each client fine-tunes a copy of the final global model for "
+        "this many epochs on its own training rows and scores it on its own held-out "
+        "rows: the report's 'federated + fine-tuned' column (0: off).",
     )  # fmt: skip
 
     # --- Privacy --------------------------------------------------------------
@@ -410,9 +509,38 @@ class RunConfig(BaseModel):
         return str(self.partition_spec or "nodes")
 
     @property
+    def calibrates_threshold(self) -> bool:
+        """Whether the federation picks the decision threshold (``threshold = auto``)."""
+        return self.threshold == AUTO
+
+    @property
+    def fixed_threshold(self) -> float | None:
+        """The decision threshold given as a number, else ``None`` (unset, or auto)."""
+        return None if self.threshold in (None, AUTO) else float(self.threshold)
+
+    @property
+    def resolved_threshold_metric(self) -> ThresholdMetric:
+        """What a calibrated threshold optimises: F1 unless set."""
+        return self.threshold_metric or ThresholdMetric("f1")
+
+    @property
     def sample_size(self) -> int:
         """Clients taking part in each round."""
         return self.clients_per_round or self.clients
+
+    @property
+    def auto_rounds(self) -> bool:
+        """Whether the run stops by itself once the monitored score stops improving."""
+        return self.rounds == AUTO_ROUNDS
+
+    @property
+    def round_limit(self) -> int:
+        """The most rounds this run may run: ``rounds``, or ``max-rounds`` with rounds auto."""
+        if isinstance(self.rounds, int):
+            return self.rounds
+        # The rules refuse rounds auto without max-rounds.
+        assert self.max_rounds is not None
+        return self.max_rounds
 
     @property
     def resolved_secagg_shares(self) -> int:

@@ -37,6 +37,14 @@ DEMO_DATA = "demo"
 # `data-path` node config, and the server never sees a row.
 NODE_DATA = "node"
 
+# The `rounds` setting's word for "until the monitored score stops improving".
+AUTO_ROUNDS = "auto"
+# The settings that only an automatic run (`rounds = "auto"`) reads, by attribute name.
+AUTO_ROUNDS_SETTINGS = ("max_rounds", "patience", "min_delta", "monitor")
+# The `monitor` setting's scopes: `federated_<metric>` is the clients' own
+# held-out rows (every round, deployed too), `central_<metric>` the server's test set.
+MONITOR_SCOPES = ("federated", "central")
+
 # The `na-values` setting's default: text that exports write for "no value".
 NA_VALUES = ("?", "NA", "N/A", "null", "-", "")
 # What pandas itself reads as missing: read as missing whatever `na-values` says.

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fedapp.errors import UsageError
-from fedapp.settings.enums import DEMO_DATA, NODE_DATA, DpClipping, DpMode, Task
+from fedapp.settings.enums import (
+    AUTO_ROUNDS,
+    AUTO_ROUNDS_SETTINGS,
+    DEMO_DATA,
+    NODE_DATA,
+    DpClipping,
+    DpMode,
+    Task,
+)
 from fedapp.settings.specs import NODES
 
 if TYPE_CHECKING:
@@ -49,27 +57,10 @@ def check(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
     _check_data(cfg)
     _check_secure_aggregation(cfg, table)
     _check_privacy(cfg)
+    _check_closing(cfg)
     if cfg.task is not None:
         check_task(cfg, cfg.task)
-
-
-def check_task(cfg: RunConfig, task: Task) -> None:
-    """Check the settings that depend on the target's task, once it is known.
-
-    An explicit ``task`` is checked with the other rules; an inferred one
-    once the data is loaded.
-
-    Raises
-    ------
-    UsageError
-        For a setting the task cannot have.
-
-    """
-    if cfg.label_skew_correction and task is Task.REGRESSION:
-        raise UsageError(
-            "--label-skew-correction shifts class probabilities: it needs a binary or "
-            "multiclass target, and this one is a regression target"
-        )
+    _check_auto_rounds(cfg, table)
 
 
 def _check_bounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
@@ -190,6 +181,71 @@ def _check_privacy(cfg: RunConfig) -> None:
         raise UsageError("target-epsilon needs --dp central or --dp record")
     if cfg.dp_clipping == DpClipping.CLIENT and cfg.dp != DpMode.CENTRAL:
         raise UsageError("dp-clipping client needs --dp central")
+
+
+def _check_closing(cfg: RunConfig) -> None:
+    """The decision threshold and the fine-tuning after the last round."""
+    if cfg.threshold_metric is not None and not cfg.calibrates_threshold:
+        raise UsageError(
+            "--threshold-metric needs --threshold auto (it is what calibration optimises; "
+            f"got threshold {cfg.threshold or 'unset, 0.5'})"
+        )
+    if cfg.personalize_epochs and cfg.dp == DpMode.RECORD:
+        # Fine-tuning trains on the client's rows outside DP-SGD's accounting:
+        # the scores it sends would be a release that the run's ε does not cover.
+        raise UsageError(
+            "--personalize-epochs needs --dp none or central: under record-level DP the "
+            "fine-tuning would train on each client's rows outside its privacy budget"
+        )
+
+
+def check_task(cfg: RunConfig, task: Task | str) -> None:
+    """Check the settings that depend on the target's task, once it is known.
+
+    An explicit ``task`` is checked with the other rules; an inferred one
+    once the data is loaded.
+
+    Raises
+    ------
+    UsageError
+        Naming the setting and why it does not apply to the task.
+
+    """
+    task = Task(task)
+    if cfg.label_skew_correction and task is Task.REGRESSION:
+        raise UsageError(
+            "--label-skew-correction shifts class probabilities: it needs a binary or "
+            "multiclass target, and this one is a regression target"
+        )
+    if task is Task.BINARY or (cfg.threshold is None and cfg.threshold_metric is None):
+        return
+    given = "threshold" if cfg.threshold is not None else "threshold-metric"
+    predicted = "its likeliest class" if task is Task.MULTICLASS else "a number"
+    raise UsageError(
+        f"--{given} is for binary targets: the target '{cfg.resolved_target}' is {task}, "
+        f"whose prediction is {predicted}, with no probability threshold"
+    )
+
+
+def _check_auto_rounds(cfg: RunConfig, table: Mapping[str, Setting]) -> None:
+    """Rounds auto needs its limit; its settings mean nothing to a run of fixed rounds."""
+    if cfg.rounds != AUTO_ROUNDS:
+        for name in AUTO_ROUNDS_SETTINGS:
+            entry = table[name]
+            if getattr(cfg, name) != entry.default:
+                raise UsageError(
+                    f"{entry.key} only applies with --rounds auto (the run then stops by "
+                    f"itself), got rounds {cfg.rounds}"
+                )
+        return
+    if cfg.max_rounds is None:
+        raise UsageError("--rounds auto needs --max-rounds N (the most rounds the run may take)")
+    scope, _, metric = cfg.monitor.partition("_")
+    if scope == "central" and cfg.data == NODE_DATA:
+        raise UsageError(
+            f"monitor {cfg.monitor} needs the server's test set, and deployed (data = 'node') "
+            f"the server holds no rows: monitor federated_{metric} (the clients' own)"
+        )
 
 
 def _count(n: int, one: str, many: str) -> str:

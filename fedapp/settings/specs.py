@@ -187,3 +187,106 @@ def as_partition(value: Any) -> PartitionSpec | None:
 def as_attack(value: Any) -> Attack | None:
     """An ``attack`` setting as given (text, a spec or ``None``) as a spec."""
     return parse_attack(value) if isinstance(value, str) else value
+
+
+# The metrics a calibrated threshold can optimise, and the form of a cost.
+THRESHOLD_METRICS = ("f1", "accuracy", "youden")
+THRESHOLD_METRIC_HELP = "f1, accuracy, youden or cost:FP,FN"
+# A threshold calibrated by the federation (rather than a fixed probability).
+AUTO = "auto"
+
+
+@dataclass(frozen=True, eq=False)
+class ThresholdMetric(_Spec):
+    """A parsed ``threshold-metric``: what a calibrated threshold optimises.
+
+    Attributes
+    ----------
+    kind : str
+        ``f1``, ``accuracy``, ``youden`` (sensitivity + specificity - 1) or
+        ``cost`` (the total cost of the errors, minimised).
+    fp_cost, fn_cost : float
+        With ``cost``: the cost of one false positive and of one false
+        negative; 0 otherwise.
+
+    Raises
+    ------
+    UsageError
+        For an unknown kind, or costs that are not two finite numbers >= 0,
+        not both 0.
+
+    """
+
+    kind: str
+    fp_cost: float = 0.0
+    fn_cost: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind == "cost":
+            costs = (self.fp_cost, self.fn_cost)
+            if not all(math.isfinite(c) and c >= 0 for c in costs) or not any(costs):
+                raise UsageError(
+                    f"threshold-metric cost:FP,FN needs two numbers >= 0, not both 0 (the cost "
+                    f"of a false positive and of a false negative); got {self}"
+                )
+        elif self.kind not in THRESHOLD_METRICS:
+            raise UsageError(f"threshold-metric must be one of {THRESHOLD_METRIC_HELP}; got {self}")
+
+    def __str__(self) -> str:
+        if self.kind == "cost":
+            return f"cost:{_number(self.fp_cost)},{_number(self.fn_cost)}"
+        return self.kind
+
+    @classmethod
+    def parse(cls, text: str) -> ThresholdMetric:
+        """Read ``f1``, ``accuracy``, ``youden`` or ``cost:FP,FN`` (e.g. ``cost:1,5``)."""
+        kind, colon, raw = text.strip().lower().partition(":")
+        if kind != "cost":
+            if colon:
+                raise UsageError(f"threshold-metric {kind} takes no value; got {text!r}")
+            return cls(kind)
+        parts = raw.split(",")
+        try:
+            fp, fn = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+        except ValueError:
+            fp = fn = math.nan
+        if math.isnan(fp) or math.isnan(fn):
+            raise UsageError(
+                "threshold-metric cost:FP,FN needs two numbers >= 0, not both 0 (the cost of "
+                f"a false positive and of a false negative, e.g. cost:1,5); got {text!r}"
+            )
+        return cls("cost", fp, fn)
+
+
+def as_threshold_metric(value: Any) -> ThresholdMetric | None:
+    """A ``threshold-metric`` setting as given (text, a spec or ``None``) as a spec."""
+    return ThresholdMetric.parse(value) if isinstance(value, str) else value
+
+
+def as_threshold(value: Any) -> Any:
+    """A ``threshold`` setting as given, as its text form: ``auto`` or a probability.
+
+    A number (or its text) must lie strictly between 0 and 1; it is held as
+    its shortest text (``0.3``), so that ``config.json`` and Flower's run
+    config keep one type.
+
+    Raises
+    ------
+    UsageError
+        For other text, or a number outside (0, 1).
+
+    """
+    if value is None or isinstance(value, bool):
+        return value  # None is unset; a bool is refused by the type check
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 < number < 1:  # NaN fails too
+        raise UsageError(
+            "threshold must be auto or a probability strictly between 0 and 1 (e.g. 0.3), "
+            f"got {value!r}"
+        )
+    return _number(number)

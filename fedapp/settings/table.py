@@ -131,6 +131,9 @@ class Setting:
         From the declaration.
     choices : tuple[str, ...]
         The allowed values of an enum setting.
+    words : tuple[str, ...]
+        The words a number setting also takes (``rounds``: ``auto``); the
+        CLI reads such a setting as text.
     gt, ge, lt, le : float | None
         The declared bounds (of each item, for a list).
     min_items : int
@@ -150,6 +153,7 @@ class Setting:
     section: str
     label: str
     choices: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
     gt: float | None = None
     ge: float | None = None
     lt: float | None = None
@@ -191,6 +195,7 @@ class Setting:
             section=extra["section"],
             label=extra["label"] or name.replace("_", " ").capitalize(),
             choices=choices,
+            words=_words(info.annotation),
             min_items=min_items,
             unset=extra["unset"],
             at_most=extra["at_most"],
@@ -238,6 +243,11 @@ class Setting:
         """
         if self.choices:
             return f"one of {', '.join(self.choices)}"
+        if self.words:
+            return " or ".join((self._number_range(bound), *self.words))
+        return self._number_range(bound)
+
+    def _number_range(self, bound: float | None) -> str:
         low = (self.gt, "(", ">") if self.gt is not None else (self.ge, "[", ">=")
         high: tuple[Any, str, str] = (
             (self.lt, ")", "<") if self.lt is not None else (self.le, "]", "<=")
@@ -272,7 +282,7 @@ class Setting:
         if self.type is dict:
             return UsageError(f"{where}'{self.key}' must be a table")
         noun = _NOUNS[self.type]
-        what = f"a list of {noun[1]}" if self.many else noun[0]
+        what = f"a list of {noun[1]}" if self.many else " or ".join((noun[0], *self.words))
         return UsageError(f"{where}'{self.key}' must be {what}, got {value!r}")
 
 
@@ -350,6 +360,15 @@ def _shape(annotation: Any) -> tuple[Any, bool, bool, list[Any]]:
     ):
         annotation = str  # a spec, given and shown as its text form
     return annotation, False, optional, meta
+
+
+def _words(annotation: Any) -> tuple[str, ...]:
+    """The ``Literal`` words beside the number of a field's union (``int | Literal["auto"]``)."""
+    annotation, _ = _strip(annotation)
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return ()
+    literals = [a for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal]
+    return tuple(str(word) for arm in literals for word in typing.get_args(arm))
 
 
 def _strip(annotation: Any) -> tuple[Any, list[Any]]:

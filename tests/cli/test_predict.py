@@ -4,6 +4,7 @@ runs of each task score their own global test rows as their summary says (slow).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -289,3 +290,39 @@ def test_a_stopped_run_scores_with_the_model_it_kept(tmp_path: Path) -> None:
     # Assert
     assert result.exit_code == 0, result.output
     assert "run stopped was stopped: this is its model of round 1" in result.stderr
+
+
+def test_predict_decides_at_the_runs_recorded_threshold(
+    binary_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Prepare: the same model, its summary recording a calibrated threshold
+    from fedapp.learning.threshold import metrics_at
+
+    run, rows = binary_run
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(run, calibrated)
+    summary = json.loads((calibrated / "summary.json").read_text())
+    summary["threshold"] = {"value": 0.47, "source": "calibrated", "metric": "f1"}
+    (calibrated / "summary.json").write_text(json.dumps(summary))
+    outs = {name: tmp_path / f"{name}.csv" for name in ("plain", "calibrated")}
+
+    # Execute
+    args = ["--data", str(rows), "--evaluate", "--json"]
+    said = {
+        name: runner.invoke(app, ["predict", str(path), *args, "--out", str(outs[name])])
+        for name, path in (("plain", run), ("calibrated", calibrated))
+    }
+
+    # Assert
+    assert all(r.exit_code == 0 for r in said.values()), said
+    plain, tuned = (json.loads(said[n].stdout) for n in ("plain", "calibrated"))
+    assert (plain["threshold"], tuned["threshold"]) == (0.5, 0.47)
+    assert "probability >= 0.47 (the run's, calibrated for F1)" in said["calibrated"].stderr
+    predicted = pd.read_csv(outs["calibrated"])
+    positive = predicted["Churn_probability"] >= 0.47
+    assert (predicted["Churn_predicted"] == positive.map({True: "Yes", False: "No"})).all()
+    assert (pd.read_csv(outs["plain"])["Churn_predicted"] == "Yes").sum() < positive.sum()
+    truth = (pd.read_csv(rows)["Churn"] == "Yes").to_numpy()
+    expected = metrics_at(truth, predicted["Churn_probability"].to_numpy(), 0.47)
+    assert tuned["metrics"]["accuracy"] == pytest.approx(expected["accuracy"])
+    assert tuned["metrics"]["auc"] == pytest.approx(plain["metrics"]["auc"])

@@ -90,3 +90,24 @@ def test_a_warning_prints_brackets_as_they_are(capsys: pytest.CaptureFixture[str
 
     # Assert
     assert "warning: column [bold] holds one value" in capsys.readouterr().err
+
+
+def test_print_summary_of_an_automatic_run_names_the_round_of_its_model(
+    run: RunDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Prepare: converged at round 1 of at most 10, after 2 rounds (patience 1)
+    auto = {"monitor": "federated_loss", "best_round": 1, "best": 0.45, "rounds_run": 2,
+            "converged": True, "patience": 1, "min_delta": 0.0, "max_rounds": 10}  # fmt: skip
+    summary = {**SUMMARY, "reason": "converged at round 1", "auto_rounds": auto}
+    del summary["privacy"]
+
+    # Execute
+    print_summary(run.path, summary)
+
+    # Assert
+    out = capsys.readouterr().out
+    assert "fedavg, 2 rounds, model of round 1, binary" in out  # the table's title
+    assert (
+        "rounds auto: model.keras is the model of round 1, the best federated_loss (0.4500); "
+        "converged: no improvement in the round after it, 2 rounds run of at most 10"
+    ) in out

@@ -213,3 +213,24 @@ def test_preprocessor_standardises_imputes_and_folds_rare_categories() -> None:
 def test_client_data_rejects_unknown_partition(small_cfg: RunConfig) -> None:
     with pytest.raises(UsageError, match=r"outside 0\.\.2"):
         data.client_share(small_cfg, 3)
+
+
+def test_a_validation_fraction_holds_out_part_of_each_clients_training_rows() -> None:
+    # Prepare
+    cfg = RunConfig(clients=3, demo_rows=900, seed=7)
+    held = cfg.replace(validation_fraction=0.25)
+
+    # Execute
+    plain, split = data.client_splits(cfg), data.client_splits(held)
+
+    # Assert: the test rows are the same; the training rows are split, stratified
+    for before, after in zip(plain, split, strict=True):
+        assert before.validation is None and before.evaluation is before.test
+        assert after.validation is not None and after.evaluation is after.validation
+        assert after.test.equals(before.test)
+        assert len(after.train) + len(after.validation) == len(before.train)
+        assert len(after.validation) == pytest.approx(0.25 * len(before.train), abs=2)
+        assert set(after.train.index).isdisjoint(after.validation.index)
+        assert after.validation[cfg.resolved_target].nunique() == 2
+    pooled = data.pooled_evaluation(held)
+    assert len(pooled) == sum(len(c.validation) for c in split)

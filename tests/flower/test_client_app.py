@@ -9,6 +9,8 @@ from flwr.common import RecordDict
 from fedapp import data
 from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, ChurnClient
 from fedapp.flower.drift import ScaffoldRound
+from fedapp.flower.protocol import CLOSING_EPOCHS, CLOSING_THRESHOLDS, COUNTS_KEY, FINE_TUNED_KEY
+from fedapp.learning import threshold
 from fedapp.learning.drift import (
     LOCAL_STEPS_QUERY,
     SCAFFOLD_CONTROL_KEY,
@@ -87,6 +89,72 @@ def test_fit_is_reproducible_across_client_objects(round_config, small_cfg) -> N
     b, _, _ = ChurnClient(small_cfg, 2).fit(start, round_config)
     for u, v in zip(a, b, strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+def test_closing_reply_holds_counts_and_fine_tuned_scores(client, round_config, small_cfg) -> None:
+    # Prepare
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
+    grid = [0.25, 0.5, 0.75]
+    closing = {**round_config, CLOSING_THRESHOLDS: json.dumps(grid), CLOSING_EPOCHS: 2}
+    _, _, plain = client.evaluate(start, round_config)
+
+    # Execute
+    loss, examples, metrics = client.evaluate(start, closing)
+    _, _, after = client.evaluate(start, round_config)
+
+    # Assert
+    test_rows = len(data.client_share(small_cfg, 1).test)
+    assert examples == test_rows and loss == plain["loss"]
+    assert set(metrics) == ALLOWED_METRICS - {"train-loss"} | {COUNTS_KEY, FINE_TUNED_KEY}
+    counts = threshold.decode_counts(metrics[COUNTS_KEY], len(grid))
+    assert (counts.sum(axis=1) == test_rows).all()
+    # At 0.5 the counts say what the plain evaluation's thresholded scores say.
+    assert threshold.count_metrics(counts[1])["accuracy"] == pytest.approx(plain["accuracy"])
+    tuned = json.loads(metrics[FINE_TUNED_KEY])
+    assert set(tuned) == ALLOWED_METRICS - {"train-loss", "partition-id"}
+    assert tuned["loss"] != plain["loss"]  # it trained
+    # The process's shared model is back at the global weights.
+    assert after == plain
+
+
+def test_closing_reply_without_a_grid_only_fine_tunes(client, round_config, small_cfg) -> None:
+    # Prepare
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
+
+    # Execute
+    _, _, metrics = client.evaluate(
+        start, {**round_config, CLOSING_THRESHOLDS: "", CLOSING_EPOCHS: 1}
+    )
+
+    # Assert
+    assert COUNTS_KEY not in metrics and FINE_TUNED_KEY in metrics
+
+
+def test_with_validation_rows_the_rounds_score_them_and_calibration_counts_them(
+    small_cfg: RunConfig,
+) -> None:
+    # Prepare
+    cfg = small_cfg.replace(validation_fraction=0.25)
+    prep = data.federated_preprocessor(cfg)
+    config = {PREPROCESSING_KEY: prep.to_json(), ROUND_KEY: 1}
+    start = build_model(prep.n_features, params=cfg.model_params, seed=0).get_weights()
+    share = data.client_share(cfg, 1)
+    client = ChurnClient(cfg, partition_id=1)
+
+    # Execute
+    _, examples, _ = client.evaluate(start, config)
+    _, closing_examples, reply = client.evaluate(start, {**config, CLOSING_THRESHOLDS: "[0.5]"})
+
+    # Assert: a round scores the validation rows; the closing scores the test
+    # rows and counts the validation rows
+    assert examples == len(share.validation)
+    assert closing_examples == len(share.test)
+    [counts] = threshold.decode_counts(str(reply[COUNTS_KEY]), 1)
+    assert sum(counts) == len(share.validation)
 
 
 def test_fit_reports_its_local_steps_when_asked(client, round_config, small_cfg) -> None:

@@ -2,7 +2,9 @@
 
 Each test sends the real ClientApp a message as Flower's server would and walks
 every record of the reply: only aggregate statistics, model weights, example
-counts and metrics may be there; never a row value, never an ID.
+counts and metrics (after the last round, the held-out rows' confusion counts
+per threshold and the fine-tuned model's scores) may be there; never a row
+value, never an ID.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from fedapp.flower.client_app import (
     STATISTICS_QUERY,
     build_client_app,
 )
+from fedapp.flower.protocol import CLOSING_EPOCHS, CLOSING_THRESHOLDS, COUNTS_KEY, FINE_TUNED_KEY
+from fedapp.learning import threshold
 from fedapp.learning.model import build_model
 from fedapp.settings import RunConfig
 
@@ -142,12 +146,17 @@ def test_fit_reply_is_weights_count_and_metrics(cfg: RunConfig) -> None:
     _assert_no_row_leaves(cfg, strings, numbers)
 
 
-def test_evaluate_reply_is_count_and_metrics(cfg: RunConfig) -> None:
-    config, weights = _round(cfg)
+def _evaluate(cfg: RunConfig, config: dict, weights: list[np.ndarray]) -> RecordDict:
+    """The client's reply to an evaluate message of ``config`` and ``weights``."""
     content = compat.evaluateins_to_recorddict(
         EvaluateIns(ndarrays_to_parameters(weights), config), keep_input=True
     )
-    reply = _reply(cfg, content, MessageType.EVALUATE)
+    return _reply(cfg, content, MessageType.EVALUATE)
+
+
+def test_evaluate_reply_is_count_and_metrics(cfg: RunConfig) -> None:
+    config, weights = _round(cfg)
+    reply = _evaluate(cfg, config, weights)
     strings, numbers, shapes = _leaves(reply)
     assert shapes == []
     evaluation = compat.recorddict_to_evaluateres(reply)
@@ -155,6 +164,27 @@ def test_evaluate_reply_is_count_and_metrics(cfg: RunConfig) -> None:
     assert set(evaluation.metrics) == {
         "partition-id", "auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss",
     }  # fmt: skip
+    _assert_no_row_leaves(cfg, strings, numbers)
+
+
+def test_closing_reply_is_counts_and_fine_tuned_metrics(cfg: RunConfig) -> None:
+    # Prepare: the query after the last round, with the grid and fine-tuning
+    config, weights = _round(cfg)
+    config |= {CLOSING_THRESHOLDS: json.dumps(threshold.GRID), CLOSING_EPOCHS: 1}
+
+    # Execute
+    reply = _evaluate(cfg, config, weights)
+
+    # Assert: no weights (the fine-tuned ones stay), only counts and scores
+    strings, numbers, shapes = _leaves(reply)
+    assert shapes == []
+    evaluation = compat.recorddict_to_evaluateres(reply)
+    scores = {"auc", "pr_auc", "accuracy", "f1", "precision", "recall", "loss"}
+    assert set(evaluation.metrics) == {"partition-id", COUNTS_KEY, FINE_TUNED_KEY} | scores
+    counts = threshold.decode_counts(evaluation.metrics[COUNTS_KEY], len(threshold.GRID))
+    # Aggregates of the held-out rows: each threshold's four counts add up to them.
+    assert (counts.sum(axis=1) == len(data.client_share(cfg, PID).test)).all()
+    assert set(json.loads(evaluation.metrics[FINE_TUNED_KEY])) == scores
     _assert_no_row_leaves(cfg, strings, numbers)
 
 

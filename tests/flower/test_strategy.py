@@ -19,6 +19,7 @@ from flwr.common import (
 )
 
 from fedapp import data
+from fedapp.errors import UsageError
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.strategy import RunStrategy
 from fedapp.learning.model import build_model
@@ -318,3 +319,267 @@ def test_record_dp_ends_the_run_after_the_round_every_budget_ran_out(tmp_path: P
     assert (outcome.rounds, outcome.stop_reason) == (2, privacy.BUDGET_REACHED)
     assert outcome.privacy is not None and outcome.privacy["clients"] == {"0": 2.5, "1": 2.9}
     assert run.configure_fit(3, ndarrays_to_parameters([np.zeros(2)]), MagicMock()) == []
+
+
+def _answer_closing(run: RunStrategy, server_round: int, manager: SeededClientManager) -> list:
+    """Each connected client's real answer to the closing query of ``server_round``."""
+    asked = run.configure_evaluate(server_round, ndarrays_to_parameters([]), manager)
+    results = []
+    for proxy, ins in asked:
+        loss, examples, metrics = proxy.client.evaluate(
+            parameters_to_ndarrays(ins.parameters), ins.config
+        )
+        results.append((proxy, EvaluateRes(Status(Code.OK, ""), loss, examples, metrics)))
+    return results
+
+
+def test_the_closing_round_follows_the_last_and_records_no_round(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: a run that ends after round 1 of 2 (as a privacy budget or convergence would)
+    cfg = small_cfg.replace(threshold="auto", personalize_epochs=1)
+    manager = connect(cfg)
+    run = _strategy(cfg, tmp_path, manager=manager)
+    assert run.num_rounds == cfg.rounds + 1
+    initial = run.initialize_parameters(manager)
+    run.plan.last_round = 1
+    run.evaluate(1, initial)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    status = json.loads((tmp_path / "status.json").read_text())
+
+    # Execute
+    assert run.configure_fit(2, initial, manager) == []
+    assert run.evaluate(2, initial) is None
+    results = _answer_closing(run, 2, manager)
+    run.aggregate_evaluate(2, results, [])
+
+    # Assert: every client answered about the kept model; no round was added
+    assert len(results) == cfg.clients
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    assert json.loads((tmp_path / "status.json").read_text())["round"] == status["round"]
+    outcome = run.outcome
+    assert (outcome.rounds, outcome.rounds_run) == (1, 1)
+    assert outcome.threshold is not None and outcome.threshold["source"] == "calibrated"
+    assert outcome.threshold["clients"] == cfg.clients
+    test_rows = sum(len(data.client_share(cfg, pid).test) for pid in range(cfg.clients))
+    assert outcome.threshold["rows"] == test_rows
+    assert outcome.personalized is not None
+    assert set(outcome.personalized["clients"]) == {"0", "1", "2"}
+    # Asked once only: the idle rounds after it ask nothing.
+    assert run.configure_evaluate(3, initial, manager) == []
+
+
+def test_the_pooled_counts_pick_the_threshold_of_the_global_test_set(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: the kept model, scored centrally on the union of the clients' held-out rows
+    from fedapp.learning import threshold
+    from fedapp.learning.model import predict
+
+    cfg = small_cfg.replace(threshold="auto", threshold_metric="youden")
+    manager = connect(cfg)
+    run = _strategy(cfg, tmp_path, manager=manager)
+    initial = run.initialize_parameters(manager)
+    run.evaluate(1, initial)
+    run.evaluate(2, initial)
+    assert run.central is not None and run.central.test is not None
+    x, y = run.central.test
+    run.central.model.set_weights(parameters_to_ndarrays(initial))
+    output = predict(run.central.model, x)
+    central = threshold.calibrate_predictions(y, output, cfg.threshold_metric)
+
+    # Execute
+    run.aggregate_evaluate(3, _answer_closing(run, 3, manager), [])
+
+    # Assert
+    found = run.outcome.threshold
+    assert found is not None and (found["value"], found["rows"]) == (central.value, len(y))
+    assert found["metrics"] == pytest.approx(central.metrics)
+    assert run.outcome.personalized is None
+
+
+def test_a_fixed_threshold_is_scored_and_kept_by_a_stopped_run(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare
+    cfg = small_cfg.replace(threshold=0.3)
+    manager = connect(cfg)
+    run = _strategy(cfg, tmp_path, manager=manager)
+    initial = run.initialize_parameters(manager)
+    run.evaluate(1, initial)
+
+    # Execute
+    stopped = run.keep_stopped()
+    run.evaluate(2, initial)
+    run.aggregate_evaluate(3, _answer_closing(run, 3, manager), [])
+
+    # Assert
+    assert stopped is not None and stopped.threshold == {"value": 0.3, "source": "fixed"}
+    found = run.outcome.threshold
+    assert found is not None and (found["value"], found["source"]) == (0.3, "fixed")
+    assert set(found["metrics"]) == {"accuracy", "f1", "precision", "recall"}
+
+
+def test_a_run_without_threshold_or_fine_tuning_has_no_closing_round(
+    small_cfg: RunConfig, tmp_path: Path
+) -> None:
+    run = _strategy(small_cfg, tmp_path)
+    assert run.num_rounds == small_cfg.rounds and not run.is_closing(small_cfg.rounds + 1)
+
+
+# --- rounds auto ------------------------------------------------------------
+
+
+def _auto_rounds(
+    run: RunStrategy, initial: list[np.ndarray], aucs: list[float], first: int = 1
+) -> list[list[np.ndarray]]:
+    """Play rounds ``first``, ... as Flower's loop does: central evaluation, then the clients'.
+
+    Round ``r``'s global weights are the initial ones plus ``r / 10``; the
+    clients report ``aucs`` (their loss ``1 - auc``). Returns each round's weights.
+    """
+    played = []
+    for r, auc in enumerate(aucs, start=first):
+        weights = [w + r / 10 for w in initial]
+        run.evaluate(r, ndarrays_to_parameters(weights))
+        results = [(MagicMock(), _evaluate_res(pid, 30, auc)) for pid in range(3)]
+        run.aggregate_evaluate(r, results, [])
+        played.append(weights)
+    return played
+
+
+def test_an_automatic_run_ends_patience_rounds_after_its_best_and_keeps_that_model(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: the clients' loss is best in round 2, then no better for 2 rounds
+    cfg = small_cfg.replace(rounds="auto", max_rounds=30, patience=2)
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+
+    # Execute
+    played = _auto_rounds(run, initial, [0.4, 0.5, 0.45, 0.48])
+
+    # Assert: round 4 is the last, round 2's model is kept with its scores
+    assert (run.plan.last_round, run.plan.stop_reason) == (4, "converged at round 2")
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    for got, want in zip(saved.get_weights(), played[1], strict=True):
+        np.testing.assert_allclose(got, want)
+    assert json.loads((tmp_path / "curves.json").read_text())["round"] == 2
+    events = {(e["round"], e["scope"]): e["metrics"] for e in _lines(tmp_path)}
+    outcome = run.outcome
+    assert (outcome.rounds, outcome.rounds_run, outcome.model_round) == (4, 4, 2)
+    assert outcome.complete and outcome.kept_round == 2
+    assert outcome.federated == events[(2, "centralized")]
+    assert outcome.federated_evaluation == events[(2, "federated")]
+    assert outcome.federated_evaluation["loss"] == pytest.approx(0.5)
+    assert outcome.auto_rounds == {
+        "monitor": "federated_loss", "best_round": 2, "best": pytest.approx(0.5),
+        "rounds_run": 4, "converged": True, "patience": 2, "min_delta": 0.0, "max_rounds": 30,
+    }  # fmt: skip
+
+
+def test_the_rounds_after_convergence_are_idle_and_write_nothing(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: converged at round 2 (best round 1, patience 1)
+    cfg = small_cfg.replace(rounds="auto", max_rounds=200, patience=1)
+    run = _strategy(cfg, tmp_path)
+    manager = connect(cfg)
+    initial = run.initialize_parameters(manager)
+    _auto_rounds(run, parameters_to_ndarrays(initial), [0.5, 0.5])
+    written = (tmp_path / "metrics.jsonl").read_text()
+    kept = (tmp_path / "model.keras").stat().st_mtime_ns
+
+    # Execute: Flower's loop runs on to round 200
+    idle = [
+        (run.configure_fit(r, initial, manager), run.evaluate(r, initial),
+         run.configure_evaluate(r, initial, manager))
+        for r in range(3, 201)
+    ]  # fmt: skip
+
+    # Assert
+    assert run.plan.stop_reason == "converged at round 1"
+    assert all(step == ([], None, []) for step in idle)
+    assert (tmp_path / "metrics.jsonl").read_text() == written
+    assert (tmp_path / "model.keras").stat().st_mtime_ns == kept
+    assert run.outcome.rounds == run.outcome.rounds_run == 2
+
+
+@pytest.mark.parametrize(
+    ("aucs", "model_round"),
+    [([0.6, 0.7, 0.65], 2), ([float("nan")] * 3, None)],
+    ids=["best-round", "no-finite-score"],
+)
+def test_an_automatic_run_that_does_not_converge_keeps_its_best_round_at_max_rounds(
+    small_cfg: RunConfig, connect, tmp_path: Path, aucs: list[float], model_round: int | None
+) -> None:
+    # Prepare: without any finite AUC (one class per client) there is no best: the last is kept
+    cfg = small_cfg.replace(rounds="auto", max_rounds=3, patience=5, monitor="federated_auc")
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+
+    # Execute
+    played = _auto_rounds(run, initial, aucs)
+
+    # Assert
+    outcome = run.outcome
+    assert (outcome.rounds, outcome.stop_reason, outcome.model_round) == (3, None, model_round)
+    assert outcome.auto_rounds is not None and outcome.auto_rounds["converged"] is False
+    assert outcome.federated is not None
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(saved.get_weights()[0], played[outcome.kept_round - 1][0])
+
+
+def test_an_automatic_run_can_watch_the_servers_test_set(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: central AUCs best in round 1; the clients' loss keeps falling (not watched)
+    cfg = small_cfg.replace(rounds="auto", max_rounds=10, patience=2, monitor="central_auc")
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+    assert run.central is not None
+    central = iter([{"auc": 0.8, "loss": 0.4}, {"auc": 0.7, "loss": 0.3},
+                    {"auc": 0.8, "loss": 0.2}])  # fmt: skip
+    run.central.score = lambda weights: dict(next(central))
+
+    # Execute
+    _auto_rounds(run, initial, [0.6, 0.7, 0.8])
+
+    # Assert: converged at round 3 on the central AUC; round 1's scores are the outcome's
+    assert (run.plan.last_round, run.plan.stop_reason) == (3, "converged at round 1")
+    outcome = run.outcome
+    assert outcome.federated == {"auc": 0.8, "loss": 0.4}
+    assert outcome.federated_evaluation is not None
+    assert outcome.federated_evaluation["auc"] == pytest.approx(0.6)
+
+
+def test_a_monitor_the_task_does_not_score_fails_the_set_up(connect, tmp_path: Path) -> None:
+    # Prepare: settings alone cannot tell (the task is settled by the clients' statistics)
+    cfg = RunConfig(clients=3, demo_rows=900, seed=7, rounds="auto", max_rounds=5,
+                    target="next_year_spend", monitor="federated_auc")  # fmt: skip
+    run = _strategy(cfg, tmp_path)
+
+    # Execute / Assert
+    with pytest.raises(UsageError, match="monitor federated_auc is not a score of a regression"):
+        run.initialize_parameters(connect(cfg))
+
+
+def test_a_stopped_automatic_run_keeps_its_best_round_so_far(
+    small_cfg: RunConfig, connect, tmp_path: Path
+) -> None:
+    # Prepare: best in round 1 of the 3 completed when the stop comes
+    cfg = small_cfg.replace(rounds="auto", max_rounds=30, patience=5)
+    run = _strategy(cfg, tmp_path)
+    initial = parameters_to_ndarrays(run.initialize_parameters(connect(cfg)))
+    played = _auto_rounds(run, initial, [0.6, 0.55, 0.5])
+
+    # Execute
+    kept = run.keep_stopped()
+
+    # Assert: round 1's model and scores, as the stopped run's summary will say
+    assert kept is not None and (kept.rounds, kept.rounds_run) == (1, 1)
+    events = {(e["round"], e["scope"]): e["metrics"] for e in _lines(tmp_path)}
+    assert kept.federated == events[(1, "centralized")]
+    assert kept.federated_evaluation == events[(1, "federated")]
+    saved = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(saved.get_weights()[0], played[0][0])

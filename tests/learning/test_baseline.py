@@ -87,3 +87,15 @@ def test_gap_is_federated_minus_centralized_per_metric() -> None:
 
     # Assert: per metric of the federated model, what federation costs
     assert got == {"auc": pytest.approx(-0.05), "loss": pytest.approx(0.05)}
+
+
+def test_an_automatic_runs_baselines_train_as_many_rounds_as_its_kept_model(prep, trainer) -> None:
+    # Prepare: an automatic run (at most 30 rounds) whose kept model is of round 2
+    auto = CFG.replace(rounds="auto", max_rounds=30)
+
+    # Execute
+    matched = GlobalTestTrainer(auto, prep, rounds=2)
+
+    # Assert: as a run of 2 fixed rounds
+    assert (matched.rounds, trainer.rounds) == (2, CFG.rounds)
+    assert centralized(auto, prep, matched) == centralized(CFG, prep, trainer)

@@ -159,3 +159,52 @@ def test_round_plan_of_client_level_dp_is_the_rounds_its_budget_pays_for() -> No
     # Assert
     assert (plan.last_round, plan.stop_reason) == privacy.planned_rounds(cfg)
     assert plan.last_round < 40 and plan.stop_reason == privacy.BUDGET_REACHED
+
+
+def test_round_plan_of_an_automatic_run_is_its_round_limit() -> None:
+    # Execute
+    plan = privacy.RoundPlan(RunConfig(rounds="auto", max_rounds=30))
+
+    # Assert
+    assert (plan.last_round, plan.stop_reason) == (30, None)
+    assert plan.includes(30) and not plan.includes(31)
+
+
+def test_round_plan_moves_its_last_round_to_where_the_run_converged() -> None:
+    # Prepare
+    plan = privacy.RoundPlan(RunConfig(rounds="auto", max_rounds=30))
+
+    # Execute
+    plan.end_at(7, "converged at round 5")
+
+    # Assert: round 8 on is idle
+    assert (plan.last_round, plan.stop_reason) == (7, "converged at round 5")
+    assert plan.is_last(7) and plan.includes(7) and not plan.includes(8)
+
+
+def test_round_plan_says_why_it_ends_at_its_planned_last_round_but_never_runs_longer() -> None:
+    # Prepare
+    plan = privacy.RoundPlan(RunConfig(rounds="auto", max_rounds=10))
+
+    # Execute
+    plan.end_at(12, "converged at round 9")  # past the plan: changes nothing
+    after = (plan.last_round, plan.stop_reason)
+    plan.end_at(10, "converged at round 8")
+
+    # Assert
+    assert after == (10, None)
+    assert (plan.last_round, plan.stop_reason) == (10, "converged at round 8")
+
+
+def test_the_budget_of_an_automatic_run_is_planned_over_its_round_limit() -> None:
+    # Prepare: a budget that pays for fewer rounds than max-rounds
+    cfg = RunConfig(clients=10, rounds="auto", max_rounds=40, dp="central",
+                    noise_multiplier=2.0, target_epsilon=5)  # fmt: skip
+    fixed = cfg.replace(rounds=40, max_rounds=None)
+
+    # Execute
+    plan = privacy.RoundPlan(cfg)
+
+    # Assert
+    assert (plan.last_round, plan.stop_reason) == privacy.planned_rounds(fixed)
+    assert plan.last_round < 40 and plan.stop_reason == privacy.BUDGET_REACHED

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from run_files import CONFIG
 
-from fedapp.runs import Recorder, RunDir, model_card
+from fedapp.runs import Recorder, RunDir, kept_model_text, model_card
 
 PREPROCESSING = {
     "numeric": [["age", 42.5, 12.25], ["balance", 41079.53, 44249.4]],
@@ -157,3 +157,91 @@ def test_the_card_lists_the_training_settings_the_config_records() -> None:
     assert "| model | mlp |" in card
     assert "| model-params | hidden-units = 128, 64, dropout = 0.1 |" in card
     assert "| hidden-units |" not in card
+
+
+def test_the_card_gives_the_threshold_and_the_fine_tuned_column() -> None:
+    # Prepare
+    at = {"accuracy": 0.7, "f1": 0.6, "precision": 0.5, "recall": 0.75}
+    summary = {
+        **SUMMARY,
+        "threshold": {"value": 0.3, "source": "calibrated", "metric": "cost:1,5",
+                      "score": 0.42, "rows": 400, "metrics": at},
+        "centralized_threshold": {"value": 0.35, "source": "calibrated", "metric": "cost:1,5",
+                                  "score": 0.4, "rows": 400, "metrics": at},
+        "personalized": {"epochs": 1, "clients": {"0": {"fine_tuned": {"auc": 0.8}}},
+                         "mean": {"federated": {"auc": 0.7}, "fine_tuned": {"auc": 0.75}}},
+    }  # fmt: skip
+
+    # Execute
+    card = model_card(CONFIG, summary, PREPROCESSING)
+
+    # Assert
+    for line in [
+        "| institution | alone | federated | federated + fine-tuned | gain |",
+        "| 0 institution=inst-0 | 0.6600 | 0.7100 | 0.8000 | +0.0500 |",
+        "| 1 institution=inst-1 | 0.7300 | 0.7100 | - | -0.0200 |",
+        "(mean AUC 0.7500, vs 0.7000 for the federated model there)",
+        "| metric | federated at 0.5 | federated at 0.3 | centralized at 0.5 | centralized at "
+        "0.35 |",
+        "| accuracy | 0.7500 | 0.7000 | 0.7600 | 0.7000 |",
+        "- Threshold 0.3: calibrated on the clients' held-out rows (400 rows), the least cost "
+        "(cost:1,5) 0.4200",
+    ]:
+        assert line in card, line
+
+
+# --- rounds auto ------------------------------------------------------------
+
+AUTO = {"monitor": "federated_loss", "best_round": 5, "best": 0.31234, "rounds_run": 7,
+        "converged": True, "patience": 2, "min_delta": 0.0, "max_rounds": 30}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("auto", "summary", "expected"),
+    [
+        ({}, {"reason": "converged at round 5"},
+         "the model of round 5, the best federated_loss (0.3123); converged: no improvement "
+         "in the 2 rounds after it, 7 rounds run of at most 30"),
+        ({"min_delta": 0.01}, {"reason": "converged at round 5"},
+         "converged: no gain of more than 0.01 in the 2 rounds after it"),
+        ({"converged": False}, {"reason": "privacy budget reached"},
+         "the model of round 5, the best federated_loss (0.3123); not converged when the run "
+         "ended after round 7 (privacy budget reached)"),
+        ({"converged": False, "rounds_run": 30}, {"rounds": 30},
+         "the model of round 5, the best federated_loss (0.3123); not converged within "
+         "max-rounds 30"),
+        ({"best_round": 0, "best": None}, {},
+         "the model of round 7, the last: no round had a finite federated_loss"),
+    ],
+    ids=["converged", "min-delta", "budget", "max-rounds", "no-score"],
+)  # fmt: skip
+def test_the_kept_model_of_an_automatic_run_is_said_with_its_round(
+    auto: dict, summary: dict, expected: str
+) -> None:
+    # Prepare
+    done = {**SUMMARY, "rounds": 7, "auto_rounds": AUTO | auto, **summary}
+
+    # Execute
+    said = kept_model_text(done)
+
+    # Assert
+    assert said is not None and expected in said
+
+
+def test_a_run_of_fixed_rounds_says_nothing_of_a_kept_round() -> None:
+    # Execute / Assert
+    assert kept_model_text(SUMMARY) is None
+
+
+def test_the_card_of_an_automatic_run_says_its_rounds_and_the_round_it_kept() -> None:
+    # Prepare
+    config = {**CONFIG, "rounds": "auto", "max-rounds": 30}
+    summary = {**SUMMARY, "rounds": 7, "reason": "converged at round 5", "auto_rounds": AUTO}
+
+    # Execute
+    card = model_card(config, summary, PREPROCESSING)
+
+    # Assert
+    assert "| rounds | auto |" in card
+    assert "| rounds run | 7 (converged at round 5) |" in card
+    assert "| kept model | the model of round 5, the best federated_loss (0.3123); " in card

@@ -128,7 +128,7 @@ def test_a_runs_config_json_runs_again(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"rounds": 0}, "rounds must be > 0, got 0"),
+        ({"rounds": 0}, "rounds must be > 0 or auto, got 0"),
         ({"noise_multiplier": -1}, "noise-multiplier must be >= 0, got -1"),
         ({"test_fraction": 1.5}, "test-fraction must be in (0, 1), got 1.5"),
         ({"delta": 2}, "delta must be in (0, 1), got 2"),
@@ -149,8 +149,8 @@ def test_each_kind_of_constraint_has_its_message(changes: dict, message: str) ->
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"rounds": True}, "run.toml: 'rounds' must be an integer, got True"),
-        ({"rounds": 2.0}, "run.toml: 'rounds' must be an integer, got 2.0"),
+        ({"rounds": True}, "run.toml: 'rounds' must be an integer or auto, got True"),
+        ({"rounds": 2.0}, "run.toml: 'rounds' must be an integer or auto, got 2.0"),
         ({"delta": "small"}, "run.toml: 'delta' must be a number, got 'small'"),
         ({"secure-aggregation": 1}, "run.toml: 'secure-aggregation' must be true or false"),
         ({"drop": [1, 2]}, "run.toml: 'drop' must be a list of strings, got [1, 2]"),
@@ -193,7 +193,7 @@ def test_sections_list_every_setting_once() -> None:
     assert [s.name for s in fields(*DATA_SECTIONS)] == [
         "data", "client_data", "demo_rows", "target", "task", "positive_label", "id_column", "drop",
         "categorical", "na_values", "sep", "encoding", "max_categories", "min_category_count",
-        "test_fraction", "seed", "data_sha256", "clients", "partition",
+        "test_fraction", "validation_fraction", "seed", "data_sha256", "clients", "partition",
     ]  # fmt: skip
 
 
@@ -399,7 +399,7 @@ def test_data_hashes_must_match_the_files() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "others", "message"),
     [
-        ("rounds", 0, {}, "rounds must be > 0, got 0"),
+        ("rounds", 0, {}, "rounds must be > 0 or auto, got 0"),
         ("learning-rate", float("inf"), {}, "learning-rate must be a finite number > 0, got inf"),
         ("malicious", 5, {"clients": 3}, "malicious must be in [0, 3]"),
         ("partition", "dirichlet:x", {}, "dirichlet needs a number"),
@@ -414,3 +414,61 @@ def test_value_error_checks_one_value_as_the_cli_would(
 
     # Assert
     assert said == message if message is None else message in (said or "")
+
+
+# --- rounds auto ------------------------------------------------------------
+
+
+def test_rounds_auto_is_read_from_toml_and_recorded_with_its_limit(tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'rounds = "auto"\nmax-rounds = 40\npatience = 3\nmonitor = "central_auc"\n',
+        encoding="utf-8",
+    )
+
+    # Execute
+    cfg = RunConfig.from_file(path)
+    recorded = cfg.to_dict()
+
+    # Assert
+    assert (cfg.rounds, cfg.auto_rounds, cfg.round_limit) == ("auto", True, 40)
+    assert (cfg.patience, cfg.min_delta, cfg.monitor) == (3, 0.0, "central_auc")
+    assert (recorded["rounds"], recorded["max-rounds"], recorded["patience"]) == ("auto", 40, 3)
+    assert RunConfig.from_mapping(recorded).to_dict() == recorded
+
+
+def test_rounds_auto_travels_in_flowers_run_config() -> None:
+    # Prepare
+    cfg = RunConfig(rounds="auto", max_rounds=25, min_delta=0.001)
+
+    # Execute
+    flat = cfg.to_flwr()
+
+    # Assert
+    assert (flat["rounds"], flat["max-rounds"], flat["min-delta"]) == ("auto", 25, 0.001)
+    back = RunConfig.from_flwr(flat)
+    assert (back.rounds, back.max_rounds, back.min_delta) == ("auto", 25, 0.001)
+
+
+@pytest.mark.parametrize(
+    ("given", "rounds"), [("auto", "auto"), (" Auto ", "auto"), ("12", 12), (12, 12)]
+)  # fmt: skip
+def test_rounds_typed_as_text_are_a_number_or_auto(given: object, rounds: object) -> None:
+    # Execute
+    cfg = RunConfig.from_mapping({"rounds": given, "max-rounds": 5} if rounds == "auto" else
+                                 {"rounds": given})  # fmt: skip
+
+    # Assert
+    assert cfg.rounds == rounds
+    assert cfg.round_limit == (5 if rounds == "auto" else 12)
+
+
+def test_the_rounds_declaration_says_its_word() -> None:
+    # Execute
+    entry = describe("rounds")
+
+    # Assert: a number (the UI's number input) that also takes auto (the CLI reads text)
+    assert (entry.type, entry.words, entry.gt, entry.default) == (int, ("auto",), 0, 10)
+    assert entry.range_text() == "> 0 or auto"
+    assert describe("max_rounds").range_text() == "> 0"

@@ -328,7 +328,7 @@ def test_the_new_run_form_says_what_is_wrong_and_keeps_what_is_right(ui_server, 
     # A value out of range reaches the page: it is said, and Start waits
     rounds.fill("0")
     rounds.press("Enter")
-    expect(page.get_by_text("rounds must be > 0, got 0").first).to_be_visible()
+    expect(page.get_by_text("rounds must be > 0 or auto, got 0").first).to_be_visible()
     expect(start).to_be_disabled()
     batch.fill("16")  # another redraw: no field loses its value meanwhile
     batch.press("Enter")

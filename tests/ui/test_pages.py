@@ -235,7 +235,7 @@ MU = "param.fedprox.proximal-mu"
 @pytest.mark.parametrize(
     ("steps", "expected"),
     [
-        ([("number_input", "rounds", 0)], "rounds must be > 0, got 0"),
+        ([("number_input", "rounds", 0)], "rounds must be > 0 or auto, got 0"),
         ([("number_input", "learning_rate", 0.0)], "learning-rate must be > 0, got 0.0"),
         ([("number_input", "demo_rows", 0)], "demo-rows must be > 0, got 0"),
         (
@@ -1057,3 +1057,107 @@ def test_run_again_of_a_regression_demo_run_keeps_its_target_and_task(
     at.button(key="start").click().run()
     [(cfg, _)] = launched
     assert (cfg.target, cfg.task) == ("next_year_spend", "regression")
+
+
+# --- rounds auto ------------------------------------------------------------
+
+
+def test_new_run_offers_automatic_rounds_with_their_settings(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000)
+    at.toggle(key="auto_rounds").set_value(True).run()
+
+    # The number of rounds gives way to the automatic rounds' settings
+    assert "rounds" not in {n.key for n in at.number_input}
+    assert at.number_input(key="patience").value == describe("patience").default
+    assert at.number_input(key="max_rounds").value is None  # required: no made-up limit
+    assert "central_auc" in at.selectbox(key="monitor").options
+    assert at.selectbox(key="monitor").value == "federated_loss"
+    at.number_input(key="max_rounds").set_value(40)
+    at.number_input(key="patience").set_value(3)
+    at.number_input(key="min_delta").set_value(0.001)
+    at.selectbox(key="monitor").set_value("central_auc").run()
+    at.button(key="start").click().run()
+
+    [(cfg, _)] = launched
+    assert (cfg.rounds, cfg.max_rounds, cfg.patience) == ("auto", 40, 3)
+    assert (cfg.min_delta, cfg.monitor) == (0.001, "central_auc")
+
+
+def test_automatic_rounds_without_a_limit_block_start_with_the_clis_message(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.toggle(key="auto_rounds").set_value(True).run()
+
+    # Assert
+    assert not at.exception
+    [blocked] = (e.value for e in at.error)
+    assert "--rounds auto needs --max-rounds N" in blocked
+    assert at.button(key="start").disabled and launched == []
+
+
+def test_a_monitor_the_datas_task_does_not_score_blocks_start(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.number_input(key="demo_rows").set_value(2000)
+    at.selectbox(key="demo_target").set_value("next_year_spend")
+    at.toggle(key="auto_rounds").set_value(True).run()
+    at.number_input(key="max_rounds").set_value(20)
+    at.selectbox(key="monitor").set_value("federated_auc").run()
+
+    # Assert: the preview settled the task (regression); the run would refuse it
+    assert not at.exception
+    field = next(e.value for e in at.error)
+    assert field.startswith("monitor federated_auc is not a score of a regression run; one of ")
+    assert at.button(key="start").disabled and launched == []
+
+
+def test_run_again_of_an_automatic_run_fills_its_settings(runs_root: Path, launched: list) -> None:
+    run = write_run(runs_root, "auto", rounds=30)
+    config = json.loads(run.config_file.read_text())
+    config |= {"rounds": "auto", "max-rounds": 30, "patience": 4, "monitor": "federated_auc"}
+    run.config_file.write_text(json.dumps(config))
+    at = app(RUN, run="auto")
+
+    rerun(at)
+
+    assert not at.exception
+    assert at.toggle(key="auto_rounds").value is True
+    assert (at.number_input(key="max_rounds").value, at.number_input(key="patience").value) == (
+        30, 4,
+    )  # fmt: skip
+    assert at.selectbox(key="monitor").value == "federated_auc"
+    at.button(key="start").click().run()
+    [(cfg, _)] = launched
+    assert (cfg.rounds, cfg.max_rounds, cfg.patience, cfg.monitor) == (
+        "auto", 30, 4, "federated_auc",
+    )  # fmt: skip
+
+
+def test_the_run_page_of_a_converged_run_says_where_and_which_model_it_kept(
+    runs_root: Path,
+) -> None:
+    run = write_run(runs_root, "conv", done=7, rounds=30)
+    config = json.loads(run.config_file.read_text()) | {"rounds": "auto", "max-rounds": 30}
+    run.config_file.write_text(json.dumps(config))
+    summary = json.loads(run.summary_file.read_text()) | {
+        "rounds": 7, "reason": "converged at round 5",
+        "auto_rounds": {"monitor": "federated_loss", "best_round": 5, "best": 0.31,
+                        "rounds_run": 7, "converged": True, "patience": 2, "min_delta": 0.0,
+                        "max_rounds": 30},
+    }  # fmt: skip
+    run.write_summary(summary)
+    run.set_status("finished", 7, 30, reason="converged at round 5")
+
+    at = app(RUN, run="conv")
+
+    assert any(i.value == "The run ended early: converged at round 5." for i in at.info)
+    assert any(
+        "Automatic rounds: model.keras is the model of round 5, the best federated_loss" in c.value
+        for c in at.caption
+    )
+    assert at.get("progress")[0].proto.text == "Finished after round 7 of at most 30"

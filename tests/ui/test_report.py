@@ -952,3 +952,30 @@ def test_coverage_and_missing_clients_name_the_metric_as_the_task_does() -> None
     # Assert
     assert covered is not None and "weighted MSE (standardised) of the last round" in covered
     assert missing == "No MSE (standardised) in any round from a."
+
+
+def test_fine_tuned_scores_and_thresholds_join_the_run_tables() -> None:
+    # Prepare
+    personal = {"epochs": 2, "clients": {"0": {"fine_tuned": {"auc": 0.81}}, "1": {}}}
+    at = {"accuracy": 0.7, "f1": 0.6, "precision": 0.5, "recall": 0.75}
+    threshold = {"value": 0.3, "source": "calibrated", "metric": "f1", "score": 0.6, "metrics": at}
+    summary = finished_summary(
+        local_only={"0": {"auc": 0.6}, "1": {"auc": 0.7}}, personalized=personal,
+        threshold=threshold,
+    )  # fmt: skip
+    run = view(summary=summary)
+
+    # Execute
+    local = report.local_only_table(run)
+    thresholds = report.threshold_table(run)
+
+    # Assert
+    assert local is not None and list(local.columns) == [
+        "institution", "AUC alone", "AUC federated", "AUC federated + fine-tuned", "gain",
+    ]  # fmt: skip
+    assert local["AUC federated + fine-tuned"][0] == 0.81
+    assert math.isnan(local["AUC federated + fine-tuned"][1])
+    assert thresholds is not None
+    assert list(thresholds.columns) == ["metric", "federated at 0.5", "federated at 0.3"]
+    assert list(thresholds["federated at 0.3"]) == [0.7, 0.6, 0.5, 0.75]
+    assert report.threshold_table(view(summary=finished_summary())) is None

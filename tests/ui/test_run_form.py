@@ -317,9 +317,9 @@ def test_build_config_refuses_bad_strategy_parameters(
             {"clients": 3, "clients-per-round": 5},
             "clients-per-round (5) must not exceed clients (3)",
         ),
-        ({"rounds": 0}, "rounds must be > 0, got 0"),
+        ({"rounds": 0}, "rounds must be > 0 or auto, got 0"),
         ({"data": "x.csv"}, "--target is required with --data or --client-data"),
-        ({"rounds": "ten"}, "form: 'rounds' must be an integer, got 'ten'"),
+        ({"rounds": "ten"}, "form: 'rounds' must be an integer or auto, got 'ten'"),
         ({"colour": "red"}, "form: unknown setting 'colour'"),
     ],
 )
@@ -576,7 +576,7 @@ def test_widget_of_a_number_comes_from_its_declaration() -> None:
 @pytest.mark.parametrize(
     ("setting", "value", "form", "expected"),
     [
-        ("rounds", 0, {}, "rounds must be > 0, got 0"),
+        ("rounds", 0, {}, "rounds must be > 0 or auto, got 0"),
         ("rounds", 3, {}, None),
         ("learning-rate", 0.0, {}, "learning-rate must be > 0, got 0.0"),
         ("delta", 1.0, {}, "delta must be in (0, 1), got 1.0"),
@@ -702,7 +702,8 @@ def test_rerun_of_a_demo_run_fills_every_widget_from_config_json() -> None:
         "dp_clipping": "server", "secure_aggregation": False, "malicious": 1,
         "attack_kind": "scale", "attack_strength": 4.0, "baseline": False,
         "max_categories": 50, "na_values": ["?", "NA", "N/A", "null", "-", ""],
-        "task": None, "demo_target": "churned",
+        "task": None, "max_rounds": None, "patience": 10, "min_delta": 0.0,
+        "monitor": "federated_loss", "demo_target": "churned",
     }  # fmt: skip
     assert rerun.carried == {}
 

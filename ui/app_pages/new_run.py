@@ -11,7 +11,8 @@ import streamlit as st
 
 from fedapp import registry
 from fedapp.errors import UsageError
-from fedapp.settings import DATA_SECTIONS, RunConfig, describe, fields
+from fedapp.learning import convergence
+from fedapp.settings import AUTO_ROUNDS, DATA_SECTIONS, RunConfig, describe, fields
 from fedapp.settings.specs import ATTACKS, PartitionSpec
 from fedapp_ui import launcher, run_form, store, widgets
 
@@ -239,7 +240,27 @@ with st.container(border=True):
 # --- Training ---------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Training", divider="gray")
-    widgets.setting_inputs(["rounds", "eval_every", "local_epochs", "batch_size"], form, errors)
+    auto = st.toggle(
+        "Automatic rounds", key=run_form.AUTO_ROUNDS_KEY,
+        value=widgets.prefilled(run_form.AUTO_ROUNDS_KEY, False),
+        help="Train until the monitored score has not improved for patience rounds (at most "
+        "max-rounds), and keep the best round's model.",
+    )  # fmt: skip
+    if auto:
+        form["rounds"] = AUTO_ROUNDS
+        cells = st.columns(4)
+        for cell, name in zip(cells, ("max_rounds", "patience", "min_delta"), strict=False):
+            widgets.setting_input(name, form, errors, cell)
+        about = describe("monitor")
+        # The scores of the task chosen above, or of every task while it is inferred.
+        monitors = convergence.monitors(form.get("task"))
+        form[about.key] = cells[3].selectbox(
+            about.label, monitors, key="monitor", help=about.help,
+            index=widgets.pick(monitors, widgets.prefilled("monitor", about.default)),
+        )  # fmt: skip
+        widgets.setting_inputs(["eval_every", "local_epochs", "batch_size"], form, errors)
+    else:
+        widgets.setting_inputs(["rounds", "eval_every", "local_epochs", "batch_size"], form, errors)
     widgets.setting_inputs(["learning_rate", "seed"], form, errors)
     widgets.plugin_picker("model", registry.models(), registry.broken_models(), form, errors)
 
@@ -313,6 +334,12 @@ def _check(form: dict[str, Any], errors: dict[str, str]) -> RunConfig | None:
         except UsageError as err:
             errors["target-epsilon"] = str(err)
             privacy_box.error(str(err), icon=":material/error:")
+            return None
+        try:
+            run_form.check_monitor(cfg, found)
+        except UsageError as err:
+            errors["monitor"] = str(err)
+            data_box.error(str(err), icon=":material/error:")
             return None
     return cfg
 

@@ -5,7 +5,8 @@ from typing import Any
 import streamlit as st
 
 from fedapp.errors import UsageError
-from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better
+from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better, kept_model_text
+from fedapp.runs.closing import personalized_note, threshold_note
 from fedapp_ui import charts, launcher, report, scoring, store, widgets
 
 runs_root, _ = store.folders()
@@ -159,6 +160,9 @@ def _state_notes(view: RunView) -> None:
             "it kept no model.",
             icon=":material/stop_circle:",
         )
+    elif view.state is RunState.FINISHED and kept_model_text(view.summary or {}):
+        kept = kept_model_text(view.summary or {})
+        st.caption(f":material/flag: Automatic rounds: model.keras is {kept}.")
     elif view.state is RunState.INTERRUPTED:
         st.warning(
             "The run's process ended without finishing (killed, or the machine restarted).",
@@ -198,6 +202,13 @@ def _final(view: RunView) -> None:
     a.dataframe(widgets.differences(table, {"gap": report.BY_ROW}), hide_index=True)
     if "gap" in table.columns:
         a.caption("Gap: federated minus centralized; green where federated does better.")
+    thresholds = report.threshold_table(view)
+    notes = [threshold_note(view.summary), threshold_note(view.summary, "centralized_threshold")]
+    if thresholds is not None:
+        a.markdown("**At the decision threshold**")
+        a.dataframe(thresholds, hide_index=True)
+    for note in filter(None, notes):
+        a.caption(f"{note[0].upper()}{note[1:]}.")
     local = report.local_only_table(view)
     if local is not None:
         main = view.primary_metric
@@ -205,6 +216,9 @@ def _final(view: RunView) -> None:
         b.dataframe(widgets.differences(local, {report.GAIN: report.GAIN}), hide_index=True)
         if not higher_is_better(main):
             b.caption(f"Gain: how much lower the federated {report.label(main)} is.")
+        tuned = personalized_note(view.summary, main, view.task)
+        if tuned:
+            b.caption(f"{tuned[0].upper()}{tuned[1:]}.")
     _curves(view)
 
 
@@ -227,7 +241,9 @@ def _curves(view: RunView) -> None:
 def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]]) -> None:
     """The privacy spent and the clients' update norms, for runs that have them."""
     if view.reason:
-        st.info(f"The run ended early: {view.reason}.", icon=":material/lock:")
+        # A budget is privacy's; an automatic run's convergence is not.
+        icon = ":material/lock:" if view.privacy else ":material/flag:"
+        st.info(f"The run ended early: {view.reason}.", icon=icon)
     charts_shown: list[tuple[str, Any]] = []
     if any(e.stage is Stage.PRIVACY for e in events):
         charts_shown.append(
