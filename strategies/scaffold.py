@@ -155,7 +155,7 @@ plugin = StrategyPlugin(
     build=_build,
     params=(
         Param(
-            "local-learning-rate", float, 0.05,
+            "local-learning-rate", float, 0.1,
             "Clients' plain-SGD step eta_l, > 0 (used instead of Adam's --learning-rate).",
             minimum=0.0,
         ),

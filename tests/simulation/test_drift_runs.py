@@ -32,9 +32,8 @@ def _simulate(tmp_path: Path, *args: str) -> tuple[dict, list[dict]]:
 def test_scaffold_run_finishes(tmp_path: Path) -> None:
     # Execute
     summary, events = _simulate(
-        tmp_path, "--strategy", "scaffold", "--clients", "2", "--demo-rows", "600",
-        "--local-learning-rate", "0.1",
-    )  # fmt: skip
+        tmp_path, "--strategy", "scaffold", "--clients", "2", "--demo-rows", "600"
+    )
 
     # Assert: two rounds trained by both clients; c_i's updates are not recorded
     assert summary["strategy"] == "scaffold" and summary["rounds"] == 2
