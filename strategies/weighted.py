@@ -110,9 +110,26 @@ class WeightedFedAvg(FedAvg):
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
-        """Remember the global model the round starts from."""
+        """Remember the global model the round starts from; add :meth:`fit_config`."""
         self._current = parameters_to_ndarrays(parameters)
-        return super().configure_fit(server_round, parameters, client_manager)
+        chosen = super().configure_fit(server_round, parameters, client_manager)
+        extra = self.fit_config()
+        if not extra:
+            return chosen
+        return [(client, FitIns(ins.parameters, {**ins.config, **extra})) for client, ins in chosen]
+
+    def fit_config(self) -> dict[str, Scalar]:
+        """What a subclass adds to every client's fit config (nothing here)."""
+        return {}
+
+    def coefficients(self, results: list[tuple[ClientProxy, FitRes]]) -> np.ndarray:
+        """The alpha_i of the round's clients, by the policy (a subclass may weigh otherwise)."""
+        return client_coefficients(
+            self.policy,
+            [res.num_examples for _, res in results],
+            [int(res.metrics.get("partition-id", i)) for i, (_, res) in enumerate(results)],
+            self.client_weights,
+        )
 
     def aggregate_fit(
         self,
@@ -124,12 +141,7 @@ class WeightedFedAvg(FedAvg):
         if not results or (failures and not self.accept_failures):
             return None, {}
         assert self._current is not None, "configure_fit must run first"
-        alphas = client_coefficients(
-            self.policy,
-            [res.num_examples for _, res in results],
-            [int(res.metrics.get("partition-id", i)) for i, (_, res) in enumerate(results)],
-            self.client_weights,
-        )
+        alphas = self.coefficients(results)
         client_models = [parameters_to_ndarrays(res.parameters) for _, res in results]
         new = weighted_update(self._current, client_models, alphas, self.server_learning_rate)
         metrics: dict[str, Scalar] = {}

@@ -29,6 +29,7 @@ from flwr.common import Context, NDArrays, RecordDict, Scalar
 from fedapp import data, registry
 from fedapp.errors import UsageError
 from fedapp.flower import dp
+from fedapp.flower.drift import ScaffoldRound
 from fedapp.flower.protocol import (
     CLOSING_EPOCHS,
     CLOSING_THRESHOLDS,
@@ -42,6 +43,7 @@ from fedapp.flower.protocol import (
 )
 from fedapp.flower.secagg import secure_aggregation_mod
 from fedapp.learning import threshold
+from fedapp.learning.drift import LOCAL_STEPS_KEY, LOCAL_STEPS_QUERY, local_steps
 from fedapp.learning.model import (
     build_model,
     evaluate,
@@ -174,7 +176,10 @@ class ChurnClient(NumPyClient):
         poisoned update instead (:mod:`fedapp.protection.attacks`). Under record-level DP
         the steps are DP-SGD's and the client keeps its own budget
         (:class:`fedapp.protection.privacy.RecordBudget`): once spent, it returns the
-        global weights with 0 examples and its ε.
+        global weights with 0 examples and its ε. Asked (FedNova), a fit
+        reports its ``local-steps`` τ_i. Under SCAFFOLD the steps are plain SGD
+        on the corrected gradient and the metrics carry ``c_i+ - c_i``
+        (:class:`~fedapp.flower.drift.ScaffoldRound`).
         """
         arrays, model = self._prepare(parameters, config)
         budget = (
@@ -195,6 +200,7 @@ class ChurnClient(NumPyClient):
             # From the labels it trains on, which never leave it; the
             # federation's prior came with the preprocessing.
             model.label_shift.set(label_shift_ratio(y_train, arrays.encoding))
+        scaffold = ScaffoldRound.of(config, parameters, self.state)
         loss = train(
             model,
             arrays.x_train,
@@ -205,13 +211,20 @@ class ChurnClient(NumPyClient):
             proximal_mu=float(config.get("proximal_mu", 0.0)),
             clip_norm=self.cfg.clip_norm if budget is not None else None,
             noise_multiplier=self.cfg.noise_multiplier,
+            correction=scaffold.correction if scaffold else None,
+            sgd_learning_rate=scaffold.learning_rate if scaffold else 0.0,
         )
         metrics: dict[str, Scalar] = {PARTITION_KEY: self.partition_id, "train-loss": loss}
+        steps = local_steps(len(arrays.y_train), self.cfg.batch_size, self.cfg.local_epochs)
+        if config.get(LOCAL_STEPS_QUERY):
+            metrics[LOCAL_STEPS_KEY] = steps
         if budget is not None:
             budget.spend_round()
             dp.save_budget(budget, self.state)
             metrics.update(budget.metrics())
         weights = model.get_weights()
+        if scaffold is not None:
+            metrics.update(scaffold.finish(parameters, weights, steps, self.state))
         if attack is not None:
             # Its own stream: the noise must not replay the training shuffle's draws.
             stream = [self.cfg.seed, int(config.get(ROUND_KEY, 0)), self.partition_id, 1]

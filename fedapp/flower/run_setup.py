@@ -12,6 +12,7 @@ from typing import Any
 
 import flwr
 from flwr.common import Parameters
+from flwr.server.strategy import Strategy
 
 from fedapp import __version__, data, registry
 from fedapp.errors import UsageError
@@ -40,7 +41,33 @@ def check_strategy(cfg: RunConfig) -> None:
     """Build the plugin's strategy once, so bad parameters fail before the run."""
     plugin = registry.get(cfg.strategy)
     strategy = plugin.build(common_kwargs(cfg), plugin.resolve(cfg.strategy_params))
+    check_refused(cfg, strategy)
     secagg.check_strategy(cfg, strategy)
+
+
+def check_refused(cfg: RunConfig, strategy: Strategy) -> None:
+    """Refuse the run settings the strategy declares it cannot honour.
+
+    A strategy may declare ``refuses``: a mapping from a run setting as the
+    command line spells it (``--secure-aggregation``, ``--dp central``,
+    ``--dp record``, even ``--dp none``) to why it cannot run with it
+    (SCAFFOLD's control variates, for instance, cannot travel masked by SecAgg+).
+
+    Raises
+    ------
+    UsageError
+        Naming the strategy, the setting and the strategy's reason.
+
+    """
+    refused = getattr(strategy, "refuses", None) or {}
+    used = [f"--dp {cfg.dp}"]
+    if cfg.secure_aggregation:
+        used.append("--secure-aggregation")
+    for setting in used:
+        if setting in refused:
+            raise UsageError(
+                f"strategy '{cfg.strategy}' cannot run with {setting}: {refused[setting]}"
+            )
 
 
 def model_params(cfg: RunConfig) -> dict[str, Any]:

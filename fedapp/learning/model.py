@@ -1,4 +1,4 @@
-"""The Keras model, its output head and loss per task, and its FedProx/DP-SGD training.
+"""The Keras model, its output head and loss per task, and its FedProx/DP-SGD/SCAFFOLD training.
 
 TensorFlow is imported here and only here (plus where a caller imports this
 module), so that the CLI's help, the plugin listing and the UI stay fast.
@@ -98,6 +98,48 @@ class NoisyClipping:
         """Use these settings from the next step on (no retrace)."""
         self.clip_norm.assign(clip_norm)
         self.noise_multiplier.assign(noise_multiplier)
+
+
+class ControlVariates:
+    """SCAFFOLD's local step: plain SGD on the corrected gradient ``g - c_i + c``.
+
+    ``learning_rate`` is the step size eta_l and ``correction`` holds
+    ``c - c_i``, one variable per trainable weight. Variables, so that a new
+    round's values do not retrace the train step; kept outside Keras'
+    attribute tracking like :class:`ProximalTerm`.
+
+    SCAFFOLD's option II reads the round's mean gradient off the weights,
+    ``(x - y_i) / (K * eta_l)``, which holds for K steps of plain SGD only:
+    Adam's steps are not ``eta_l`` times the gradient. So these steps bypass
+    the compiled optimizer.
+    """
+
+    def __init__(self, variables: Sequence[keras.Variable]) -> None:
+        self.learning_rate = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+        self.correction = [
+            tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables
+        ]
+
+    def set(self, learning_rate: float, correction: Sequence[np.ndarray]) -> None:
+        """Step by ``learning_rate`` on the gradient plus ``correction`` (no retrace)."""
+        self.learning_rate.assign(learning_rate)
+        for variable, value in zip(self.correction, correction, strict=True):
+            variable.assign(value)
+
+    def step(self, variables: Sequence[keras.Variable], gradients: Sequence[tf.Tensor]) -> None:
+        """``w <- w - eta_l * (g + c - c_i)`` for each weight."""
+        for w, g, c in zip(variables, gradients, self.correction, strict=True):
+            w.assign_sub(self.learning_rate * (g + c))
+
+
+def batch_gradients(
+    model: FedModel, x: tf.Tensor, y: tf.Tensor
+) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """The gradient of one batch's training loss (``compute_loss``, as ``train_step`` takes it)."""
+    with tf.GradientTape() as tape:
+        predicted = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=predicted, training=True)
+    return tape.gradient(loss, model.trainable_variables), loss
 
 
 def clip_and_noise(
@@ -249,6 +291,7 @@ class FedModel(keras.Model):
     proximal: ProximalTerm | None = None
     dp_sgd: NoisyClipping | None = None
     label_shift: LabelShift | None = None
+    control: ControlVariates | None = None
     task: Task = Task.BINARY
 
     def example_losses(self, y: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
@@ -390,15 +433,19 @@ def reset_optimizer(model: FedModel) -> None:
         variable.assign(value)
 
 
-def _epoch_function(model: FedModel, private: bool = False):
-    """One compiled pass over shuffled rows, traced once per model (and DP-SGD or not).
+def _epoch_function(model: FedModel, private: bool = False, corrected: bool = False):
+    """One compiled pass over shuffled rows, traced once per model and kind of step.
 
     ``model.fit`` costs tens of milliseconds per call in set-up alone, which
     dominates a federated round of a few dozen steps; a single ``tf.function``
     looping over ``model.train_step`` runs the same step for a fraction of it.
-    With ``private`` each step is DP-SGD's (:func:`dp_gradients`) instead.
+    With ``private`` each step is DP-SGD's (:func:`dp_gradients`) instead; with
+    ``corrected`` the step is SCAFFOLD's plain SGD on the corrected gradient
+    (:class:`ControlVariates`) instead of the optimizer's.
     """
     cache = "_fedapp_dp_epoch" if private else "_fedapp_epoch"
+    if corrected:
+        cache = cache.replace("_epoch", "_scaffold_epoch")
     epoch = getattr(model, cache, None)
     if epoch is not None:
         return epoch
@@ -417,11 +464,17 @@ def _epoch_function(model: FedModel, private: bool = False):
         total = tf.constant(0.0)
         for start in tf.range(0, rows, batch_size):
             x_batch, y_batch = x[start : start + batch_size], y[start : start + batch_size]
-            if private:
-                gradients, batch_loss = dp_gradients(model, x_batch, y_batch)
-                model.optimizer.apply_gradients(
-                    zip(gradients, model.trainable_variables, strict=True)
+            if private or corrected:
+                gradients, batch_loss = (dp_gradients if private else batch_gradients)(
+                    model, x_batch, y_batch
                 )
+                if corrected:
+                    assert model.control is not None
+                    model.control.step(model.trainable_variables, gradients)
+                else:
+                    model.optimizer.apply_gradients(
+                        zip(gradients, model.trainable_variables, strict=True)
+                    )
                 # The running mean over the epoch, as Keras' loss tracker reports it.
                 total += batch_loss * tf.cast(tf.shape(y_batch)[0], tf.float32)
                 loss = total / tf.cast(start + tf.shape(y_batch)[0], tf.float32)
@@ -444,6 +497,8 @@ def train(
     proximal_mu: float = 0.0,
     clip_norm: float | None = None,
     noise_multiplier: float = 0.0,
+    correction: Sequence[np.ndarray] | None = None,
+    sgd_learning_rate: float = 0.0,
 ) -> float:
     """Train from the model's current weights; return the last epoch's mean loss.
 
@@ -452,7 +507,11 @@ def train(
     optimizer starts fresh and the proximal anchor is the starting weights.
     With ``clip_norm`` the steps are DP-SGD's: per-example gradients clipped
     to ``clip_norm`` and noise of ``noise_multiplier * clip_norm`` added to
-    each batch's sum (its noise is not reproducible from ``seed``).
+    each batch's sum (its noise is not reproducible from ``seed``). With
+    ``correction`` (SCAFFOLD's ``c - c_i``, one array per weight) each step
+    is ``w <- w - sgd_learning_rate * (g + correction)``, ``g`` the batch's
+    gradient (DP-SGD's noised one with ``clip_norm``), and the optimizer is
+    not used (:class:`ControlVariates`).
     """
     reset_optimizer(model)
     assert model.proximal is not None
@@ -461,7 +520,13 @@ def train(
         if model.dp_sgd is None:
             model.dp_sgd = NoisyClipping()
         model.dp_sgd.set(clip_norm, noise_multiplier)
-    epoch = _epoch_function(model, private=clip_norm is not None)
+    if correction is not None:
+        if not sgd_learning_rate > 0:
+            raise ValueError(f"corrected SGD needs a learning rate > 0, got {sgd_learning_rate}")
+        if model.control is None:
+            model.control = ControlVariates(model.trainable_variables)
+        model.control.set(sgd_learning_rate, correction)
+    epoch = _epoch_function(model, private=clip_norm is not None, corrected=correction is not None)
     rng = np.random.default_rng(seed)
     _reseed(model, np.random.SeedSequence(seed).spawn(1)[0])
     loss = float("nan")

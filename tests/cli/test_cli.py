@@ -33,7 +33,8 @@ def test_strategies_lists_plugins_and_parameters() -> None:
         (
             ["--strategy", "nope"],
             "unknown strategy 'nope'; installed: bulyan, fedadagrad, fedadam, fedavg, fedavgm, "
-            "fedmedian, fedprox, fedtrimmedavg, fedyogi, krum, multikrum, weighted",
+            "fedmedian, fednova, fedprox, fedtrimmedavg, fedyogi, krum, multikrum, scaffold, "
+            "weighted",
         ),
         (["--rounds", "0"], "rounds must be > 0"),
         (["--eval-every", "0"], "eval-every must be > 0, got 0"),
@@ -55,6 +56,29 @@ def test_strategies_lists_plugins_and_parameters() -> None:
         (["--clients-per-round", "4"], "clients-per-round (4) must not exceed clients (3)"),
         (["--proximal-mu", "0.1"], "strategy 'fedavg' has no parameter --proximal-mu"),
         (["--strategy", "weighted", "--policy", "best"], "--policy must be one of"),
+        (
+            ["--strategy", "scaffold", "--secure-aggregation"],
+            "strategy 'scaffold' cannot run with --secure-aggregation: SecAgg+ only sums the "
+            "weights, so the control variates cannot travel masked",
+        ),
+        (
+            ["--strategy", "scaffold", "--dp", "central"],
+            "strategy 'scaffold' cannot run with --dp central: central DP clips and noises the "
+            "weights alone",
+        ),
+        (
+            ["--strategy", "fednova", "--secure-aggregation"],
+            "strategy 'fednova' cannot run with --secure-aggregation: SecAgg+ hides each "
+            "client's update, which FedNova divides by that client's own local steps",
+        ),
+        (
+            ["--strategy", "fednova", "--dp", "central"],
+            "strategy 'fednova' cannot run with --dp central: the noise is calibrated",
+        ),
+        (
+            ["--strategy", "scaffold", "--local-learning-rate", "0"],
+            "--local-learning-rate must be > 0, got 0.0",
+        ),
         (
             ["--strategy", "weighted", "--policy", "custom", "--client-weights", "1,2"],
             "one value per client (3), got 2",

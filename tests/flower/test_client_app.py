@@ -4,11 +4,22 @@ import json
 
 import numpy as np
 import pytest
+from flwr.common import RecordDict
 
 from fedapp import data
 from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, STATISTICS_QUERY, ChurnClient
+from fedapp.flower.drift import ScaffoldRound
 from fedapp.flower.protocol import CLOSING_EPOCHS, CLOSING_THRESHOLDS, COUNTS_KEY, FINE_TUNED_KEY
 from fedapp.learning import threshold
+from fedapp.learning.drift import (
+    LOCAL_STEPS_QUERY,
+    SCAFFOLD_CONTROL_KEY,
+    SCAFFOLD_DELTA_KEY,
+    SCAFFOLD_LEARNING_RATE_KEY,
+    local_steps,
+    pack,
+    unpack,
+)
 from fedapp.learning.model import build_model
 from fedapp.settings import RunConfig
 
@@ -144,3 +155,75 @@ def test_with_validation_rows_the_rounds_score_them_and_calibration_counts_them(
     assert closing_examples == len(share.test)
     [counts] = threshold.decode_counts(str(reply[COUNTS_KEY]), 1)
     assert sum(counts) == len(share.validation)
+
+
+def test_fit_reports_its_local_steps_when_asked(client, round_config, small_cfg) -> None:
+    # Prepare
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
+    rows = len(data.client_share(small_cfg, 1).train)
+
+    # Execute
+    _, _, asked = client.fit(start, {**round_config, LOCAL_STEPS_QUERY: True})
+
+    # Assert: epochs * ceil(rows / batch), one step per batch
+    assert asked["local-steps"] == small_cfg.local_epochs * -(-rows // small_cfg.batch_size)
+
+
+def test_scaffold_fit_sends_delta_c_and_keeps_c_i_in_the_node_state(
+    round_config, small_cfg
+) -> None:
+    # Prepare: c = 0 and no c_i yet (a first round)
+    start = build_model(
+        round_config["n_features"], params=small_cfg.model_params, seed=0
+    ).get_weights()
+    rate = 0.05
+    config = {
+        **round_config,
+        SCAFFOLD_CONTROL_KEY: pack([np.zeros_like(w) for w in start]),
+        SCAFFOLD_LEARNING_RATE_KEY: rate,
+    }
+    state = RecordDict()
+    rows = len(data.client_share(small_cfg, 1).train)
+    steps = local_steps(rows, small_cfg.batch_size, small_cfg.local_epochs)
+
+    # Execute
+    weights, examples, metrics = ChurnClient(small_cfg, 1, state=state).fit(start, config)
+
+    # Assert: the weights as ever; c_i+ = (x - y_i) / (K eta_l), sent as c_i+ - 0, kept
+    assert [w.shape for w in weights] == [w.shape for w in start] and examples == rows
+    assert set(metrics) == {"partition-id", "train-loss", SCAFFOLD_DELTA_KEY}
+    delta = unpack(metrics[SCAFFOLD_DELTA_KEY], start)
+    kept = ScaffoldRound.of(config, start, state)
+    assert kept is not None
+    for d, c_i, x, y in zip(delta, kept.own, start, weights, strict=True):
+        np.testing.assert_allclose(d, (x - y) / (steps * rate), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(c_i, d)
+    # The node's next client object starts from that c_i: its correction is -c_i.
+    again, _, _ = ChurnClient(small_cfg, 1, state=state).fit(start, config)
+    fresh, _, _ = ChurnClient(small_cfg, 1, state=RecordDict()).fit(start, config)
+    assert any(not np.allclose(a, b) for a, b in zip(again, fresh, strict=True))
+    for a, b in zip(fresh, weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scaffold_fit_under_record_level_dp_keeps_both_states(round_config, small_cfg) -> None:
+    # Prepare: DP-SGD's budget and SCAFFOLD's c_i share the node state
+    cfg = small_cfg.replace(dp="record", noise_multiplier=1.1, clip_norm=1.0)
+    start = build_model(round_config["n_features"], params=cfg.model_params, seed=0).get_weights()
+    config = {
+        **round_config,
+        SCAFFOLD_CONTROL_KEY: pack([np.zeros_like(w) for w in start]),
+        SCAFFOLD_LEARNING_RATE_KEY: 0.05,
+    }
+    state = RecordDict()
+
+    # Execute
+    _, _, metrics = ChurnClient(cfg, 1, state=state).fit(start, config)
+
+    # Assert: its ε and its c_i+ - c_i travel; both are kept for the next round
+    assert {"dp-epsilon", SCAFFOLD_DELTA_KEY} <= set(metrics)
+    assert len(state) == 2
+    kept = ScaffoldRound.of(config, start, state)
+    assert kept is not None and any(np.abs(c).sum() > 0 for c in kept.own)

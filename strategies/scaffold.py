@@ -1,0 +1,164 @@
+"""SCAFFOLD: FedAvg whose clients correct their drift with control variates.
+
+Karimireddy et al. 2020, "SCAFFOLD: Stochastic Controlled Averaging for
+Federated Learning". Under non-IID data each client's local steps drift
+towards its own optimum; SCAFFOLD steps on ``g - c_i + c`` instead of ``g``,
+where ``c_i`` estimates the client's own mean gradient and ``c`` the
+federation's, so that every client follows the federation's gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from flwr.common import FitRes, NDArrays, Parameters, Scalar, parameters_to_ndarrays
+from flwr.server.client_proxy import ClientProxy
+
+from fedapp.errors import UsageError
+from fedapp.learning import drift
+from fedapp.registry import Param, StrategyPlugin
+from fedapp_strategies.weighted import WeightedFedAvg
+
+
+def server_control(control: NDArrays, deltas: list[NDArrays], clients: int) -> NDArrays:
+    """``c <- c + (|S| / N) * mean_i(Δc_i)`` over the round's ``|S|`` clients of ``N``.
+
+    With every client's ``c_i`` starting at 0, this keeps ``c`` the mean of
+    all ``N`` clients' ``c_i`` whichever clients a round samples.
+    """
+    share = len(deltas) / clients
+    return [
+        (c + share * np.mean([d[k] for d in deltas], axis=0)).astype(c.dtype)
+        for k, c in enumerate(control)
+    ]
+
+
+class Scaffold(WeightedFedAvg):
+    """SCAFFOLD with option II control variates and a server learning rate.
+
+    Each round, with ``x`` the global weights and ``c`` the server's control
+    variate, client i takes ``K`` plain SGD steps of size ``eta_l``::
+
+        y_i <- y_i - eta_l * (g_i(y_i) - c_i + c)       K times, from y_i = x
+        c_i+ = c_i - c + (x - y_i) / (K * eta_l)        (option II)
+
+    and the server, over the round's clients S of the federation's N::
+
+        x <- x + eta_g * mean_i (y_i - x)
+        c <- c + (|S| / N) * mean_i (c_i+ - c_i)
+
+    The means are unweighted, as in the paper: SCAFFOLD minimises the mean
+    of the institutions' own losses. With one client ``c = c_i``, the
+    correction is zero and this is plain local SGD.
+
+    Why plain SGD: option II reads the mean corrected gradient off the
+    weights, ``(x - y_i) / (K * eta_l)``, which is exact for K steps of size
+    ``eta_l``; with Adam (fedapp's clients otherwise) each step is a
+    rescaled gradient and the estimate would be wrong. So SCAFFOLD's clients
+    step with ``local-learning-rate`` (sent in the fit config), not with
+    Adam at the run's ``--learning-rate``.
+
+    Client obligation: step as above when the fit config carries
+    ``fedapp-scaffold-c`` (``c``, float32 values packed as one ``bytes``,
+    :func:`fedapp.learning.drift.pack`) and ``fedapp-scaffold-learning-rate``;
+    keep ``c_i`` between rounds; return its weights as ever and
+    ``fedapp-scaffold-delta-c`` (``c_i+ - c_i``, packed) in the fit metrics.
+    fedapp's client does, keeping ``c_i`` in its node state.
+
+    Under record-level DP the clients' steps are DP-SGD's noised gradients
+    plus the correction; ``c_i`` and ``c_i+ - c_i`` are computed from ``c``
+    and from weights the client sends anyway, so they cost no privacy.
+    """
+
+    # Read before a run starts (fedapp.flower.run_setup.check_features): the
+    # run settings SCAFFOLD cannot honour, and why.
+    refuses: ClassVar[dict[str, str]] = {
+        "--secure-aggregation": "SecAgg+ only sums the weights, so the control variates "
+        "cannot travel masked (in clear they would reveal each client's update)",
+        "--dp central": "central DP clips and noises the weights alone; the control "
+        "variates would carry each client's update unclipped and without noise",
+    }
+
+    def __init__(
+        self, *, local_learning_rate: float, server_learning_rate: float = 1.0, **kwargs: Any
+    ) -> None:
+        super().__init__(server_learning_rate=server_learning_rate, policy="uniform", **kwargs)
+        self.local_learning_rate = local_learning_rate
+        self.control: NDArrays | None = None
+
+    def __repr__(self) -> str:
+        return f"Scaffold(eta_l={self.local_learning_rate}, eta_g={self.server_learning_rate})"
+
+    def fit_config(self) -> dict[str, Scalar]:
+        """``c`` (zeros before round 1) and the local step size, for every client."""
+        if self.control is None:
+            assert self._current is not None, "configure_fit sets the round's weights first"
+            self.control = [np.zeros_like(w, dtype=np.float32) for w in self._current]
+        return {
+            drift.SCAFFOLD_CONTROL_KEY: drift.pack(self.control),
+            drift.SCAFFOLD_LEARNING_RATE_KEY: self.local_learning_rate,
+        }
+
+    def coefficients(self, results: list[tuple[ClientProxy, FitRes]]) -> np.ndarray:
+        """``1 / |S|`` for each client that trained; 0 for one of no rows (its update is 0)."""
+        trained = np.asarray([res.num_examples > 0 for _, res in results], dtype=np.float64)
+        return trained / max(trained.sum(), 1.0)
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Step the global weights and ``c`` by the round's mean updates.
+
+        Raises
+        ------
+        RuntimeError
+            For a trained result without ``fedapp-scaffold-delta-c``: a client
+            that did not run SCAFFOLD's steps.
+
+        """
+        deltas = [_delta_c(res) for _, res in results if res.num_examples > 0]
+        aggregated = super().aggregate_fit(server_round, results, failures)
+        if aggregated[0] is not None and deltas:
+            assert self.control is not None
+            self.control = server_control(self.control, deltas, self.min_available_clients)
+        return aggregated
+
+
+def _delta_c(res: FitRes) -> NDArrays:
+    if drift.SCAFFOLD_DELTA_KEY not in res.metrics:
+        raise RuntimeError(
+            f"a client ({res.metrics.get('partition-id', '?')}) sent no "
+            f"'{drift.SCAFFOLD_DELTA_KEY}': it did not run SCAFFOLD's steps"
+        )
+    blob = res.metrics[drift.SCAFFOLD_DELTA_KEY]
+    assert isinstance(blob, bytes)
+    return drift.unpack(blob, parameters_to_ndarrays(res.parameters))
+
+
+def _build(common: dict[str, Any], params: dict[str, Any]) -> Scaffold:
+    rate = params["local-learning-rate"]
+    if not rate > 0:
+        raise UsageError(f"--local-learning-rate must be > 0, got {rate}")
+    return Scaffold(
+        **common, local_learning_rate=rate, server_learning_rate=params["server-learning-rate"]
+    )
+
+
+plugin = StrategyPlugin(
+    name="scaffold",
+    summary="SCAFFOLD: clients take plain SGD steps on g - c_i + c (control variates); "
+    "x += eta_g * mean_i (y_i - x).",
+    build=_build,
+    params=(
+        Param(
+            "local-learning-rate", float, 0.1,
+            "Clients' plain-SGD step eta_l, > 0 (used instead of Adam's --learning-rate).",
+            minimum=0.0,
+        ),
+        Param("server-learning-rate", float, 1.0, "Server learning rate eta_g.", minimum=0.0),
+    ),
+)  # fmt: skip
