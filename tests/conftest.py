@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,26 +14,6 @@ import pytest
 from fedapp import registry
 from fedapp.registry import ModelPlugin, StrategyPlugin
 from fedapp.settings import RunConfig
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _checkout_plugins() -> Iterator[None]:
-    """The strategy plugins this checkout's ``pyproject.toml`` declares, installed or not.
-
-    The editable install's entry points may be another checkout's (a worktree
-    shares one environment): a plugin declared here that they lack is
-    registered in code, so the tests see what installing this checkout gives.
-    """
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["entry-points"]
-    undos = []
-    for name, target in declared[registry.GROUP].items():
-        if name not in registry.installed():
-            module, attribute = target.split(":")
-            undos.append(registry.register(getattr(importlib.import_module(module), attribute)))
-    yield
-    for undo in undos:
-        undo()
 
 
 @pytest.fixture
