@@ -44,11 +44,15 @@ def flat_update(weights: Sequence[np.ndarray], reference: Sequence[np.ndarray]) 
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """cos(a, b) = a·b / (‖a‖‖b‖); NaN when either vector is zero (no direction)."""
+    """cos(a, b) = a·b / (‖a‖‖b‖), in [-1, 1]; NaN when either vector is zero (no direction).
+
+    Rounding can put a vector's cosine with itself a hair above 1 (Krum's
+    aggregate is the chosen client's update): it is clipped to the range.
+    """
     norms = float(np.linalg.norm(a)) * float(np.linalg.norm(b))
     if norms == 0 or not np.isfinite(norms):
         return float("nan")
-    return float(np.dot(a, b) / norms)
+    return float(np.clip(np.dot(a, b) / norms, -1.0, 1.0))
 
 
 def robust_z_scores(values: Sequence[float]) -> np.ndarray:

@@ -106,3 +106,12 @@ def test_without_an_aggregate_cosines_are_nan_and_norms_still_count() -> None:
     assert json.loads(json.dumps(client_records(s)[0])).keys() == {
         "update-norm", "cosine", "update-norm-z", "cosine-z",
     }  # fmt: skip
+
+
+def test_a_vectors_cosine_with_itself_stays_within_one() -> None:
+    # Prepare: a vector whose a·a / ‖a‖² rounds to 1.0000000000000002
+    a = np.random.default_rng(4).normal(size=37)
+
+    # Execute / Assert
+    assert cosine_similarity(a, a) == 1.0
+    assert cosine_similarity(a, -a) == -1.0
