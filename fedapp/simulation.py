@@ -29,6 +29,8 @@ from fedapp.runs import (
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:  # the strategy module loads TensorFlow: only a run imports it
+    from collections.abc import Iterator
+
     from fedapp.flower.strategy import RunStrategy
 
 
@@ -224,13 +226,36 @@ def _start_ray(verbose: bool) -> None:
     # (fedapp is installed, its actors need no PYTHONPATH), Ray can hand
     # the actors the workers it pre-started, and they boot while this
     # process imports TensorFlow.
-    ray.init(
-        num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
-        include_dashboard=False,
-        log_to_driver=verbose,
-        logging_level=logging.INFO if verbose else logging.ERROR,
-    )
-    sigterm_stops()  # again: ray.init turns SIGTERM into SystemExit
+    with _keeping_the_sigterm_handler(ray):
+        ray.init(
+            num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
+            include_dashboard=False,
+            log_to_driver=verbose,
+            logging_level=logging.INFO if verbose else logging.ERROR,
+        )
+    sigterm_stops()  # in case a Ray without that hook set its own
+
+
+@contextlib.contextmanager
+def _keeping_the_sigterm_handler(ray: Any) -> Iterator[None]:
+    """Keep fedapp's SIGTERM handler while ``ray.init`` runs.
+
+    Ray sets its own for the driver (``sys.exit`` with the signal's number,
+    wherever it lands); a SIGTERM in the seconds ``ray.init`` forks Ray's
+    processes then hits ``logging``'s fork hooks, leaves its lock held and
+    hangs the run. fedapp's handler waits for the fork to end. The hook is
+    Ray's private one: where it is missing, Ray's handler is replaced after.
+    """
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    original = getattr(utils, "set_sigterm_handler", None)
+    if original is None:
+        yield
+        return
+    utils.set_sigterm_handler = lambda _handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = original
 
 
 def _run_flower_simulation(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import os
 import signal
 import sys
 import threading
@@ -98,21 +99,71 @@ def sigterm_stops() -> None:
     """Treat SIGTERM (a UI's Stop, ``kill``) like Ctrl-C from now on: a ``KeyboardInterrupt``.
 
     The interrupt names the signal, so the run ends ``stopped (SIGTERM)``.
-    Python drops an exception raised where it can only report it (a
-    finaliser; Cython's start-up patch of ``collections.abc`` while a module
-    imports), and a stop that lands there would be lost: the run would go on
-    to its last round. So a stop Python swallows is raised again in the main
-    thread. Only the main thread may set a handler; elsewhere this does nothing.
+    Two places must not get it. Python drops an exception raised where it can
+    only report it (a finaliser; Cython's start-up patch of
+    ``collections.abc`` while a module imports): the stop would be lost and
+    the run go on to its last round, so a stop Python swallows is raised again
+    in the main thread. And the hooks Python runs around a ``fork`` (Ray
+    spawns its processes that way): there an interrupt is swallowed *and*
+    leaves ``logging``'s module lock held, so the next thread to log waits
+    for ever. A stop that arrives while a fork is under way waits until the
+    fork is done. Only the main thread may set a handler; elsewhere this does
+    nothing.
     """
-
-    def handler(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGTERM, _stop_now)
     if not isinstance(sys.unraisablehook, _RaiseStopsAgain):
         sys.unraisablehook = _RaiseStopsAgain(sys.unraisablehook)
+    _ForkGuard.install()
+
+
+def _stop_now(signum: int, _frame: object) -> None:
+    if _ForkGuard.forking:
+        _ForkGuard.deferred = signum
+        return
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+class _ForkGuard:
+    """Whether a fork is under way, and the stop that waits for its end.
+
+    Python runs the ``before`` hooks in reverse order of registration and the
+    ``after`` ones in order, so hooks registered after ``logging``'s (it
+    registers on import) bracket its lock.
+    """
+
+    forking = False
+    deferred: int | None = None
+    _installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if not cls._installed:
+            os.register_at_fork(before=cls._before, after_in_parent=cls._after)
+            cls._installed = True
+
+    @classmethod
+    def _before(cls) -> None:
+        cls.forking = True
+
+    @classmethod
+    def _after(cls) -> None:
+        cls.forking = False
+        signum, cls.deferred = cls.deferred, None
+        if signum is not None:
+            _deliver_again(signum)
+
+
+def _deliver_again(signum: int) -> None:
+    """Run ``signum``'s handler in the main thread a moment from now.
+
+    From another thread, a moment later: raised where the stop was swallowed
+    (or in a fork hook), it would be swallowed again.
+    """
+    again = threading.Timer(_REDELIVER_AFTER, _thread.interrupt_main, (signum,))
+    again.daemon = True
+    again.start()
 
 
 class _RaiseStopsAgain:
@@ -126,16 +177,12 @@ class _RaiseStopsAgain:
         if not isinstance(stop, KeyboardInterrupt):
             self.previous(unraisable)
             return
-        # The signal's own handler runs again in the main thread, as if it had
-        # arrived just now (the default one for SIGINT raises the interrupt).
-        # From another thread, a moment later: raised in this hook, it would be
-        # swallowed too; if the main thread is still where it was, the stop
-        # lands here again and retries.
+        # The signal's own handler runs again, as if it had arrived just now
+        # (the default one for SIGINT raises the interrupt). If the main
+        # thread is still where it was, the stop lands here again and retries.
         name = str(stop)
-        signum = signal.Signals[name] if name in signal.Signals.__members__ else signal.SIGINT
-        again = threading.Timer(_REDELIVER_AFTER, _thread.interrupt_main, (signum,))
-        again.daemon = True
-        again.start()
+        known = name in signal.Signals.__members__
+        _deliver_again(signal.Signals[name] if known else signal.SIGINT)
 
 
 # Seconds after a swallowed stop before it is delivered again.

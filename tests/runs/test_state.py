@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
 
 from fedapp.runs import STATES, RunState, sigterm_stops, stop_signal
+from fedapp.runs.state import _ForkGuard
 
 
 def test_status_json_records_four_states() -> None:
@@ -129,3 +131,59 @@ def test_other_swallowed_errors_still_reach_the_previous_hook() -> None:
 
     # Assert
     assert seen == [ValueError]
+
+
+@pytest.mark.usefixtures("stop_handlers")
+def test_a_sigterm_during_a_fork_waits_for_the_fork_to_end() -> None:
+    # Prepare: the main thread is where Python runs its fork hooks (logging's lock is held)
+    sigterm_stops()
+    _ForkGuard._before()
+
+    # Execute / Assert: nothing is raised inside the fork ...
+    try:
+        signal.raise_signal(signal.SIGTERM)
+        _let_signals_run()
+    finally:
+        _ForkGuard._after()
+    # ... and the stop comes once it is done
+    with pytest.raises(KeyboardInterrupt) as stop:
+        _let_signals_run()
+    assert stop_signal(stop.value) == "SIGTERM"
+
+
+_FORK_SCRIPT = """
+import os, signal, time
+from fedapp.runs import sigterm_stops
+
+inside = []
+
+def hook():  # registered before the guard's: runs inside its bracket, as logging's does
+    signal.raise_signal(signal.SIGTERM)
+    try:
+        sum(range(100_000))  # the handler runs at the next bytecodes
+        inside.append("nothing")
+    except KeyboardInterrupt:
+        inside.append("interrupt")
+
+os.register_at_fork(after_in_parent=hook)
+sigterm_stops()
+try:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    time.sleep(2)
+    print("no stop", inside)
+except KeyboardInterrupt as stop:
+    print("stopped", stop, inside)
+"""
+
+
+def test_a_sigterm_in_a_real_fork_hook_is_raised_after_the_fork() -> None:
+    # Execute
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+
+    # Assert
+    assert done.stdout.strip() == "stopped SIGTERM ['nothing']", done.stderr
