@@ -1,5 +1,8 @@
 """``python -m fedapp`` and the ``fedapp`` command."""
 
+import atexit
+import os
+import signal
 import sys
 
 from fedapp.runs import sigterm_stops
@@ -18,8 +21,35 @@ def main() -> None:
 
         command_line()
     except KeyboardInterrupt:
+        _ignore_further_stops()
         sys.stderr.write("stopped\n")
-        sys.exit(130)
+        _exit_stopped()
+
+
+def _ignore_further_stops() -> None:
+    """Let the exit finish: a second stop (one delivered again, a second Stop) would cut it."""
+    while True:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _exit_stopped() -> None:
+    """Exit with code 130, whatever the interpreter noted on the way.
+
+    A stop that once landed in code run through ``PyRun_String`` (Cython's
+    import-time patch of ``collections.abc``) leaves CPython's flag for an
+    unhandled ``KeyboardInterrupt`` set, though the stop was handled here;
+    the interpreter's own exit would then turn 130 into death by SIGINT. So
+    the exit handlers run here, and the process ends with the code it chose.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 if __name__ == "__main__":
