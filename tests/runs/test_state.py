@@ -79,10 +79,18 @@ def test_stop_signal_sees_a_stop_that_flower_wrapped() -> None:
 
 @pytest.fixture
 def stop_handlers():
-    """Restore SIGTERM's handler and the unraisable hook that ``sigterm_stops`` replaces."""
-    term, hook = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    """Restore SIGTERM's handler and the unraisable hook that ``sigterm_stops`` replaces.
+
+    SIGINT gets Python's own handler meanwhile: a process started in the
+    background of a shell inherits SIGINT ignored.
+    """
+    term, interrupt, hook = (
+        signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), sys.unraisablehook
+    )  # fmt: skip
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGTERM, term)
+    signal.signal(signal.SIGINT, interrupt)
     sys.unraisablehook = hook
 
 
