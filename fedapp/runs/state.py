@@ -140,12 +140,19 @@ class _ForkGuard:
     @classmethod
     def install(cls) -> None:
         if not cls._installed:
-            os.register_at_fork(before=cls._before, after_in_parent=cls._after)
+            os.register_at_fork(
+                before=cls._before, after_in_parent=cls._after, after_in_child=cls._in_child
+            )
             cls._installed = True
 
     @classmethod
     def _before(cls) -> None:
         cls.forking = True
+
+    @classmethod
+    def _in_child(cls) -> None:
+        # A child that goes on in Python must get its own stops; the parent's is not its.
+        cls.forking, cls.deferred = False, None
 
     @classmethod
     def _after(cls) -> None:

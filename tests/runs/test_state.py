@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -195,3 +196,23 @@ def test_a_sigterm_in_a_real_fork_hook_is_raised_after_the_fork() -> None:
 
     # Assert
     assert done.stdout.strip() == "stopped SIGTERM ['nothing']", done.stderr
+
+
+@pytest.mark.usefixtures("stop_handlers")
+def test_a_forked_child_gets_its_own_stops() -> None:
+    # Prepare
+    sigterm_stops()
+
+    # Execute: the child stops itself; a child left "forking" would defer it for ever
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+            _let_signals_run()
+        except KeyboardInterrupt:
+            os._exit(130)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+
+    # Assert
+    assert os.waitstatus_to_exitcode(status) == 130
