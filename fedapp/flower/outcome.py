@@ -116,13 +116,18 @@ def summary(
     return out | dict(extra or {})
 
 
-def client_rows(train: Mapping[int, int], test: Mapping[int, int]) -> dict[str, dict[str, int]]:
-    """Each client's known ``train`` and ``test`` rows, by partition id (as text, in order)."""
-    pids = sorted({*train, *test})
-    return {
-        str(pid): {k: rows[pid] for k, rows in (("train", train), ("test", test)) if pid in rows}
-        for pid in pids
-    }
+def client_rows(
+    train: Mapping[int, int], evaluated: Mapping[int, int], evaluated_on: str = "test"
+) -> dict[str, dict[str, int]]:
+    """Each client's known ``train`` and evaluated rows, by partition id (as text, in order).
+
+    ``evaluated_on`` names the rows the clients' evaluations count: ``test``,
+    or ``validation`` in a run that holds validation rows out (its clients
+    score the rounds on those, never on their test rows).
+    """
+    pids = sorted({*train, *evaluated})
+    kinds = (("train", train), (evaluated_on, evaluated))
+    return {str(pid): {k: rows[pid] for k, rows in kinds if pid in rows} for pid in pids}
 
 
 def finish_run(

@@ -92,8 +92,9 @@ class RunStrategy(Strategy):
         self._asked: dict[Stage, list[int | None]] = {}
         # (round, partition) of every client-round that failed.
         self.failed_client_rounds: set[tuple[int, int | str]] = set()
-        # Each partition's test rows, as its latest evaluation counted them.
-        self._test_rows: dict[int, int] = {}
+        # Each partition's evaluated rows (test, or validation when held out),
+        # as its latest evaluation counted them.
+        self._evaluated_rows: dict[int, int] = {}
         # The newest global weights (what a stopped run keeps), and the newest
         # central ("federated") and clients' ("federated_evaluation") scores with their round.
         self._latest: NDArrays | None = None
@@ -155,7 +156,11 @@ class RunStrategy(Strategy):
             privacy=self.privacy.summary() if self.privacy.active else None,
             preprocessing=self.preprocessing,
             failed_client_rounds=len(self.failed_client_rounds),
-            clients=client_rows(self.setup.train_rows if self.setup else {}, self._test_rows),
+            clients=client_rows(
+                self.setup.train_rows if self.setup else {},
+                self._evaluated_rows,
+                "validation" if self.cfg.validation_fraction > 0 else "test",
+            ),
             threshold=closed.threshold if closed else self.closing.fixed_record(),
             personalized=closed.personalized if closed else None,
         )
@@ -296,7 +301,7 @@ class RunStrategy(Strategy):
             return self._close(results, failures)
         failed = self._failed(server_round, Stage.EVALUATE, results, failures)
         answers = [_report(r) for _, r in _by_partition(results)]
-        self._test_rows.update((a.partition_id, a.examples) for a in answers)
+        self._evaluated_rows.update((a.partition_id, a.examples) for a in answers)
         metrics, clients, extra = reports.evaluate_fields(answers, failed)
         self.recorder.event(
             server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients, **extra

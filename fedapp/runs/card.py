@@ -127,13 +127,15 @@ def _clients(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     if config.get("data") == "demo":
         lines.append(f"- Data: the built-in synthetic churn table, {config.get('demo-rows')} rows")
     if ids and rows:
-        lines += ["", "| client | source | training rows | test rows |"]
+        # A run that held validation rows out counted those when its clients evaluated.
+        held = "validation" if any("validation" in r for r in rows.values()) else "test"
+        lines += ["", f"| client | source | training rows | {held} rows |"]
         lines.append("| --- | --- | ---: | ---: |")
         for pid in ids:
             known = rows.get(pid) or {}
             lines.append(
                 f"| {pid} | {_cell(_source(sources, pid))} | "
-                f"{known.get('train', '?')} | {known.get('test', '?')} |"
+                f"{known.get('train', '?')} | {known.get(held, '?')} |"
             )
     elif ids:  # a run recorded before its summary said each client's rows
         lines += ["", "| client | source |", "| --- | --- |"]
@@ -205,11 +207,13 @@ def _training(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
 
 
 def _metrics(task: str, config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+    # With validation rows held out, the clients evaluate the rounds on those.
+    own = "validation" if (config.get("validation-fraction") or 0) > 0 else "test"
     scopes = [
         ("federated", "federated"),
         ("centralized", "centralized"),
         ("gap", "gap"),
-        ("federated_evaluation", "clients' own test sets"),
+        ("federated_evaluation", f"clients' own {own} sets"),
     ]
     present = [(key, title) for key, title in scopes if summary.get(key)]
     if not present:
@@ -220,7 +224,7 @@ def _metrics(task: str, config: Mapping[str, Any], summary: Mapping[str, Any]) -
         "",
         "On the global test set (every client's held-out rows): the federated model, the "
         "centralized baseline (the same model trained on all training rows pooled) and their "
-        "gap; then the federated model on each client's own test rows, example-weighted.",
+        f"gap; then the federated model on each client's own {own} rows, example-weighted.",
         "",
         "| metric | " + " | ".join(title for _, title in present) + " |",
         "| --- |" + " ---: |" * len(present),

@@ -100,6 +100,14 @@ def test_a_run_stopped_before_a_round_has_no_summary(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "stopped"
 
 
+def test_the_summary_names_the_validation_rows_a_client_evaluated_on() -> None:
+    # Execute: a run holding validation rows out counts those when its clients evaluate
+    rows = client_rows({0: 64, 1: 96}, {0: 16, 1: 24}, "validation")
+
+    # Assert
+    assert rows == {"0": {"train": 64, "validation": 16}, "1": {"train": 96, "validation": 24}}
+
+
 def test_the_summary_says_each_clients_rows_where_known() -> None:
     # Prepare: client 2 never evaluated (not sampled), so its test rows are unknown
     rows = client_rows({0: 80, 1: 120, 2: 40}, {1: 30, 0: 20})

@@ -239,6 +239,21 @@ def test_federated_evaluation_is_recorded_per_client_and_moves_the_status(
     assert run.outcome.federated_evaluation == metrics
 
 
+@pytest.mark.parametrize(("validation", "held"), [(0.0, "test"), (0.2, "validation")])
+def test_the_outcome_names_the_rows_the_clients_evaluated_on(
+    tmp_path: Path, validation: float, held: str
+) -> None:
+    # Prepare
+    run = _strategy(RunConfig(clients=2, rounds=2, validation_fraction=validation), tmp_path)
+    results = [(MagicMock(), _evaluate_res(0, 10, 0.5)), (MagicMock(), _evaluate_res(1, 30, 0.9))]
+
+    # Execute
+    run.aggregate_evaluate(1, results, [])
+
+    # Assert
+    assert run.outcome.clients == {"0": {held: 10}, "1": {held: 30}}
+
+
 def test_a_round_without_results_fails_the_run(tmp_path: Path) -> None:
     # Prepare
     run = _strategy(RunConfig(clients=2), tmp_path)

@@ -245,3 +245,19 @@ def test_the_card_of_an_automatic_run_says_its_rounds_and_the_round_it_kept() ->
     assert "| rounds | auto |" in card
     assert "| rounds run | 7 (converged at round 5) |" in card
     assert "| kept model | the model of round 5, the best federated_loss (0.3123); " in card
+
+
+def test_a_run_that_held_validation_rows_out_says_its_clients_evaluated_on_those() -> None:
+    # Prepare: the summary of such a run counts each client's validation rows
+    summary = SUMMARY | {
+        "clients": {"0": {"train": 512, "validation": 128}, "1": {"train": 768, "validation": 192}}
+    }
+
+    # Execute
+    card = model_card(CONFIG | {"validation-fraction": 0.2}, summary, PREPROCESSING)
+
+    # Assert
+    assert "| client | source | training rows | validation rows |" in card
+    assert "| 0 | institution=inst-0 | 512 | 128 |" in card
+    assert "| metric | federated | centralized | gap | clients' own validation sets |" in card
+    assert "test rows |" not in card
