@@ -62,6 +62,9 @@ class Param:
         Allowed values of a ``str`` parameter.
     minimum : float | None
         Smallest allowed value of a number (inclusive).
+    greater_than : float | None
+        Bound every allowed number stays above (exclusive): a step size or a
+        rate that must be positive.
     less_than : float | None
         Bound every allowed number stays below (exclusive).
     many : bool
@@ -76,6 +79,7 @@ class Param:
     help: str
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
+    greater_than: float | None = None
     less_than: float | None = None
     many: bool = False
 
@@ -132,6 +136,8 @@ class Param:
             )
         if self.minimum is not None and value < self.minimum:
             raise UsageError(f"--{self.name} must be >= {self.minimum:g}, got {value}")
+        if self.greater_than is not None and value <= self.greater_than:
+            raise UsageError(f"--{self.name} must be > {self.greater_than:g}, got {value}")
         if self.less_than is not None and value >= self.less_than:
             raise UsageError(f"--{self.name} must be < {self.less_than:g}, got {value}")
         return value

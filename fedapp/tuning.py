@@ -219,8 +219,10 @@ def param_dimension(param: Param, prefix: str) -> Dimension | None:
         return None  # a free text: nothing to search between
     if param.many:
         return _list_dimension(name, param)
+    low_open = param.greater_than is not None
+    low = param.greater_than if low_open else param.minimum
     return number_dimension(
-        name, param.type, param.default, param.minimum, param.less_than, high_open=True
+        name, param.type, param.default, low, param.less_than, low_open=low_open, high_open=True
     )
 
 

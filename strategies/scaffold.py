@@ -15,21 +15,26 @@ import numpy as np
 from flwr.common import FitRes, NDArrays, Parameters, Scalar, parameters_to_ndarrays
 from flwr.server.client_proxy import ClientProxy
 
-from fedapp.errors import UsageError
 from fedapp.learning import drift
 from fedapp.registry import Param, StrategyPlugin
 from fedapp_strategies.weighted import WeightedFedAvg
 
 
-def server_control(control: NDArrays, deltas: list[NDArrays], clients: int) -> NDArrays:
-    """``c <- c + (|S| / N) * mean_i(Δc_i)`` over the round's ``|S|`` clients of ``N``.
+def server_control(
+    control: NDArrays, deltas: list[NDArrays], clients: int, weights: np.ndarray | None = None
+) -> NDArrays:
+    """``c <- c + (|S| / N) * sum_i a_i Δc_i`` over the round's ``|S|`` clients of ``N``.
 
-    With every client's ``c_i`` starting at 0, this keeps ``c`` the mean of
-    all ``N`` clients' ``c_i`` whichever clients a round samples.
+    ``weights`` are the round's ``a_i``, summing to 1 (``None``: ``1 / |S|``,
+    the paper's mean). With every client's ``c_i`` starting at 0 and every
+    client in every round, this keeps ``c = sum_i a_i c_i``: the control
+    variate of the objective the server's update descends. With sampling it
+    is that sum's estimate from the round's clients.
     """
     share = len(deltas) / clients
+    a = np.full(len(deltas), 1.0 / len(deltas)) if weights is None else np.asarray(weights)
     return [
-        (c + share * np.mean([d[k] for d in deltas], axis=0)).astype(c.dtype)
+        (c + share * sum(a_i * d[k] for a_i, d in zip(a, deltas, strict=True))).astype(c.dtype)
         for k, c in enumerate(control)
     ]
 
@@ -45,12 +50,17 @@ class Scaffold(WeightedFedAvg):
 
     and the server, over the round's clients S of the federation's N::
 
-        x <- x + eta_g * mean_i (y_i - x)
-        c <- c + (|S| / N) * mean_i (c_i+ - c_i)
+        x <- x + eta_g * sum_i a_i (y_i - x)
+        c <- c + (|S| / N) * sum_i a_i (c_i+ - c_i)
 
-    The means are unweighted, as in the paper: SCAFFOLD minimises the mean
-    of the institutions' own losses. With one client ``c = c_i``, the
-    correction is zero and this is plain local SGD.
+    ``weighting`` sets the means' weights ``a_i``. ``examples`` (the
+    default) weighs each client by its training rows, ``n_i / sum_S n``:
+    SCAFFOLD then descends the pooled rows' loss, the objective the
+    centralized baseline and the global test set measure. ``uniform`` is the
+    paper's unweighted mean, the mean of the institutions' own losses. Both
+    means, of the updates and of ``Δc_i``, take the same ``a_i``, so that
+    ``c`` stays the control variate of the objective being descended. With
+    one client ``c = c_i``, the correction is zero and this is plain local SGD.
 
     Why plain SGD: option II reads the mean corrected gradient off the
     weights, ``(x - y_i) / (K * eta_l)``, which is exact for K steps of size
@@ -81,14 +91,22 @@ class Scaffold(WeightedFedAvg):
     }
 
     def __init__(
-        self, *, local_learning_rate: float, server_learning_rate: float = 1.0, **kwargs: Any
+        self,
+        *,
+        local_learning_rate: float,
+        server_learning_rate: float = 1.0,
+        weighting: str = "examples",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(server_learning_rate=server_learning_rate, policy="uniform", **kwargs)
+        super().__init__(server_learning_rate=server_learning_rate, policy=weighting, **kwargs)
         self.local_learning_rate = local_learning_rate
         self.control: NDArrays | None = None
 
     def __repr__(self) -> str:
-        return f"Scaffold(eta_l={self.local_learning_rate}, eta_g={self.server_learning_rate})"
+        return (
+            f"Scaffold(eta_l={self.local_learning_rate}, eta_g={self.server_learning_rate}, "
+            f"weighting={self.policy})"
+        )
 
     def fit_config(self) -> dict[str, Scalar]:
         """``c`` (zeros before round 1) and the local step size, for every client."""
@@ -101,9 +119,10 @@ class Scaffold(WeightedFedAvg):
         }
 
     def coefficients(self, results: list[tuple[ClientProxy, FitRes]]) -> np.ndarray:
-        """``1 / |S|`` for each client that trained; 0 for one of no rows (its update is 0)."""
-        trained = np.asarray([res.num_examples > 0 for _, res in results], dtype=np.float64)
-        return trained / max(trained.sum(), 1.0)
+        """Each trained client's ``a_i`` by the weighting; 0 for one of no rows (no update)."""
+        examples = np.asarray([res.num_examples for _, res in results], dtype=np.float64)
+        raw = examples if self.policy == "examples" else (examples > 0).astype(np.float64)
+        return raw / max(raw.sum(), 1.0)
 
     def aggregate_fit(
         self,
@@ -120,11 +139,13 @@ class Scaffold(WeightedFedAvg):
             that did not run SCAFFOLD's steps.
 
         """
-        deltas = [_delta_c(res) for _, res in results if res.num_examples > 0]
+        trained = [res for _, res in results if res.num_examples > 0]
+        deltas = [_delta_c(res) for res in trained]
         aggregated = super().aggregate_fit(server_round, results, failures)
         if aggregated[0] is not None and deltas:
             assert self.control is not None
-            self.control = server_control(self.control, deltas, self.min_available_clients)
+            weights = self.coefficients([(None, res) for res in trained])  # type: ignore[misc]
+            self.control = server_control(self.control, deltas, self.min_available_clients, weights)
         return aggregated
 
 
@@ -140,25 +161,31 @@ def _delta_c(res: FitRes) -> NDArrays:
 
 
 def _build(common: dict[str, Any], params: dict[str, Any]) -> Scaffold:
-    rate = params["local-learning-rate"]
-    if not rate > 0:
-        raise UsageError(f"--local-learning-rate must be > 0, got {rate}")
     return Scaffold(
-        **common, local_learning_rate=rate, server_learning_rate=params["server-learning-rate"]
+        **common,
+        local_learning_rate=params["local-learning-rate"],
+        server_learning_rate=params["server-learning-rate"],
+        weighting=params["weighting"],
     )
 
 
 plugin = StrategyPlugin(
     name="scaffold",
     summary="SCAFFOLD: clients take plain SGD steps on g - c_i + c (control variates); "
-    "x += eta_g * mean_i (y_i - x).",
+    "x += eta_g * sum_i a_i (y_i - x).",
     build=_build,
     params=(
         Param(
             "local-learning-rate", float, 0.1,
             "Clients' plain-SGD step eta_l, > 0 (used instead of Adam's --learning-rate).",
-            minimum=0.0,
+            greater_than=0.0,
         ),
         Param("server-learning-rate", float, 1.0, "Server learning rate eta_g.", minimum=0.0),
+        Param(
+            "weighting", str, "examples",
+            "The means' weights: examples (n_i, the pooled rows' loss) or uniform (the "
+            "paper's, the institutions' mean loss).",
+            choices=("examples", "uniform"),
+        ),
     ),
 )  # fmt: skip

@@ -84,5 +84,6 @@ def _param(param: Param) -> dict[str, Any]:
         "help": param.help,
         "choices": param.choices,
         "minimum": param.minimum,
+        "greater_than": param.greater_than,
         "less_than": param.less_than,
     }

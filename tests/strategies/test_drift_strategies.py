@@ -124,7 +124,9 @@ def test_fednova_asks_for_the_steps_and_needs_them() -> None:
 
 def test_scaffold_server_update_by_hand() -> None:
     # Prepare: x = 1, c = 0; 2 of N = 4 clients answer, one more trained on no rows
-    strategy = _strategy("scaffold", 4, [np.zeros(2)], **{"server-learning-rate": 0.5})
+    strategy = _strategy(
+        "scaffold", 4, [np.zeros(2)], **{"server-learning-rate": 0.5, "weighting": "uniform"}
+    )
     strategy.configure_fit(1, ndarrays_to_parameters([np.ones(2)]), _manager(4))
     deltas = [np.array([2.0, -4.0], np.float32), np.array([6.0, 0.0], np.float32)]
     results = [
@@ -141,6 +143,25 @@ def test_scaffold_server_update_by_hand() -> None:
     np.testing.assert_allclose(parameters_to_ndarrays(params)[0], [3.0, 3.0])
     np.testing.assert_allclose(strategy.control[0], [2.0, -1.0])
     np.testing.assert_allclose(server_control([np.ones(1)], [[np.ones(1)]], 2)[0], [1.5])
+
+
+def test_scaffold_weighs_by_examples_by_default_in_both_means() -> None:
+    # Prepare: x = 1, c = 0; 2 of N = 4 clients answer, with 10 and 30 rows
+    strategy = _strategy("scaffold", 4, [np.zeros(2)])
+    strategy.configure_fit(1, ndarrays_to_parameters([np.ones(2)]), _manager(4))
+    deltas = [np.array([2.0, -4.0], np.float32), np.array([6.0, 0.0], np.float32)]
+    results = [
+        _fit_res([np.full(2, 3.0)], 10, 0, **{drift.SCAFFOLD_DELTA_KEY: drift.pack([deltas[0]])}),
+        _fit_res([np.full(2, 7.0)], 30, 1, **{drift.SCAFFOLD_DELTA_KEY: drift.pack([deltas[1]])}),
+    ]
+
+    # Execute
+    params, _ = strategy.aggregate_fit(1, [(MagicMock(), r) for r in results], [])
+
+    # Assert: x = 1 + (1/4 * 2 + 3/4 * 6) = 6;
+    # c = (2/4) * (1/4 * (2, -4) + 3/4 * (6, 0)) = (2.5, -0.5)
+    np.testing.assert_allclose(parameters_to_ndarrays(params)[0], [6.0, 6.0])
+    np.testing.assert_allclose(strategy.control[0], [2.5, -0.5])
 
 
 def test_scaffold_sends_c_and_the_step_size_and_needs_the_delta() -> None:
@@ -210,15 +231,21 @@ def opposite_skew() -> list[Toy]:
     ]
 
 
-def _pooled_optimum(clients: list[Toy]) -> np.ndarray:
-    """The minimiser of the pooled rows' mean cross-entropy (Newton's method): w_1, w_2, b."""
+def _pooled_optimum(clients: list[Toy], mean_of_clients: bool = False) -> np.ndarray:
+    """The minimiser of the pooled rows' mean cross-entropy (Newton's method): w_1, w_2, b.
+
+    ``mean_of_clients``: of the mean of the clients' own mean cross-entropies instead.
+    """
     x = np.concatenate([np.c_[x, np.ones(len(x))] for x, _ in clients]).astype(np.float64)
     y = np.concatenate([y for _, y in clients]).astype(np.float64)
+    r = np.concatenate([np.full(len(c[1]), 1 / len(c[1]) if mean_of_clients else 1.0)
+                        for c in clients])  # fmt: skip
+    r /= r.sum()
     theta = np.zeros(3)
     for _ in range(50):
         p = 1 / (1 + np.exp(-x @ theta))
-        hessian = (x * (p * (1 - p))[:, None]).T @ x / len(y)
-        theta -= np.linalg.solve(hessian, x.T @ (p - y) / len(y))
+        hessian = (x * (r * p * (1 - p))[:, None]).T @ x
+        theta -= np.linalg.solve(hessian, x.T @ (r * (p - y)))
     return theta
 
 
@@ -277,6 +304,32 @@ def test_scaffold_reaches_the_pooled_optimum_where_fedavg_stays_biased(
     assert np.linalg.norm(drifted - optimum) > 0.05
 
 
+@pytest.mark.parametrize("weighting", ["examples", "uniform"])
+def test_scaffold_reaches_the_optimum_its_weighting_names_on_clients_of_unequal_size(
+    logistic, opposite_skew, weighting: str
+) -> None:
+    # Prepare: the second client keeps a quarter of its rows
+    model = logistic()
+    start = model.get_weights()
+    (x0, y0), (x1, y1) = opposite_skew
+    clients = [(x0, y0), (x1[:50], y1[:50])]
+    pooled = _pooled_optimum(clients)
+    mean_of_clients = _pooled_optimum(clients, mean_of_clients=True)
+    strategy = _strategy(
+        "scaffold", 2, start, **{"local-learning-rate": LR, "weighting": weighting}
+    )
+
+    # Execute
+    found = _flat(_federate(strategy, model, clients, rounds=20))
+
+    # Assert: examples -> the pooled rows' optimum; uniform -> the paper's mean of the clients'
+    target, other = (pooled, mean_of_clients)
+    if weighting == "uniform":
+        target, other = other, target
+    assert np.linalg.norm(found - target) < 1e-3
+    assert np.linalg.norm(found - other) > 0.05
+
+
 def test_with_one_client_scaffold_is_plain_local_training(logistic, opposite_skew) -> None:
     # Prepare: one client, so c = c_i and the correction is zero every round
     model = logistic()
@@ -309,6 +362,6 @@ def test_fedapp_strategies_lists_both() -> None:
     # Assert
     listing = {p["name"]: p for p in json.loads(result.stdout)}
     assert [p["name"] for p in listing["scaffold"]["params"]] == [
-        "local-learning-rate", "server-learning-rate",
+        "local-learning-rate", "server-learning-rate", "weighting",
     ]  # fmt: skip
     assert listing["fednova"]["params"] == [] and "tau_i" in listing["fednova"]["summary"]

@@ -75,8 +75,17 @@ def test_parameters_are_parsed_from_strings() -> None:
         ("weighted", {"policy": "random"}, "--policy must be one of examples, uniform, custom"),
         ("fedprox", {"proximal-mu": "inf"}, "--proximal-mu must be a finite number, got 'inf'"),
         ("fedprox", {"proximal-mu": "nan"}, "--proximal-mu must be a finite number, got 'nan'"),
+        ("scaffold", {"local-learning-rate": "0"}, "--local-learning-rate must be > 0, got 0.0"),
     ],
-    ids=["below-minimum", "wrong-type", "undeclared", "not-a-choice", "infinite", "nan"],
+    ids=[
+        "below-minimum",
+        "wrong-type",
+        "undeclared",
+        "not-a-choice",
+        "infinite",
+        "nan",
+        "at-an-exclusive-bound",
+    ],
 )
 def test_bad_parameters_are_refused(strategy: str, values: dict[str, Any], message: str) -> None:
     # Prepare

@@ -69,6 +69,8 @@ def fake_simulate(monkeypatch: pytest.MonkeyPatch, scores: Scores) -> list[RunCo
         (Param("eta", float, 2.0, "", minimum=0.0), ("float", 0.2, 20.0, True)),
         # cut to the declared bounds
         (Param("eta", float, 2.0, "", minimum=1.0, less_than=5.0), ("float", 1.0, 5.0, True)),
+        # an exclusive lower bound is never drawn either
+        (Param("eta", float, 2.0, "", greater_than=1.0, less_than=5.0), ("float", 1.0, 5.0, True)),
         # integers: a quarter to four times
         (Param("width", int, 32, "", minimum=1), ("int", 8, 128, True)),
         # an off switch with an upper bound: uniform up to half-way
@@ -86,6 +88,8 @@ def test_a_numbers_range_follows_from_its_declaration(param: Param, expected: tu
     assert math.isclose(dim.low, low) and math.isclose(dim.high, high, rel_tol=1e-9)
     if param.less_than is not None:
         assert dim.high < param.less_than  # the exclusive bound itself is never drawn
+    if param.greater_than is not None:
+        assert dim.low > param.greater_than
 
 
 def test_a_fraction_without_an_upper_bound_stays_below_one() -> None:
