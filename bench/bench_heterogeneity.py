@@ -14,7 +14,7 @@ The runs share one process (Ray and TensorFlow start once), one after another.
 
     python bench/bench_heterogeneity.py [--data ../shared/data/bank_churn.csv]
         [--max-rounds 60] [--patience 10] [--monitor federated_auc] [--partitions iid,dirichlet:0.1]
-        [--strategies fedavg,scaffold] [--corrections off,on]
+        [--strategies fedavg,scaffold@local-learning-rate=0.03] [--corrections off,on]
 """
 
 from __future__ import annotations
@@ -74,8 +74,14 @@ class Row:
         return self.accuracy - self.central_accuracy
 
 
-def base_config(data: Path, max_rounds: int, patience: int, monitor: str) -> Any:
-    """The settings every run shares: the table, ``--rounds auto`` and a calibrated threshold."""
+def base_config(
+    data: Path, max_rounds: int, patience: int, monitor: str, threshold_metric: str = "accuracy"
+) -> Any:
+    """The settings every run shares: the table, ``--rounds auto`` and a calibrated threshold.
+
+    The threshold is calibrated for ``threshold_metric``: accuracy by default,
+    the score the accuracy target compares.
+    """
     from fedapp.settings import RunConfig
 
     return RunConfig(
@@ -88,6 +94,7 @@ def base_config(data: Path, max_rounds: int, patience: int, monitor: str) -> Any
         patience=patience,
         monitor=monitor,
         threshold="auto",
+        threshold_metric=threshold_metric,
         # Nothing is chosen on the test rows: the rounds' monitor and the
         # thresholds (the federation's and the baseline's) see validation rows.
         validation_fraction=0.2,
@@ -116,7 +123,9 @@ def measure(args: argparse.Namespace) -> list[Row]:
     """Run every partition x strategy x correction; one centralized baseline per partition."""
     from fedapp.simulation import simulate
 
-    base = base_config(args.data, args.max_rounds, args.patience, args.monitor)
+    base = base_config(
+        args.data, args.max_rounds, args.patience, args.monitor, args.threshold_metric
+    )
     rows: list[Row] = []
     plans = [p for p in PARTITIONS if p[0] in args.partitions]
     total = len(plans) * len(args.strategies) * len(args.corrections)
@@ -129,8 +138,10 @@ def measure(args: argparse.Namespace) -> list[Row]:
                     done += 1
                     label = f"{name} x{clients}, {strategy}{' + correction' if corrected else ''}"
                     print(f"[{done}/{total}] {label} ...", file=sys.stderr, flush=True)
+                    name_only, params = strategy_spec(strategy)
                     cfg = base.replace(
-                        partition=partition, clients=clients, strategy=strategy,
+                        partition=partition, clients=clients, strategy=name_only,
+                        strategy_params=params,
                         label_skew_correction=corrected,
                         run_dir=str(Path(tmp) / f"{done}"),
                     )  # fmt: skip
@@ -141,6 +152,18 @@ def measure(args: argparse.Namespace) -> list[Row]:
                         baseline = central(cfg, run_dir.path, args.central_epochs)
                     rows.append(_row(name, strategy, corrected, summary, baseline, wall))
     return rows
+
+
+def strategy_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``scaffold@local-learning-rate=0.03@weighting=uniform`` -> the name and its parameters."""
+    name, *pairs = spec.split("@")
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"{spec}: a strategy's parameter is written NAME=VALUE, got {pair!r}")
+        params[key] = value
+    return name, params
 
 
 def _row(
@@ -168,14 +191,15 @@ def _row(
 
 def table(rows: list[Row]) -> str:
     """The rows side by side, then each partition's best row against its target."""
+    width = max([9, *(len(r.strategy) for r in rows)])
     header = (
-        f"{'partition':<18} {'strategy':<9} {'corr':<4} {'AUC':>7} {'central':>7} {'gap':>7} "
+        f"{'partition':<18} {'strategy':<{width}} {'corr':<4} {'AUC':>7} {'central':>7} {'gap':>7} "
         f"{'acc@t':>7} {'central':>7} {'gap':>7} {'rounds':>6} {'best':>4} {'wall s':>6}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r.partition:<18} {r.strategy:<9} {'on' if r.corrected else 'off':<4} "
+            f"{r.partition:<18} {r.strategy:<{width}} {'on' if r.corrected else 'off':<4} "
             f"{r.auc:>7.4f} {r.central_auc:>7.4f} {r.auc_gap:>+7.4f} "
             f"{r.accuracy:>7.4f} {r.central_accuracy:>7.4f} {r.accuracy_gap:>+7.4f} "
             f"{r.rounds_used:>6} {r.best_round:>4} {r.wall:>6.0f}"
@@ -214,12 +238,17 @@ def main() -> int:
     # Under strong label skew the clients' loss can worsen from round 1 while
     # their AUC still improves: the score the targets are about is watched.
     parser.add_argument("--monitor", default="federated_auc", help="--rounds auto's monitor.")
+    parser.add_argument(
+        "--threshold-metric", default="accuracy",
+        help="What --threshold auto optimises (the CLI's --threshold-metric).",
+    )  # fmt: skip
     parser.add_argument("--central-epochs", type=int, default=20,
                         help="Epochs of the centralized baseline.")  # fmt: skip
     parser.add_argument("--partitions", type=_names, default=tuple(p[0] for p in PARTITIONS),
                         help="Comma-separated subset of the partitions.")  # fmt: skip
     parser.add_argument("--strategies", type=_names, default=STRATEGIES,
-                        help="Comma-separated subset of the strategies.")  # fmt: skip
+                        help="Comma-separated strategies, each with its parameters if any: "
+                        "scaffold@local-learning-rate=0.03.")  # fmt: skip
     parser.add_argument("--corrections", type=_names, default=("off", "on"),
                         help="Label-skew correction off, on or both.")  # fmt: skip
     parser.add_argument("--json", type=Path, help="Also write the rows to this file.")
@@ -235,7 +264,8 @@ def main() -> int:
     title = (
         f"bank churn, --rounds auto (max {args.max_rounds}, patience {args.patience}, "
         f"monitor {args.monitor}), validation-fraction 0.2, "
-        f"--threshold auto; centralized: {args.central_epochs} epochs; global test set"
+        f"--threshold auto ({args.threshold_metric}); centralized: {args.central_epochs} "
+        "epochs; global test set"
     )
     print(title + "\n\n" + table(rows))
     if args.json:
