@@ -17,24 +17,23 @@ from flwr.server.client_proxy import ClientProxy
 
 from fedapp.learning import drift
 from fedapp.registry import Param, StrategyPlugin
-from fedapp_strategies.weighted import WeightedFedAvg
+from fedapp_strategies.weighted import WeightedFedAvg, client_coefficients
 
 
 def server_control(
-    control: NDArrays, deltas: list[NDArrays], clients: int, weights: np.ndarray | None = None
+    control: NDArrays, deltas: list[NDArrays], clients: int, weights: np.ndarray
 ) -> NDArrays:
     """``c <- c + (|S| / N) * sum_i a_i Δc_i`` over the round's ``|S|`` clients of ``N``.
 
-    ``weights`` are the round's ``a_i``, summing to 1 (``None``: ``1 / |S|``,
-    the paper's mean). With every client's ``c_i`` starting at 0 and every
+    ``weights`` are the round's ``a_i``, summing to 1 (``1 / |S|`` each: the
+    paper's mean). With every client's ``c_i`` starting at 0 and every
     client in every round, this keeps ``c = sum_i a_i c_i``: the control
     variate of the objective the server's update descends. With sampling it
     is that sum's estimate from the round's clients.
     """
     share = len(deltas) / clients
-    a = np.full(len(deltas), 1.0 / len(deltas)) if weights is None else np.asarray(weights)
     return [
-        (c + share * sum(a_i * d[k] for a_i, d in zip(a, deltas, strict=True))).astype(c.dtype)
+        (c + share * sum(a * d[k] for a, d in zip(weights, deltas, strict=True))).astype(c.dtype)
         for k, c in enumerate(control)
     ]
 
@@ -119,10 +118,22 @@ class Scaffold(WeightedFedAvg):
         }
 
     def coefficients(self, results: list[tuple[ClientProxy, FitRes]]) -> np.ndarray:
-        """Each trained client's ``a_i`` by the weighting; 0 for one of no rows (no update)."""
-        examples = np.asarray([res.num_examples for _, res in results], dtype=np.float64)
-        raw = examples if self.policy == "examples" else (examples > 0).astype(np.float64)
-        return raw / max(raw.sum(), 1.0)
+        """The weighting's ``a_i`` over the clients that trained; 0 for one of no rows.
+
+        A client of no rows sends no update and no ``Δc_i``: under ``uniform``
+        it would otherwise take a share of both means.
+        """
+        examples = [res.num_examples for _, res in results]
+        trained = np.asarray(examples) > 0
+        alphas = np.zeros(len(results))
+        if trained.any():
+            alphas[trained] = client_coefficients(
+                # Partition ids matter to the custom policy alone, which SCAFFOLD lacks.
+                self.policy,
+                [n for n in examples if n > 0],
+                [0] * int(trained.sum()),
+            )
+        return alphas
 
     def aggregate_fit(
         self,
@@ -139,13 +150,15 @@ class Scaffold(WeightedFedAvg):
             that did not run SCAFFOLD's steps.
 
         """
-        trained = [res for _, res in results if res.num_examples > 0]
-        deltas = [_delta_c(res) for res in trained]
+        alphas = self.coefficients(results)
+        trained = alphas > 0
+        deltas = [_delta_c(res) for (_, res), t in zip(results, trained, strict=True) if t]
         aggregated = super().aggregate_fit(server_round, results, failures)
         if aggregated[0] is not None and deltas:
             assert self.control is not None
-            weights = self.coefficients([(None, res) for res in trained])  # type: ignore[misc]
-            self.control = server_control(self.control, deltas, self.min_available_clients, weights)
+            self.control = server_control(
+                self.control, deltas, self.min_available_clients, alphas[trained]
+            )
         return aggregated
 
 

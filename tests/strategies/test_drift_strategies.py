@@ -142,7 +142,9 @@ def test_scaffold_server_update_by_hand() -> None:
     # c = 0 + (2/4) * mean(deltas) = (2, -1)
     np.testing.assert_allclose(parameters_to_ndarrays(params)[0], [3.0, 3.0])
     np.testing.assert_allclose(strategy.control[0], [2.0, -1.0])
-    np.testing.assert_allclose(server_control([np.ones(1)], [[np.ones(1)]], 2)[0], [1.5])
+    np.testing.assert_allclose(
+        server_control([np.ones(1)], [[np.ones(1)]], 2, np.ones(1))[0], [1.5]
+    )
 
 
 def test_scaffold_weighs_by_examples_by_default_in_both_means() -> None:
