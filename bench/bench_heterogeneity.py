@@ -15,6 +15,7 @@ The runs share one process (Ray and TensorFlow start once), one after another.
     python bench/bench_heterogeneity.py [--data ../shared/data/bank_churn.csv]
         [--max-rounds 60] [--patience 10] [--monitor federated_auc] [--partitions iid,dirichlet:0.1]
         [--strategies fedavg,scaffold@local-learning-rate=0.03] [--corrections off,on]
+        [--json rows.json]
 """
 
 from __future__ import annotations
@@ -126,9 +127,12 @@ def measure(args: argparse.Namespace) -> list[Row]:
     base = base_config(
         args.data, args.max_rounds, args.patience, args.monitor, args.threshold_metric
     )
-    rows: list[Row] = []
+    rows = _measured(args.json)
+    kept = {(r.partition, r.strategy, r.corrected) for r in rows}
     plans = [p for p in PARTITIONS if p[0] in args.partitions]
     total = len(plans) * len(args.strategies) * len(args.corrections)
+    if kept:
+        print(f"{len(kept)} row(s) kept from {args.json}", file=sys.stderr, flush=True)
     done = 0
     with tempfile.TemporaryDirectory(prefix="fedapp-heterogeneity-") as tmp:
         for name, partition, clients in plans:
@@ -136,6 +140,8 @@ def measure(args: argparse.Namespace) -> list[Row]:
             for strategy in args.strategies:
                 for corrected in args.corrections:
                     done += 1
+                    if (name, strategy, corrected) in kept:
+                        continue
                     label = f"{name} x{clients}, {strategy}{' + correction' if corrected else ''}"
                     print(f"[{done}/{total}] {label} ...", file=sys.stderr, flush=True)
                     name_only, params = strategy_spec(strategy)
@@ -151,7 +157,24 @@ def measure(args: argparse.Namespace) -> list[Row]:
                     if baseline is None:
                         baseline = central(cfg, run_dir.path, args.central_epochs)
                     rows.append(_row(name, strategy, corrected, summary, baseline, wall))
+                    print(f"  AUC gap {rows[-1].auc_gap:+.4f}", file=sys.stderr, flush=True)
+                    if args.json:
+                        _save(args.json, rows)
     return rows
+
+
+def _measured(path: Path | None) -> list[Row]:
+    """The rows an earlier, interrupted invocation saved to ``path`` (none without it)."""
+    if path is None or not path.exists():
+        return []
+    return [Row(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def _save(path: Path, rows: list[Row]) -> None:
+    """Write the rows so far, whole or not at all: a grid takes hours, a stop loses no row."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+    temporary.replace(path)
 
 
 def strategy_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -251,7 +274,11 @@ def main() -> int:
                         "scaffold@local-learning-rate=0.03.")  # fmt: skip
     parser.add_argument("--corrections", type=_names, default=("off", "on"),
                         help="Label-skew correction off, on or both.")  # fmt: skip
-    parser.add_argument("--json", type=Path, help="Also write the rows to this file.")
+    parser.add_argument(
+        "--json", type=Path,
+        help="Save the rows to this file after each run; rows already in it are kept, "
+        "not measured again (an interrupted grid goes on where it stopped).",
+    )  # fmt: skip
     args = parser.parse_args()
     if not args.data.is_file():
         sys.exit(f"{args.data}: no such file")
@@ -268,8 +295,6 @@ def main() -> int:
         "epochs; global test set"
     )
     print(title + "\n\n" + table(rows))
-    if args.json:
-        args.json.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
     return 0
 
 
