@@ -228,6 +228,10 @@ def _start_ray(verbose: bool) -> None:
     # process imports TensorFlow.
     with _keeping_the_sigterm_handler(ray):
         ray.init(
+            # Without an address Ray joins the cluster of the machine's last
+            # `ray start`, even one long stopped, and then refuses num_cpus:
+            # a simulation always starts its own instance.
+            address="local",
             num_cpus=len(os.sched_getaffinity(0)),  # the cores this process may use
             include_dashboard=False,
             log_to_driver=verbose,

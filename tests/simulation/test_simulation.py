@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -228,3 +230,24 @@ def test_one_file_per_institution(tmp_path: Path) -> None:
     assert config["client-data"] == files and config["partition"] is None
     assert any("positive class of 'churned' is 'yes' (inferred)" in n for n in config["data-notes"])
     assert run.read_status()["state"] == "finished" and summary["federated"]["auc"] > 0.6
+
+
+def test_a_stale_ray_cluster_record_does_not_stop_a_simulation(tmp_path: Path) -> None:
+    # Ray notes the address of the machine's last `ray start` in
+    # <temp>/ray/ray_current_cluster and keeps it after that cluster is gone;
+    # a bare ray.init() then joins it and refuses the simulation's num_cpus.
+    # Ray's socket paths must stay short: its temporary folder cannot be tmp_path.
+    ray_temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    try:
+        (ray_temp / "ray").mkdir()
+        (ray_temp / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "fedapp.cli", "simulate", "--clients", "2", "--rounds", "1",
+             "--demo-rows", "300", "--no-baseline", "--run-dir", str(tmp_path / "run")],
+            env={**os.environ, "RAY_TMPDIR": str(ray_temp)}, capture_output=True, text=True,
+            timeout=240,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "finished"
