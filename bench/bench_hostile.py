@@ -121,10 +121,14 @@ _CLEAN = {
     "bulyan": _strategy("bulyan", **{"num-malicious-clients": 1}),
 }
 _SIGN_FLIP = {"malicious": 2, "attack": "sign-flip:10"}
+_SCALE = {"malicious": 2, "attack": "scale:3"}
 
 CASES: list[Case] = [
     *(Case(f"clean/{name}", settings, notes=detection) for name, settings in _CLEAN.items()),
     Case("sign-flip/fedavg", {**_SIGN_FLIP, **_CLEAN["fedavg"]}, notes=detection),
+    # A scaled update is the harder one to flag: 3x a client's own update is
+    # within the spread of honest clients' norms under label skew.
+    Case("scale/fedavg", {**_SCALE, **_CLEAN["fedavg"]}, notes=detection),
     *(
         Case(f"sign-flip/{name}", {**_SIGN_FLIP, **settings}, max_auc_drop=0.02, notes=detection)
         for name, settings in _ROBUST.items()
