@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from fedapp.protection import anomaly
 from fedapp.runs import (
     TASK_METRICS,
     Event,
@@ -335,6 +336,23 @@ def has_client_signal(events: Iterable[Event], stage: Stage, key: str) -> bool:
         for event in events
         if event.stage == stage
         for client in event.clients.values()
+    )
+
+
+def unflagged_rounds_text(events: Iterable[Event]) -> str | None:
+    """Why some rounds' updates were not judged: too few clients (:func:`anomaly.can_flag`)."""
+    scored = [
+        len(event.clients)
+        for event in events
+        if event.stage == Stage.FIT and "flagged" in event.extra and event.clients
+    ]
+    small = sum(not anomaly.can_flag(count) for count in scored)
+    if not small:
+        return None
+    rounds = "every round" if small == len(scored) else f"{small} of {len(scored)} rounds"
+    return (
+        f"No update is flagged in a round of fewer than {anomaly.MIN_CLIENTS_TO_FLAG} clients "
+        f"({rounds} here): over so few, an honest client's difference looks like an outlier."
     )
 
 

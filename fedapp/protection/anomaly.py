@@ -16,7 +16,10 @@ cannot drag the reference the way they would a mean and standard deviation::
 A client is flagged when |z| of its norm, or -z of its cosine, exceeds the
 threshold (3.5 in the literature). Cosines are judged on one side only: an
 update closer to the aggregate than its peers' is not suspicious (under Krum
-the chosen client's cosine is exactly 1).
+the chosen client's cosine is exactly 1). A round of fewer than
+:data:`MIN_CLIENTS_TO_FLAG` updates flags none but a non-finite one: a median
+and MAD of three or four values move with every honest difference, and over
+three clients the score flagged an honest one in most rounds.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ import numpy as np
 # 0.6745 = Φ⁻¹(0.75): makes the MAD a consistent estimate of sigma for normal data.
 _MAD_SCALE = 0.6745
 DEFAULT_THRESHOLD = 3.5
+MIN_CLIENTS_TO_FLAG = 5
+
+
+def can_flag(clients: int) -> bool:
+    """Whether a round of ``clients`` scored updates is large enough to flag any by z-score."""
+    return clients >= MIN_CLIENTS_TO_FLAG
 
 
 def flat_update(weights: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> np.ndarray:
@@ -119,7 +128,7 @@ def round_signals(
         The strategy's new global model (w_agg); ``None`` when it produced
         none, which leaves the cosines NaN.
     threshold : float
-        Flag beyond this robust z-score.
+        Flag beyond this robust z-score (in rounds :func:`can_flag` allows).
 
     """
     updates = [flat_update(w, global_weights) for w in client_weights]
@@ -134,7 +143,8 @@ def round_signals(
     # A NaN comparison is False: a signal that cannot be scored flags nobody,
     # except an update that is itself not finite.
     with np.errstate(invalid="ignore"):
-        suspicious = (np.abs(norm_z) > threshold) | (-cosine_z > threshold) | ~np.isfinite(norms)
+        outlying = (np.abs(norm_z) > threshold) | (-cosine_z > threshold)
+    suspicious = (outlying & can_flag(len(updates))) | ~np.isfinite(norms)
     return RoundSignals(
         norms, cosines, norm_z, cosine_z, tuple(int(i) for i in np.flatnonzero(suspicious))
     )

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from fedapp.protection.anomaly import (
+    MIN_CLIENTS_TO_FLAG,
+    can_flag,
     client_records,
     cosine_similarity,
     flat_update,
@@ -115,3 +117,16 @@ def test_a_vectors_cosine_with_itself_stays_within_one() -> None:
     # Execute / Assert
     assert cosine_similarity(a, a) == 1.0
     assert cosine_similarity(a, -a) == -1.0
+
+
+def test_a_round_too_small_to_judge_flags_only_a_non_finite_update() -> None:
+    # norms (5, 5, 50): the 50 is z = 0.6745 * 45 / 0 -> +inf, yet three clients
+    # give no steady median and MAD: nobody is flagged by score
+    few = [[np.array(u)] for u in [(3, 4), (4, 3), (0, 50)]]
+    assert not can_flag(len(few)) and can_flag(MIN_CLIENTS_TO_FLAG)
+    assert round_signals([np.zeros(2)], few, None).flagged == ()
+    broken = [*few[:2], [np.array([np.nan, 1.0])]]
+    assert round_signals([np.zeros(2)], broken, None).flagged == (2,)
+    # the same outlier among five clients is flagged
+    five = [*few[:2], [np.array((5.0, 0.0))], [np.array((0.0, 5.0))], few[2]]
+    assert round_signals([np.zeros(2)], five, None).flagged == (4,)

@@ -199,22 +199,22 @@ def test_attack_settings_round_trip_through_config_json() -> None:
 def test_attack_with_krum_end_to_end(tmp_path: Path) -> None:
     from fedapp.simulation import simulate
 
-    # Prepare: 4 clients, one of them sends w - 10 * delta
+    # Prepare: 5 clients (the fewest a round flags in), one of them sends w - 10 * delta
     cfg = RunConfig(
-        clients=4, rounds=2, demo_rows=1200, seed=5, strategy="krum",
+        clients=5, rounds=2, demo_rows=1200, seed=5, strategy="krum",
         malicious=1, attack="sign-flip:10", baseline=False,
     )  # fmt: skip
     # Execute
     run, summary = simulate(cfg, tmp_path)
     # Assert: the attacker is recorded, every client has its signals, the attacker is flagged
     config = run.read_config()
-    attackers = choose_malicious(4, 1, 5)
+    attackers = choose_malicious(5, 1, 5)
     assert config["malicious-clients"] == list(attackers)
     assert config["attack"] == "sign-flip:10" and config["malicious"] == 1
     fits = [e for e in run.read_metrics() if e["stage"] == "fit"]
     assert [e["round"] for e in fits] == [1, 2]
     for event in fits:
-        assert set(event["clients"]) == {"0", "1", "2", "3"}
+        assert set(event["clients"]) == {"0", "1", "2", "3", "4"}
         for entry in event["clients"].values():
             assert {"update-norm", "cosine", "update-norm-z", "cosine-z"} <= set(entry)
             assert entry["update-norm"] > 0 and -1 <= entry["cosine"] <= 1

@@ -538,6 +538,21 @@ def test_run_page_shows_privacy_spent_attackers_and_flags(runs_root: Path) -> No
     assert (norms[2]["x"], norms[2]["y"]) == ([1], [3.0])
 
 
+def test_run_page_says_why_a_small_round_flags_nobody(runs_root: Path) -> None:
+    run = write_run(runs_root, "small")
+    for r, clients in ((1, 3), (2, 6)):
+        norms = {str(c): {"update-norm": 0.2 + c, "cosine": 0.9} for c in range(clients)}
+        run.append_metrics(
+            {"round": r, "stage": "fit", "scope": "federated", "metrics": {},
+             "clients": norms, "flagged": []}
+        )  # fmt: skip
+
+    at = app(RUN, run="small")
+
+    [said] = [c.value for c in at.caption if "No update is flagged" in c.value]
+    assert "fewer than 5 clients (1 of 2 rounds here)" in said
+
+
 def test_run_page_without_privacy_or_norms_has_just_the_two_charts(runs_root: Path) -> None:
     write_run(runs_root, "plain")
     at = app(RUN, run="plain")

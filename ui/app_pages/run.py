@@ -264,6 +264,9 @@ def _protection(view: RunView, events: list[Event], lines: list[dict[str, Any]])
             widgets.chart(
                 figure, f"chart_protection_{index}", f"{view.run_id}-{name}", cells[index]
             )
+        unflagged = report.unflagged_rounds_text(events)
+        if unflagged:
+            cells[len(charts_shown) - 1].caption(f":material/info: {unflagged}")
 
 
 def _show_launch() -> None:
