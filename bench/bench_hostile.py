@@ -238,9 +238,14 @@ def table(results: dict[str, Result], cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    """Run the selected cases (and their references) and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(cases: list[Case] | None = None, doc: str | None = None, name: str = "hostile") -> int:
+    """Run the selected cases (and their references) and print the table.
+
+    Another bench passes its own ``cases`` and module ``doc`` (``--help``);
+    ``name`` prefixes the temporary folder.
+    """
+    cases = CASES if cases is None else cases
+    parser = argparse.ArgumentParser(description=(doc or __doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, default=BANK, help="The bank-churn CSV.")
     parser.add_argument("--rounds", type=int, default=BASE["rounds"])
     parser.add_argument("--clients", type=int, default=BASE["clients"])
@@ -251,21 +256,21 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="Keep the run directories under this folder.")
     args = parser.parse_args()
     if args.list:
-        print("\n".join(c.name for c in CASES))
+        print("\n".join(c.name for c in cases))
         return 0
     if not args.data.is_file():
         sys.exit(f"{args.data}: no such file")
-    chosen = select(CASES, args.only)
+    chosen = select(cases, args.only)
     if not chosen:
         sys.exit(f"no case matches {args.only!r}; see --list")
-    by_name = {c.name: c for c in CASES}
+    by_name = {c.name: c for c in cases}
     # A case is only readable next to its reference: run that too, first.
     needed = [c.reference for c in chosen if c.reference in by_name]
     todo = [by_name[name] for name in dict.fromkeys([*needed, *(c.name for c in chosen)])]
     base = {**BASE, "data": str(args.data), "rounds": args.rounds, "clients": args.clients}
     results: dict[str, Result] = {}
     failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="fedapp-hostile-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"fedapp-{name}-") as tmp:
         root = args.keep or Path(tmp)
         # The first run in a fresh process tree also pays cold file caches and
         # compilation; a one-round run first keeps that out of the wall ratios.
@@ -283,7 +288,8 @@ def main() -> int:
             print(f"    AUC {results[case.name].auc:.4f}", file=sys.stderr, flush=True)
     print(
         f"bank churn, {args.clients} clients dirichlet:1.0, {args.rounds} rounds x 1 local "
-        f"epoch; final AUC on the global test set; reference {REFERENCE}\n"
+        f"epoch; final AUC on the global test set; references: "
+        f"{', '.join(dict.fromkeys(c.reference for c in chosen))}\n"
     )
     print(table(results, todo))
     for name, reason in failed.items():

@@ -9,17 +9,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from flwr.common import FitRes, Parameters, Scalar
+from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvgM
 
 from fedapp.errors import UsageError
 from fedapp.registry import Param, StrategyPlugin
 
 
-def _build(common: dict[str, Any], params: dict[str, Any]) -> FedAvgM:
+class FedAvgMomentum(FedAvgM):
+    """Flower's FedAvgM, whose momentum starts at the first round aggregated.
+
+    Flower's asserts a momentum vector from round 2 on; when round 1 was
+    skipped (too few results, ``--min-fit-results``) there is none yet, and
+    the first round aggregated starts it, as round 1 would have.
+    """
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Aggregate as Flower's FedAvgM, from a momentum of ``None`` as in its round 1."""
+        first = server_round if self.momentum_vector is not None else 1
+        return super().aggregate_fit(first, results, failures)
+
+
+def _build(common: dict[str, Any], params: dict[str, Any]) -> FedAvgMomentum:
     if not params["server-momentum"] < 1:
         raise UsageError(f"--server-momentum must be in [0, 1), got {params['server-momentum']}")
     # FedAvgM keeps the global model in `initial_parameters` and steps from it.
-    return FedAvgM(
+    return FedAvgMomentum(
         **common,
         server_learning_rate=params["server-learning-rate"],
         server_momentum=params["server-momentum"],

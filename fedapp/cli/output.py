@@ -43,6 +43,14 @@ def warn(message: str) -> None:
     console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def skipped_line(event: Any) -> str | None:
+    """One line saying an event's round was skipped, and why; ``None`` if it was not."""
+    skipped = event.extra.get("skipped")
+    if not skipped or event.stage != "fit":
+        return None
+    return f"round {event.round} skipped: {skipped}"
+
+
 def failures_line(event: Any) -> str | None:
     """One line naming the clients an event's round lost and why; ``None`` if none failed."""
     failed = event.extra.get("failed") or []

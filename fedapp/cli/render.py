@@ -24,6 +24,7 @@ from fedapp.runs import (
     kept_model_text,
     metric_label,
     primary,
+    skipped_rounds_text,
 )
 from fedapp.runs.closing import fine_tuned, personalized_note, threshold_columns, threshold_note
 from fedapp.settings import RunConfig
@@ -164,6 +165,9 @@ def print_summary(run: RunView | Path, summary: Mapping[str, Any] | None = None)
             f"{lost} client-round(s) failed: those rounds learned from fewer clients; "
             f"metrics.jsonl names who failed and why"
         )
+    skipped = skipped_rounds_text(done)
+    if skipped:
+        warn(skipped)
 
 
 def _print_thresholds(out: Console, done: Mapping[str, Any], task: str) -> None:

@@ -22,7 +22,15 @@ from typer.core import TyperCommand
 
 from fedapp import registry
 from fedapp.cli.app import app
-from fedapp.cli.output import console, exit_now, fail, failures_line, print_notes, warn
+from fedapp.cli.output import (
+    console,
+    exit_now,
+    fail,
+    failures_line,
+    print_notes,
+    skipped_line,
+    warn,
+)
 from fedapp.cli.render import clients_table, print_summary, round_scores, schema_table
 from fedapp.errors import UsageError
 from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
@@ -286,9 +294,9 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
                 console.print(f"{phase.label} ...", highlight=False)
 
         def on_event(event: Event) -> None:
-            lost = failures_line(event)
-            if lost:
-                warn(lost)  # above the live progress display: they share the console
+            for line in (failures_line(event), skipped_line(event)):
+                if line:
+                    warn(line)  # above the live progress display: they share the console
             if event.stage is not Stage.EVALUATE:
                 return
             if event.scope is Scope.FEDERATED:  # every round, whatever eval-every says

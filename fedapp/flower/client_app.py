@@ -28,7 +28,7 @@ from flwr.common import Context, NDArrays, RecordDict, Scalar
 
 from fedapp import data, registry
 from fedapp.errors import UsageError
-from fedapp.flower import dp
+from fedapp.flower import dp, faults
 from fedapp.flower.drift import ScaffoldRound
 from fedapp.flower.protocol import (
     CLOSING_EPOCHS,
@@ -352,10 +352,11 @@ def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
     def for_context(context: Context) -> Client:
         return client_fn(context, cfg)
 
-    # SecAgg+ first: it must see the weights after every other mod (clipping).
-    # Central DP's client-side clipping comes last, nearest the client: it clips
-    # the plain update before SecAgg+ quantises and masks it.
-    mods = [secure_aggregation_mod(cfg), *dp.client_mods(cfg)]
+    # Injected faults first: a dropped client does nothing at all. SecAgg+ next:
+    # it must see the weights after every other mod (clipping). Central DP's
+    # client-side clipping comes last, nearest the client: it clips the plain
+    # update before SecAgg+ quantises and masks it.
+    mods = [*faults.client_mods(cfg), secure_aggregation_mod(cfg), *dp.client_mods(cfg)]
     return ClientApp(client_fn=for_context, mods=mods)
 
 

@@ -42,6 +42,9 @@ class RunOutcome:
         The federated preprocessing, as JSON (the baselines reuse it).
     failed_client_rounds : int
         How many times a client asked for a result in a round gave none.
+    skipped_rounds : tuple[int, ...]
+        The rounds with fewer training results than ``min-fit-results``: each
+        kept the previous global model.
     clients : Mapping[str, Mapping[str, int]] | None
         Each client's ``train`` rows (from its statistics) and ``test`` rows
         (from its evaluations), where known, by partition id.
@@ -67,6 +70,7 @@ class RunOutcome:
     privacy: Mapping[str, Any] | None = None
     preprocessing: str = ""
     failed_client_rounds: int = 0
+    skipped_rounds: tuple[int, ...] = ()
     clients: Mapping[str, Mapping[str, int]] | None = None
     threshold: Mapping[str, Any] | None = None
     personalized: Mapping[str, Any] | None = None
@@ -96,6 +100,8 @@ def summary(
         "strategy": outcome.strategy,
         "failed_client_rounds": outcome.failed_client_rounds,
     }
+    if outcome.skipped_rounds:
+        out["skipped_rounds"] = list(outcome.skipped_rounds)
     if outcome.preprocessing:
         # What the scores are of: a reader needs no other file to label them.
         prep = Preprocessor.from_json(outcome.preprocessing)

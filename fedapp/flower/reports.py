@@ -150,8 +150,16 @@ def failed_clients(
 _CLASS_REPR = re.compile(r"<class '(?:[\w.]*\.)?(\w+)'>:<'?")
 
 
+# Flower's error for a message that expired (no reply within its time to live,
+# the round timeout) or whose node left the federation.
+_UNAVAILABLE = "Message Unavailable"
+UNAVAILABLE_REASON = "no reply within round-timeout, or the node left the federation"
+
+
 def short_reason(text: str) -> str:
     """The first line of what went wrong, without Flower's wrapping around it."""
+    if _UNAVAILABLE in text:
+        return UNAVAILABLE_REASON
     inner = re.search(r"\(reason: (.*?)\)\. It originated", text, re.DOTALL)
     text = inner.group(1) if inner else text
     # Flower writes a client's error as "<class 'pkg.Error'>:<'message'>".

@@ -25,7 +25,12 @@ from fedapp.settings import NODE_DATA, RunConfig, rules
 
 
 def common_kwargs(cfg: RunConfig, initial: Parameters | None = None) -> dict[str, Any]:
-    """The keyword arguments every plugin passes to its Flower strategy."""
+    """The keyword arguments every plugin passes to its Flower strategy.
+
+    ``min_available_clients`` is the federation's size, which SCAFFOLD (its N)
+    and the weighted policies read; how many clients must be connected before
+    a round samples is the client manager's (``min-available-clients``).
+    """
     sample = cfg.sample_size / cfg.clients
     return {
         "fraction_fit": sample,
@@ -128,6 +133,7 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
     resolved = cfg.replace(
         strategy_params=plugin.resolve(cfg.strategy_params),
         model_params=model_params(cfg),
+        round_timeout=cfg.resolved_round_timeout,
         run_dir=str(run_dir.path),
         **files,
     )

@@ -48,6 +48,8 @@ from flwr.server.strategy import (
     Strategy,
 )
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD
+from flwr.server.workflow.constant import Key as WorkflowKey
 
 from fedapp.errors import UsageError
 from fedapp.settings import SECAGG_MODULUS_BITS, DpMode, RunConfig
@@ -167,26 +169,32 @@ class FedappSecAggPlus(SecAggPlusWorkflow):
             clipping_range=cfg.secagg_clipping_range,
             quantization_range=2**cfg.secagg_quantization_bits,
             modulus_range=2**SECAGG_MODULUS_BITS,
+            # Each stage's messages live this long, not Flower's default 12 h.
+            timeout=cfg.resolved_round_timeout,
         )
         self._max_weight = max_weight
         self._sampled = self._unmasked = False
 
     def __call__(self, grid: Grid, context: Context) -> None:
-        """Run one round of the protocol; fail loudly where Flower's would only log.
+        """Run one round of the protocol; record a round it gave up on, where Flower only logs.
 
-        Raises
-        ------
-        RuntimeError
-            When clients were sampled but too few answered to unmask the sum.
-
+        When clients were sampled but too few answered to unmask the sum
+        (more dropouts than shares - threshold in some neighbourhood), the
+        round is skipped: it keeps the previous global model, and the run
+        goes on.
         """
         self._sampled = self._unmasked = False
         super().__call__(grid, context)
         if self._sampled and not self._unmasked:
-            raise RuntimeError(
+            assert isinstance(context, LegacyContext)
+            config = context.state.config_records[MAIN_CONFIGS_RECORD]
+            reason = (
                 "SecAgg+ could not unmask the round's sum: fewer clients answered than "
-                f"secagg-threshold ({self.reconstruction_threshold}) in some neighbourhood"
+                f"secagg-threshold ({self.reconstruction_threshold}) in some neighbourhood; "
+                "the previous global model is kept"
             )
+            server_round = int(config[WorkflowKey.CURRENT_ROUND])  # type: ignore[arg-type]
+            context.strategy.skip(server_round, reason)  # type: ignore[attr-defined]
 
     def setup_stage(self, grid: Grid, context: LegacyContext, state: WorkflowState) -> bool:
         """Set the weight bound from the federation's statistics, then run Flower's setup."""

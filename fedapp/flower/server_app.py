@@ -30,9 +30,13 @@ def server_components(
     cfg: RunConfig, recorder: Recorder
 ) -> tuple[ServerAppComponents, RunStrategy]:
     """The server's strategy, client manager and round count for ``cfg``."""
-    manager = SeededClientManager(cfg.seed)
+    manager = SeededClientManager(
+        cfg.seed, cfg.resolved_min_available_clients, wait=cfg.resolved_round_timeout
+    )
     strategy = RunStrategy(cfg, recorder, manager)
-    config = ServerConfig(num_rounds=strategy.num_rounds)
+    # Flower gives each round's messages this time to live: a reply later than
+    # that comes back as an error, a failure of the round.
+    config = ServerConfig(num_rounds=strategy.num_rounds, round_timeout=cfg.resolved_round_timeout)
     components = ServerAppComponents(strategy=strategy, config=config, client_manager=manager)
     return components, strategy
 

@@ -43,7 +43,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from fedapp import registry
-from fedapp.flower import closing, dp, reports, statistics
+from fedapp.flower import closing, dp, faults, reports, statistics
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.outcome import RunOutcome, client_rows
 from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
@@ -87,6 +87,10 @@ class RunStrategy(Strategy):
         self.plan = privacy.RoundPlan(cfg)
         self.privacy = privacy.PrivacyLedger(cfg)
         self.rounds_run = 0
+        # Rounds with at least min-fit-results results (none of a run is an error).
+        self.rounds_answered = 0
+        self.skipped_rounds: list[int] = []
+        self.faults = faults.plan_of(cfg)
         self._round_start: NDArrays | None = None
         # The partitions asked in the current round, by stage.
         self._asked: dict[Stage, list[int | None]] = {}
@@ -156,6 +160,7 @@ class RunStrategy(Strategy):
             privacy=self.privacy.summary() if self.privacy.active else None,
             preprocessing=self.preprocessing,
             failed_client_rounds=len(self.failed_client_rounds),
+            skipped_rounds=tuple(self.skipped_rounds),
             clients=client_rows(
                 self.setup.train_rows if self.setup else {},
                 self._evaluated_rows,
@@ -205,20 +210,46 @@ class RunStrategy(Strategy):
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         """Aggregate in partition order; record the round, its signals and its ε."""
         failed = self._failed(server_round, Stage.FIT, results, failures)
-        if not results:
-            self.recorder.event(
-                server_round, Stage.FIT, Scope.FEDERATED, {}, **reports.failure_fields(failed)
-            )
-            raise RuntimeError(
-                f"round {server_round}: no client finished fitting ({_describe(failed)})"
-            )
-        # Record-level DP: a client whose budget is spent sends no update.
-        admitted = [r for r in _by_partition(results) if self._admits(r[1])]
         out: tuple[Parameters | None, dict[str, Scalar]] = (None, {})
-        if admitted:
-            out = self._aggregate(server_round, admitted, failures, failed)
+        if len(results) < self.cfg.min_fit_results:
+            reason = (
+                f"{len(results)} of {len(self._asked.get(Stage.FIT, []))} clients sent a "
+                f"result, fewer than min-fit-results ({self.cfg.min_fit_results}); the "
+                "previous global model is kept"
+            )
+            self._skip(server_round, reason, failed)
+        else:
+            # Record-level DP: a client whose budget is spent sends no update.
+            admitted = [r for r in _by_partition(results) if self._admits(r[1])]
+            if admitted:
+                out = self._aggregate(server_round, admitted, failures, failed)
+            self.rounds_answered += 1
+        # Conservative: a skipped round's ε is counted as if its results had
+        # been released, as they did reach the server.
         self._account(server_round)
+        if self.plan.is_last(server_round) and not self.rounds_answered:
+            raise RuntimeError(
+                f"no round of the run had enough results: every round had fewer than "
+                f"{self.cfg.min_fit_results} result(s) (min-fit-results); round "
+                f"{server_round}: {_describe(failed)}"
+            )
         return out
+
+    def skip(self, server_round: int, reason: str) -> None:
+        """Record round ``server_round`` as skipped for ``reason`` (it kept the previous model).
+
+        For an aggregation that gave up before :meth:`aggregate_fit` (SecAgg+
+        unable to unmask the sum); counted against the privacy budget as a
+        round whose results reached the server.
+        """
+        self._skip(server_round, reason, [])
+        self._account(server_round)
+
+    def _skip(self, server_round: int, reason: str, failed: list[reports.ClientFailure]) -> None:
+        """Record a round with too few results; Flower keeps the previous global model."""
+        self.skipped_rounds.append(server_round)
+        extra = reports.failure_fields(failed) | self._faults(server_round, Stage.FIT)
+        self.recorder.event(server_round, Stage.FIT, Scope.FEDERATED, {}, skipped=reason, **extra)
 
     def evaluate(
         self, server_round: int, parameters: Parameters
@@ -303,15 +334,16 @@ class RunStrategy(Strategy):
         answers = [_report(r) for _, r in _by_partition(results)]
         self._evaluated_rows.update((a.partition_id, a.examples) for a in answers)
         metrics, clients, extra = reports.evaluate_fields(answers, failed)
+        if not answers:
+            extra["skipped"] = f"no client evaluated ({_describe(failed)})"
         self.recorder.event(
-            server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients, **extra
-        )
-        if not results and failed:
-            raise RuntimeError(
-                f"round {server_round}: no client finished evaluating ({_describe(failed)})"
-            )
+            server_round, Stage.EVALUATE, Scope.FEDERATED, metrics, clients,
+            **extra, **self._faults(server_round, Stage.EVALUATE),
+        )  # fmt: skip
         self.recorder.progress(server_round)
-        self._scored["federated_evaluation"] = (server_round, metrics)
+        if answers:
+            self._scored["federated_evaluation"] = (server_round, metrics)
+        # A round without scores is no improvement: the monitor still counts it.
         self._observe(convergence.FEDERATED, server_round)
         return metrics.get("loss"), dict(metrics)
 
@@ -485,8 +517,13 @@ class RunStrategy(Strategy):
             [_report(r) for _, r in results], signals, failed,
             secure=self.cfg.secure_aggregation,
         )  # fmt: skip
+        extra |= self._faults(server_round, Stage.FIT)
         self.recorder.event(server_round, Stage.FIT, Scope.FEDERATED, metrics, clients, **extra)
         return aggregated, fit_metrics
+
+    def _faults(self, server_round: int, stage: Stage) -> dict[str, list[int]]:
+        """The round's injected faults among the clients asked at ``stage``, for its event."""
+        return self.faults.of_round(server_round, self._asked.get(stage, []))
 
     def _signals(
         self, sent: list[NDArrays], aggregated: Parameters | None

@@ -4,7 +4,7 @@ A run is written by its :class:`Recorder` and read through one :class:`RunView`.
 It depends on :mod:`fedapp.errors` alone, so every layer above can read runs.
 """
 
-from fedapp.runs.card import kept_model_text, model_card
+from fedapp.runs.card import kept_model_text, model_card, skipped_rounds_text
 from fedapp.runs.directory import (
     METRIC_NAMES,
     STATES,
@@ -67,6 +67,7 @@ __all__ = [
     "requested_stop",
     "scorable_run",
     "sigterm_stops",
+    "skipped_rounds_text",
     "stop_signal",
     "task_of",
     "write_json_atomic",

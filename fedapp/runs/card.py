@@ -200,6 +200,9 @@ def _training(config: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     kept = kept_model_text(summary)
     if kept:
         lines.append(f"| kept model | {_cell(kept)} |")
+    skipped = skipped_rounds_text(summary)
+    if skipped:
+        lines.append(f"| skipped rounds | {_cell(skipped)} |")
     lines.append(f"| secure aggregation | {'yes' if config.get('secure-aggregation') else 'no'} |")
     if config.get("malicious"):
         lines.append(f"| simulated attackers | {config['malicious']} ({config.get('attack')}) |")
@@ -323,6 +326,23 @@ def _keys(parts: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def _order(pid: str) -> tuple[int, str]:
     return (int(pid), "") if pid.isdigit() else (1 << 30, pid)
+
+
+def skipped_rounds_text(summary: Mapping[str, Any]) -> str | None:
+    """Which rounds kept the previous global model for too few results; ``None`` if none.
+
+    Read from ``summary.json``'s ``skipped_rounds`` (the CLI's closing lines,
+    the model card and the Run page all say it so).
+    """
+    skipped = summary.get("skipped_rounds") or []
+    if not skipped:
+        return None
+    noun = "round" if len(skipped) == 1 else "rounds"
+    listed = ", ".join(str(r) for r in skipped)
+    return (
+        f"{noun} {listed} had fewer training results than min-fit-results and kept the "
+        "previous global model"
+    )
 
 
 def kept_model_text(summary: Mapping[str, Any]) -> str | None:

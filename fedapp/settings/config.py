@@ -57,6 +57,7 @@ from fedapp.settings.specs import (
 from fedapp.settings.table import (
     ATTACKS,
     DATA,
+    FAULTS,
     FEDERATION,
     INSTITUTIONS,
     OUTPUT,
@@ -69,6 +70,8 @@ from fedapp.settings.table import (
     usage_error,
 )
 
+# Seconds a round waits for replies per local epoch, unless round-timeout is set.
+ROUND_TIMEOUT_PER_EPOCH = 300.0
 # What a run directory's config.json records beside the settings.
 _RECORDED = {"versions", "client-sources", "data-notes", "data-warnings", "malicious-clients"}
 # The plugins' parameter tables, by key and by attribute; Flower's flat run
@@ -335,6 +338,23 @@ class RunConfig(BaseModel):
         "accuracy, rmse, ...).",
     )  # fmt: skip
 
+    round_timeout: float | None = setting(
+        None, section=FEDERATION, gt=0, fmt="%g",
+        unset=f"{ROUND_TIMEOUT_PER_EPOCH:g} s per local epoch, plus straggler-delay",
+        help="Seconds a round waits for the clients' replies; a later reply is dropped as a "
+        "failure. config.json records the value used.",
+    )  # fmt: skip
+    min_fit_results: int = setting(
+        1, section=FEDERATION, ge=1,
+        help="Fewest training results a round aggregates: a round with fewer keeps the "
+        "previous global model (recorded as skipped) and the run goes on.",
+    )  # fmt: skip
+    min_available_clients: int | None = setting(
+        None, section=FEDERATION, gt=0, unset="the clients per round",
+        help="Clients that must be connected before a round samples; after round-timeout "
+        "seconds with fewer the run fails, saying how many are connected.",
+    )  # fmt: skip
+
     # --- Training -------------------------------------------------------------
     local_epochs: int = setting(
         1, section=TRAINING, gt=0,
@@ -453,6 +473,22 @@ class RunConfig(BaseModel):
         help="Robust z-score beyond which a client's update is flagged in metrics.jsonl.",
     )  # fmt: skip
 
+    # --- Faults (simulation) -------------------------------------------------
+    dropout_rate: float = setting(
+        0.0, section=FAULTS, ge=0, lt=1, step=0.05,
+        help="Simulation: chance that a sampled client drops out of a round (its fit and "
+        "evaluation fail, as a lost node's), drawn from the seed.",
+    )  # fmt: skip
+    straggler_rate: float = setting(
+        0.0, section=FAULTS, ge=0, lt=1, step=0.05,
+        help="Simulation: chance that a client answers a round straggler-delay seconds "
+        "late, drawn from the seed.",
+    )  # fmt: skip
+    straggler_delay: float = setting(
+        5.0, section=FAULTS, gt=0, fmt="%g",
+        help="Simulation: how many seconds late a straggler answers.",
+    )  # fmt: skip
+
     # --- Output ---------------------------------------------------------------
     baseline: bool = setting(
         True, section=OUTPUT, label="Baselines",
@@ -546,6 +582,23 @@ class RunConfig(BaseModel):
     def resolved_secagg_shares(self) -> int:
         """SecAgg+ shares per secret: every sampled client unless set."""
         return self.secagg_shares or self.sample_size
+
+    @property
+    def resolved_round_timeout(self) -> float:
+        """Seconds a round waits for replies: as set, or derived from the local epochs.
+
+        The derived bound is generous for tabular training, and a straggler's
+        injected delay is added so that a straggler is late, not lost.
+        """
+        if self.round_timeout is not None:
+            return self.round_timeout
+        late = self.straggler_delay if self.straggler_rate > 0 else 0.0
+        return ROUND_TIMEOUT_PER_EPOCH * self.local_epochs + late
+
+    @property
+    def resolved_min_available_clients(self) -> int:
+        """Clients that must be connected before a round samples."""
+        return self.min_available_clients or self.sample_size
 
     @property
     def resolved_secagg_threshold(self) -> int:

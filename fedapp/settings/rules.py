@@ -78,6 +78,16 @@ def _check_sampling(cfg: RunConfig) -> None:
         raise UsageError(
             f"clients-per-round ({cfg.clients_per_round}) must not exceed clients ({cfg.clients})"
         )
+    if cfg.min_fit_results > cfg.sample_size:
+        raise UsageError(
+            f"min-fit-results ({cfg.min_fit_results}) must not exceed the clients sampled per "
+            f"round ({cfg.sample_size})"
+        )
+    if cfg.min_available_clients is not None and cfg.min_available_clients > cfg.clients:
+        raise UsageError(
+            f"min-available-clients ({cfg.min_available_clients}) must not exceed clients "
+            f"({cfg.clients})"
+        )
 
 
 def _check_attack(cfg: RunConfig) -> None:

@@ -12,6 +12,18 @@ from fedapp.flower.client_app import ChurnClient
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.settings import RunConfig
 
+# The node id `supernode_identity` gives the process.
+NODE_ID = 2
+
+
+@pytest.fixture
+def supernode_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a SuperNode's runtime sets before a ClientApp sees any message (run 1, node 2)."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    for name, value in (("_run_id", 1), ("_node_id", NODE_ID), ("_task_id", 1)):
+        monkeypatch.setattr(TaskIdentity, name, value)
+
 
 class ChurnProxy(ClientProxy):
     """A connected node whose ``get_properties`` is answered by a real :class:`ChurnClient`.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import MagicMock
+
 import numpy as np
 import pytest
 from flwr.client.mod import fixedclipping_mod
@@ -22,6 +24,7 @@ from flwr.server.strategy import (
 from fedapp import data
 from fedapp.flower import dp
 from fedapp.flower.client_app import PREPROCESSING_KEY, ROUND_KEY, ChurnClient, build_client_app
+from fedapp.flower.client_manager import SeededClientManager
 from fedapp.learning.model import build_model
 from fedapp.protection import privacy
 from fedapp.settings import RunConfig
@@ -31,12 +34,12 @@ from fedapp.settings import RunConfig
 def test_central_dp_wraps_any_strategy_in_flowers_wrapper() -> None:
     cfg = RunConfig(clients=10, clients_per_round=4, dp="central", noise_multiplier=0.7,
                     clip_norm=0.3)  # fmt: skip
-    server = dp.wrap_strategy(FedAvg(), cfg)
+    server = dp.wrap_strategy(FedAvg(), cfg).strategy
     assert isinstance(server, DifferentialPrivacyServerSideFixedClipping)
     assert (server.noise_multiplier, server.clipping_norm, server.num_sampled_clients) == (
         0.7, 0.3, 4,
     )  # fmt: skip
-    client = dp.wrap_strategy(FedAvg(), cfg.replace(dp_clipping="client"))
+    client = dp.wrap_strategy(FedAvg(), cfg.replace(dp_clipping="client")).strategy
     assert isinstance(client, DifferentialPrivacyClientSideFixedClipping)
     assert dp.client_mods(cfg.replace(dp_clipping="client")) == [fixedclipping_mod]
     assert dp.client_mods(cfg) == []
@@ -89,6 +92,49 @@ def test_central_dp_averages_clients_with_equal_weights() -> None:
     assert aggregated is not None
     np.testing.assert_allclose(parameters_to_ndarrays(aggregated)[0], [2.0, 2.0])
     assert [r.num_examples for _, r in results] == [1, 99]  # the caller's results untouched
+
+
+@pytest.mark.parametrize("clipping", ["server", "client"])
+def test_central_dp_divides_by_the_sampled_clients_when_some_failed(clipping: str) -> None:
+    # Prepare: 3 sampled from the global (0, 0); one fails; no noise, clip norm 1.
+    cfg = RunConfig(clients=3, dp="central", dp_clipping=clipping, noise_multiplier=0.0,
+                    clip_norm=1.0)  # fmt: skip
+    strategy = dp.wrap_strategy(FedAvg(), cfg)
+    current = ndarrays_to_parameters([np.zeros(2)])
+    manager = SeededClientManager(0)
+    for cid in "abc":
+        manager.register(MagicMock(cid=cid))
+    strategy.configure_fit(1, current, manager)
+    # Updates of norm 1 (already clipped by a client, or within the server's clip).
+    results = [(None, _fit_res([0.6, 0.8], 10)), (None, _fit_res([0.0, 1.0], 10))]
+
+    # Execute: Flower's wrapper alone would discard the round over the failure.
+    aggregated, _ = strategy.aggregate_fit(1, results, [RuntimeError("lost")])
+
+    # Assert: (u1 + u2) / 3, the fixed denominator m = 3, not the mean of the two.
+    assert aggregated is not None
+    np.testing.assert_allclose(parameters_to_ndarrays(aggregated)[0], [0.2, 0.6])
+
+
+def test_central_dp_noise_stays_calibrated_for_the_sampled_clients_when_some_failed() -> None:
+    # Prepare: m = 4 sampled, 2 fail; z = 1, C = 1: the noise's std must stay z*C/m = 0.25.
+    cfg = RunConfig(clients=4, dp="central", noise_multiplier=1.0, clip_norm=1.0)
+    strategy = dp.wrap_strategy(FedAvg(), cfg)
+    size = 20_000
+    current = ndarrays_to_parameters([np.zeros(size)])
+    manager = SeededClientManager(0)
+    for cid in "abcd":
+        manager.register(MagicMock(cid=cid))
+    strategy.configure_fit(1, current, manager)
+    # Small updates of one value each: a constant shift, which leaves the spread to the noise.
+    results = [(None, _fit_res([1e-3] * size, 1)), (None, _fit_res([1e-3] * size, 1))]
+
+    # Execute
+    aggregated, _ = strategy.aggregate_fit(1, results, [RuntimeError("a"), RuntimeError("b")])
+
+    # Assert: the sample std of 20,000 draws is within 3 % of 0.25 (not 0.5 = z*C/k)
+    assert aggregated is not None
+    assert parameters_to_ndarrays(aggregated)[0].std() == pytest.approx(0.25, rel=0.03)
 
 
 # -- record-level DP: budgets -------------------------------------------------

@@ -53,12 +53,9 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
 
 
 @pytest.fixture(autouse=True)
-def _supernode_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What a SuperNode's runtime sets before a ClientApp sees any message."""
-    from flwr.supercore.task_identity import TaskIdentity
-
-    for name, value in (("_run_id", 1), ("_node_id", PID + 1), ("_task_id", 1)):
-        monkeypatch.setattr(TaskIdentity, name, value)
+def _supernode_identity(supernode_identity: None) -> None:
+    """Every message here reaches node PID + 1 (the identity's node id)."""
+    assert PID + 1 == 2
 
 
 def _reply(cfg: RunConfig, content: RecordDict, message_type: str) -> RecordDict:

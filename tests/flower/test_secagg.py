@@ -48,6 +48,7 @@ from fedapp.flower import client_app as client_module
 from fedapp.flower import server_app as server_module
 from fedapp.flower.client_app import ChurnClient, build_client_app
 from fedapp.flower.run_setup import prepare_run
+from fedapp.flower.secagg import FedappSecAggPlus
 from fedapp.flower.server_app import build_server_app, server_components
 from fedapp.flower.strategy import RunStrategy
 from fedapp.runs import Recorder
@@ -353,26 +354,49 @@ def test_the_server_app_ends_a_plain_run_finished_with_its_summary(plain: Record
     assert summary["federated"]["auc"] is not None
 
 
-def test_a_client_dropping_out_is_survived_above_the_threshold(tmp_path: Path) -> None:
+def test_dropouts_up_to_shares_minus_threshold_are_survived(tmp_path: Path) -> None:
+    # 4 shares, threshold 2: the boundary is 2 dropouts.
     cfg = RunConfig(
         **{**SMALL, "clients": 4, "rounds": 1}, secure_aggregation=True, secagg_threshold=2,
         secagg_quantization_bits=BITS, secagg_clipping_range=CLIP,
     )  # fmt: skip
-    # Partition 1 vanishes after sharing its keys, before sending its vector:
-    # the others' pairwise masks with it are rebuilt from its shares.
-    rec = _run_in_process(cfg, tmp_path, drop={("1", Stage.COLLECT_MASKED_VECTORS, 1)})
-    assert sorted(p for _, p in rec.fits) == [0, 2, 3]
-    survivors = [rec.fits[(1, p)] for p in (0, 2, 3)]
+    # Partitions 1 and 2 vanish after sharing their keys, before sending their
+    # vectors: the others' pairwise masks with them are rebuilt from their shares.
+    lost = {("1", Stage.COLLECT_MASKED_VECTORS, p) for p in (1, 2)}
+    rec = _run_in_process(cfg, tmp_path, drop=lost)
+    assert sorted(p for _, p in rec.fits) == [0, 3]
+    survivors = [rec.fits[(1, p)] for p in (0, 3)]
     reference = _flat(_fedavg(survivors))
     error = np.abs(_flat(rec.aggregated[1]) - reference).max()
     assert error <= _error_bound(survivors, rec.largest, reference)
 
 
-def test_too_many_dropouts_fail_the_run_instead_of_skipping_the_round(tmp_path: Path) -> None:
-    cfg = RunConfig(**{**SMALL, "rounds": 1}, secure_aggregation=True, secagg_threshold=2)
-    lost = {("1", Stage.COLLECT_MASKED_VECTORS, p) for p in (0, 1)}
-    with pytest.raises(RuntimeError, match="could not unmask"):
-        _run_in_process(cfg, tmp_path, drop=lost)
+def test_one_dropout_past_the_boundary_skips_the_round_not_the_run(tmp_path: Path) -> None:
+    # 4 shares, threshold 2, 3 dropouts in round 1 of 2
+    cfg = RunConfig(
+        **{**SMALL, "clients": 4}, secure_aggregation=True, secagg_threshold=2,
+        secagg_quantization_bits=BITS, secagg_clipping_range=CLIP,
+    )  # fmt: skip
+    lost = {("1", Stage.COLLECT_MASKED_VECTORS, p) for p in (0, 1, 2)}
+
+    # Execute
+    rec = _run_in_process(cfg, tmp_path, drop=lost)
+
+    # Assert: round 1 kept the initial model and says why; round 2 aggregated; the run finished
+    assert sorted(rec.aggregated) == [2]
+    np.testing.assert_array_equal(_flat(rec.starts[2]), _flat(rec.starts[1]))
+    events = [json.loads(line) for line in (rec.run_dir / "metrics.jsonl").open()]
+    [skipped] = [e for e in events if e.get("skipped")]
+    assert (skipped["round"], skipped["stage"]) == (1, "fit")
+    assert "could not unmask the round's sum" in skipped["skipped"]
+    summary = json.loads((rec.run_dir / "summary.json").read_text())
+    assert summary["skipped_rounds"] == [1]
+    assert json.loads((rec.run_dir / "status.json").read_text())["state"] == "finished"
+
+
+def test_secure_aggregation_waits_the_round_timeout_not_flowers_12_hours() -> None:
+    workflow = FedappSecAggPlus(RunConfig(secure_aggregation=True, round_timeout=42), lambda: 1)
+    assert workflow.timeout == 42
 
 
 def test_composes_with_client_side_clipping_of_client_level_dp(tmp_path: Path) -> None:

@@ -254,13 +254,69 @@ def test_the_outcome_names_the_rows_the_clients_evaluated_on(
     assert run.outcome.clients == {"0": {held: 10}, "1": {held: 30}}
 
 
-def test_a_round_without_results_fails_the_run(tmp_path: Path) -> None:
-    # Prepare
-    run = _strategy(RunConfig(clients=2), tmp_path)
+def test_a_round_with_too_few_results_is_skipped_and_the_run_goes_on(tmp_path: Path) -> None:
+    # Prepare: 3 clients asked, min-fit-results 2; only partition 0 answers
+    run = _strategy(RunConfig(clients=3, rounds=3, min_fit_results=2), tmp_path)
+    _asked(run, "fit", [0, 1, 2])
+    lost = RuntimeError("lost")
 
-    # Execute / Assert
-    with pytest.raises(RuntimeError, match="round 3: no client finished fitting"):
-        run.aggregate_fit(3, [], [RuntimeError("lost")])
+    # Execute
+    aggregated, _ = run.aggregate_fit(1, [(MagicMock(), _fit_res((1.0, 0.0), 0))], [lost, lost])
+
+    # Assert: no aggregate (Flower keeps the previous model); the round says why and who failed
+    assert aggregated is None
+    run.inner.aggregate_fit.assert_not_called()
+    (event,) = _lines(tmp_path)
+    assert "1 of 3 clients sent a result, fewer than min-fit-results (2)" in event["skipped"]
+    assert [f["partition"] for f in event["failed"]] == [1, 2]
+
+
+def test_a_run_whose_every_round_was_skipped_fails_at_its_last_round(tmp_path: Path) -> None:
+    # Prepare
+    run = _strategy(RunConfig(clients=2, rounds=2), tmp_path)
+    _asked(run, "fit", [0, 1])
+
+    # Execute: round 1 skipped, the run goes on; round 2, the last, skipped too
+    assert run.aggregate_fit(1, [], [RuntimeError("lost")]) == (None, {})
+    with pytest.raises(
+        RuntimeError, match=r"no round of the run had enough results.*round 2: 1 failed"
+    ):
+        run.aggregate_fit(2, [], [RuntimeError("lost")])
+
+
+def test_a_round_no_client_evaluated_is_recorded_as_skipped(tmp_path: Path) -> None:
+    # Prepare
+    run = _strategy(RunConfig(clients=2, rounds=3), tmp_path)
+    _asked(run, "evaluate", [0, 1])
+
+    # Execute
+    loss, metrics = run.aggregate_evaluate(1, [], [RuntimeError("lost"), RuntimeError("lost")])
+
+    # Assert: no score, the round is done and says why
+    assert (loss, metrics) == (None, {})
+    (event,) = _lines(tmp_path)
+    assert event["skipped"].startswith("no client evaluated (2 failed")
+    assert [f["partition"] for f in event["failed"]] == [0, 1]
+    assert json.loads((tmp_path / "status.json").read_text())["round"] == 1
+
+
+def test_injected_faults_are_recorded_with_the_round(tmp_path: Path) -> None:
+    # Prepare: half the clients drop out, the rest are late, drawn from the seed
+    cfg = RunConfig(clients=6, rounds=2, dropout_rate=0.5, straggler_rate=0.99)
+    run = _strategy(cfg, tmp_path)
+    _asked(run, "fit", list(range(6)))
+    plan = run.faults.of_round(1, range(6))
+    answered = [p for p in range(6) if p not in plan["dropped"]]
+
+    # Execute
+    results = [(MagicMock(), _fit_res((1.0, 0.0), p)) for p in answered]
+    run.aggregate_fit(1, results, [RuntimeError("dropped")] * len(plan["dropped"]))
+
+    # Assert: the event names them; the plan split the six between the two faults
+    (event,) = _lines(tmp_path)
+    assert (event["dropped"], event["late"]) == (plan["dropped"], plan["late"])
+    assert sorted(plan["dropped"] + plan["late"]) == list(range(6))
+    assert plan["dropped"] and plan["late"]
 
 
 def _asked(run: RunStrategy, stage: str, partitions: list[int]) -> None:
@@ -296,20 +352,6 @@ def test_clients_that_died_are_named_in_the_round_and_counted_in_the_summary(
         assert "actor died" in event["failed"][0]["reason"]
     assert evaluate["reported"] == 1 and evaluate["coverage"]["auc"] == 1
     assert run.outcome.failed_client_rounds == 2
-
-
-def test_a_round_without_any_evaluation_fails_the_run_and_says_who_failed(
-    tmp_path: Path,
-) -> None:
-    # Prepare
-    run = _strategy(RunConfig(clients=2), tmp_path)
-    _asked(run, "evaluate", [0, 1])
-
-    # Execute / Assert
-    with pytest.raises(RuntimeError, match="round 1: no client finished evaluating"):
-        run.aggregate_evaluate(1, [], [RuntimeError("lost"), RuntimeError("lost")])
-    [event] = _lines(tmp_path)
-    assert [f["partition"] for f in event["failed"]] == [0, 1]
 
 
 def test_record_dp_ends_the_run_after_the_round_every_budget_ran_out(tmp_path: Path) -> None:

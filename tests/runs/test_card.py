@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from run_files import CONFIG
 
-from fedapp.runs import Recorder, RunDir, kept_model_text, model_card
+from fedapp.runs import Recorder, RunDir, kept_model_text, model_card, skipped_rounds_text
 
 PREPROCESSING = {
     "numeric": [["age", 42.5, 12.25], ["balance", 41079.53, 44249.4]],
@@ -231,6 +231,24 @@ def test_the_kept_model_of_an_automatic_run_is_said_with_its_round(
 def test_a_run_of_fixed_rounds_says_nothing_of_a_kept_round() -> None:
     # Execute / Assert
     assert kept_model_text(SUMMARY) is None
+
+
+def test_skipped_rounds_are_said_on_the_card_and_not_when_there_are_none() -> None:
+    # Prepare
+    summary = {**SUMMARY, "skipped_rounds": [2, 5]}
+
+    # Execute
+    said = skipped_rounds_text(summary)
+    card = model_card(CONFIG, summary, PREPROCESSING)
+
+    # Assert
+    assert said == (
+        "rounds 2, 5 had fewer training results than min-fit-results and kept the previous "
+        "global model"
+    )
+    assert f"| skipped rounds | {said} |" in card
+    assert skipped_rounds_text(SUMMARY) is None
+    assert "skipped rounds" not in model_card(CONFIG, SUMMARY, PREPROCESSING)
 
 
 def test_the_card_of_an_automatic_run_says_its_rounds_and_the_round_it_kept() -> None:

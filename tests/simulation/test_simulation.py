@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import pytest
 
+from fedapp.protection.faults import FaultPlan
 from fedapp.runs import Event
 from fedapp.settings import RunConfig
 from fedapp.simulation import simulate
@@ -251,3 +252,37 @@ def test_a_stale_ray_cluster_record_does_not_stop_a_simulation(tmp_path: Path) -
         shutil.rmtree(ray_temp, ignore_errors=True)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "finished"
+
+
+def test_a_run_with_dropouts_and_stragglers_finishes_and_records_them(tmp_path: Path) -> None:
+    # Prepare: 30% dropouts, 30% stragglers 0.5 s late, rounds of at least 3 results of 6
+    cfg = RunConfig(
+        clients=6, rounds=4, demo_rows=1800, seed=3, baseline=False, dropout_rate=0.3,
+        straggler_rate=0.3, straggler_delay=0.5, round_timeout=60, min_fit_results=3,
+    )  # fmt: skip
+    plan = FaultPlan(cfg.seed, cfg.dropout_rate, cfg.straggler_rate, cfg.straggler_delay)
+
+    # Execute
+    run_dir, summary = simulate(cfg, tmp_path)
+    run = run_dir.path
+
+    # Assert: every round ran; its events name the seed's faults, its failures are the dropped
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    events = [e for e in _metrics(run) if e["scope"] == "federated"]
+    skipped = []
+    for event in events:
+        expected = plan.of_round(event["round"], range(6))
+        assert (event["dropped"], event["late"]) == (expected["dropped"], expected["late"])
+        assert sorted(f["partition"] for f in event["failed"]) == expected["dropped"]
+        if event["stage"] == "fit" and len(expected["dropped"]) > 3:
+            skipped.append(event["round"])
+            assert "fewer than min-fit-results (3)" in event["skipped"]
+    assert sorted({e["round"] for e in events}) == [1, 2, 3, 4]
+    assert summary["skipped_rounds"] == skipped
+    # A client-round is counted once, though it fails its fit and its evaluation.
+    assert summary["failed_client_rounds"] == len(
+        {(e["round"], f["partition"]) for e in events for f in e["failed"]}
+    )
+    assert sum(len(e["dropped"]) for e in events) > 0
+    assert (run / "model.keras").exists()
+    assert json.loads((run / "config.json").read_text())["round-timeout"] == 60

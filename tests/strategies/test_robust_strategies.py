@@ -10,7 +10,6 @@ from flwr.server.strategy import (
     Bulyan,
     FedAdagrad,
     FedAdam,
-    FedAvgM,
     FedMedian,
     FedTrimmedAvg,
     FedYogi,
@@ -22,6 +21,7 @@ from fedapp import registry
 from fedapp.cli import app
 from fedapp.flower.run_setup import common_kwargs
 from fedapp.settings import RunConfig
+from fedapp_strategies.fedavgm import FedAvgMomentum
 
 runner = CliRunner()
 INITIAL = ndarrays_to_parameters([np.zeros((2, 2))])
@@ -43,7 +43,7 @@ def _build(name: str, params: dict, clients: int = 10):
         ("fedadagrad", {"server-learning-rate": "0.3"},
          FedAdagrad, {"eta": 0.3, "beta_1": 0.0, "beta_2": 0.0, "tau": 1e-3}),
         ("fedavgm", {"server-momentum": "0.9"},
-         FedAvgM, {"server_learning_rate": 1.0, "server_momentum": 0.9}),
+         FedAvgMomentum, {"server_learning_rate": 1.0, "server_momentum": 0.9}),
         ("fedmedian", {}, FedMedian, {}),
         ("fedtrimmedavg", {"beta": "0.1"}, FedTrimmedAvg, {"beta": 0.1}),
         ("krum", {"num-malicious-clients": "3"},
@@ -96,6 +96,22 @@ def _results(values: list[float]) -> list:
                              10, {"partition-id": i}))
         for i, v in enumerate(values)
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["fedavgm", "fedadam", "fedyogi", "fedadagrad"])
+def test_server_optimisers_survive_a_skipped_first_round(name: str) -> None:
+    # Prepare: round 1 had too few results and was never aggregated
+    strategy = _build(name, {}, clients=2)
+
+    # Execute: round 2 is the first the strategy aggregates, then round 3
+    second, _ = strategy.aggregate_fit(2, _results([1.0, 1.0]), [])
+    third, _ = strategy.aggregate_fit(3, _results([1.0, 1.0]), [])
+
+    # Assert: both rounds step towards the clients' models, from 0
+    assert second is not None and third is not None
+    first_step = parameters_to_ndarrays(second)[0]
+    assert (first_step > 0).all()
+    assert (parameters_to_ndarrays(third)[0] >= first_step).all()
 
 
 # Six honest models around 1 and one at 100.

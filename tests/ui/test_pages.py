@@ -169,6 +169,39 @@ def test_new_run_sets_privacy_secure_aggregation_and_attackers(
     assert (cfg.malicious, cfg.attack) == (1, "scale:4")
 
 
+def test_new_run_sets_dropouts_stragglers_and_the_rounds_tolerance(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.number_input(key="clients").set_value(4)
+    at.number_input(key="dropout_rate").set_value(0.3)
+    at.number_input(key="straggler_rate").set_value(0.2)
+    at.number_input(key="straggler_delay").set_value(2.0)
+    at.number_input(key="round_timeout").set_value(20.0)
+    at.number_input(key="min_fit_results").set_value(2)
+    at.number_input(key="min_available_clients").set_value(3)
+    at.button(key="start").click().run()
+
+    [(cfg, _)] = launched
+    assert (cfg.dropout_rate, cfg.straggler_rate, cfg.straggler_delay) == (0.3, 0.2, 2.0)
+    assert (cfg.round_timeout, cfg.min_fit_results, cfg.min_available_clients) == (20.0, 2, 3)
+
+
+def test_new_run_shows_the_clis_error_for_more_results_than_clients_per_round(
+    runs_root: Path, launched: list
+) -> None:
+    at = app()
+    at.number_input(key="clients").set_value(2)
+    at.number_input(key="min_fit_results").set_value(3).run()
+
+    assert any(
+        "min-fit-results (3) must not exceed the clients sampled per round (2)" in e.value
+        for e in at.error
+    )
+    assert at.button(key="start").disabled
+    assert launched == []
+
+
 def test_new_run_shows_the_clis_error_for_impossible_attackers(
     runs_root: Path, launched: list
 ) -> None:
@@ -551,6 +584,18 @@ def test_run_page_says_why_a_small_round_flags_nobody(runs_root: Path) -> None:
 
     [said] = [c.value for c in at.caption if "No update is flagged" in c.value]
     assert "fewer than 5 clients (1 of 2 rounds here)" in said
+
+
+def test_run_page_says_which_rounds_were_skipped(runs_root: Path) -> None:
+    run = write_run(runs_root, "lossy")
+    run.write_summary({**run.read_summary(), "skipped_rounds": [2]})
+
+    at = app(RUN, run="lossy")
+
+    assert any(
+        w.value.startswith("Round 2 had fewer training results than min-fit-results")
+        for w in at.warning
+    )
 
 
 def test_run_page_without_privacy_or_norms_has_just_the_two_charts(runs_root: Path) -> None:

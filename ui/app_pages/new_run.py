@@ -302,6 +302,17 @@ with st.expander("Privacy and hostile clients", icon=":material/shield:"):
             errors["attack"] = str(err)
             c3.error(str(err), icon=":material/error:")
 
+# --- Faults and their tolerance ---------------------------------------------
+with st.expander("Dropouts, stragglers and timeouts", icon=":material/cloud_off:"):
+    st.caption(
+        "Simulate institutions that drop out of a round or answer late (drawn from the "
+        "seed), and say how long a round waits and how few results it may aggregate."
+    )
+    widgets.setting_inputs(["dropout_rate", "straggler_rate", "straggler_delay"], form, errors)
+    widgets.setting_inputs(
+        ["round_timeout", "min_fit_results", "min_available_clients"], form, errors
+    )
+
 
 # --- Checks ----------------------------------------------------------------
 def _check(form: dict[str, Any], errors: dict[str, str]) -> RunConfig | None:

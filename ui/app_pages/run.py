@@ -5,7 +5,15 @@ from typing import Any
 import streamlit as st
 
 from fedapp.errors import UsageError
-from fedapp.runs import Event, RunState, RunView, Stage, higher_is_better, kept_model_text
+from fedapp.runs import (
+    Event,
+    RunState,
+    RunView,
+    Stage,
+    higher_is_better,
+    kept_model_text,
+    skipped_rounds_text,
+)
 from fedapp.runs.closing import personalized_note, threshold_note
 from fedapp_ui import charts, launcher, report, scoring, store, widgets
 
@@ -173,7 +181,10 @@ def _state_notes(view: RunView) -> None:
 
 
 def _failures(view: RunView, events: list[Event]) -> None:
-    """Which clients failed in which round, and why."""
+    """Which rounds were skipped, which clients failed in which round, and why."""
+    skipped = skipped_rounds_text(view.summary or {})
+    if skipped:
+        st.warning(skipped[0].upper() + skipped[1:] + ".", icon=":material/skip_next:")
     table = report.failures_table(events, view.client_labels())
     if table.empty:
         return
