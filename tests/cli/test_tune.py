@@ -95,6 +95,8 @@ def test_a_tiny_study_writes_its_runs_and_the_best_trials_settings_as_best_toml(
     # best.toml is a trial's whole configuration, as `simulate --config` reads it (a
     # trial is a `simulate` run: running best.toml again repeats that trial).
     best = RunConfig.from_file(tmp_path / "best.toml")
+    # A trial's config.json records the round timeout its settings resolved to.
+    best = best.replace(round_timeout=best.resolved_round_timeout)
     recorded = [RunView.read(v.path).config for v in trials]
     as_run = [
         RunConfig.from_mapping(c).replace(run_dir=None).to_dict()

@@ -238,11 +238,14 @@ def _run_dir(runs_root: Path) -> RunDir | None:
 @pytest.mark.timeout(420)
 def test_flwr_run_finishes_when_a_supernode_dies_mid_run(cluster: Cluster) -> None:
     # Prepare: three institutions are online; the run needs two (min-available 2).
+    # A round waits at most `timeout` seconds for a reply: long enough for a
+    # SuperNode's first ClientApp to start (TensorFlow, its data), and the
+    # bound on how long a killed node can hold a round.
     runs_root = cluster.root / "runs"
-    rounds = 2
+    rounds, timeout = 2, 60
     settings = (
         f"data='node' target='churned' clients=2 num-server-rounds={rounds} "
-        f"local-epochs=1 batch-size=64 runs-dir='{runs_root}'"
+        f"local-epochs=1 batch-size=64 round-timeout={timeout} runs-dir='{runs_root}'"
     )
 
     # Execute
@@ -257,7 +260,8 @@ def test_flwr_run_finishes_when_a_supernode_dies_mid_run(cluster: Cluster) -> No
         run_dir = _run_dir(runs_root)
         events = list(run_dir.read_metrics()) if run_dir else []
         if not killed and any(e["round"] == 1 and e["stage"] == "fit" for e in events):
-            cluster.stop(INSTITUTIONS[-1])  # mid-run: after round 1's training
+            # Mid-run, after round 1's training; killed, it cannot leave the federation.
+            cluster.stop(INSTITUTIONS[-1], sig=signal.SIGKILL)
             killed = True
         if run_dir and run_dir.read_status()["state"] != "running":
             break
@@ -279,6 +283,13 @@ def test_flwr_run_finishes_when_a_supernode_dies_mid_run(cluster: Cluster) -> No
     assert set(last_fit["clients"]) == {"0", "1"}  # the dead institution is gone
     first_fit = next(e for e in events if e["stage"] == "fit" and e["round"] == 1)
     assert set(first_fit["clients"]) == {"0", "1", "2"}
+    # The kill came within a poll of round 1's training; its evaluation, which
+    # asked the dead node too, ended within the round timeout.
+    first_evaluation = next(
+        e for e in events if e["stage"] == "evaluate" and e["scope"] == "federated"
+    )
+    assert first_evaluation["time"] - first_fit["time"] < timeout + 10
+    assert run_dir.read_config()["round-timeout"] == timeout
     assert run_dir.model_file.exists()
     assert run_dir.read_config()["data"] == "node"
     # Deployed too: each node's training rows from its statistics, and the model card.
