@@ -38,15 +38,24 @@ def client_mods(cfg: RunConfig | None) -> list[Callable[..., Message]]:
     if cfg is not None and not plan_of(cfg).active:
         return []
     fixed = plan_of(cfg) if cfg is not None else None
+    # A deployed node serves run after run: each run's plan, parsed once.
+    plans: dict[int, FaultPlan] = {}
+
+    def plan_for(ctxt: Context) -> FaultPlan:
+        if fixed is not None:
+            return fixed
+        if ctxt.run_id not in plans:
+            run_cfg = RunConfig.from_mapping(dict(ctxt.run_config), source="run config")
+            plans[ctxt.run_id] = plan_of(run_cfg)
+        return plans[ctxt.run_id]
 
     def inject_faults(
         msg: Message, ctxt: Context, call_next: Callable[[Message, Context], Message]
     ) -> Message:
-        plan = fixed or plan_of(RunConfig.from_mapping(dict(ctxt.run_config), source="run config"))
+        plan = plan_for(ctxt)
         fault, server_round = _fault_of(msg, ctxt, plan)
         if fault is Fault.DROPPED:
-            reason = f"fault injection: this client dropped out of round {server_round}"
-            return Message(Error(code=ErrorCode.NODE_UNAVAILABLE, reason=reason), reply_to=msg)
+            return _lost(msg, f"fault injection: this client dropped out of round {server_round}")
         if fault is Fault.LATE:
             # Never past the message's time to live: the server has given up on
             # the reply by then, and in simulation the sleeping client would
@@ -54,14 +63,19 @@ def client_mods(cfg: RunConfig | None) -> list[Callable[..., Message]]:
             alive = msg.metadata.created_at + msg.metadata.ttl - time.time()
             time.sleep(max(0.0, min(plan.straggler_delay, alive)))
             if plan.straggler_delay > alive:
-                reason = (
+                return _lost(
+                    msg,
                     f"fault injection: this client answered round {server_round} "
-                    f"{plan.straggler_delay:g} s late, after the round timeout"
+                    f"{plan.straggler_delay:g} s late, after the round timeout",
                 )
-                return Message(Error(code=ErrorCode.NODE_UNAVAILABLE, reason=reason), reply_to=msg)
         return call_next(msg, ctxt)
 
     return [inject_faults]
+
+
+def _lost(msg: Message, reason: str) -> Message:
+    """The reply a node that went away leaves: an error, as the server sees from a lost node."""
+    return Message(Error(code=ErrorCode.NODE_UNAVAILABLE, reason=reason), reply_to=msg)
 
 
 def _fault_of(msg: Message, ctxt: Context, plan: FaultPlan) -> tuple[Fault, int]:

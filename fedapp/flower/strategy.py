@@ -224,15 +224,7 @@ class RunStrategy(Strategy):
             if admitted:
                 out = self._aggregate(server_round, admitted, failures, failed)
             self.rounds_answered += 1
-        # Conservative: a skipped round's ε is counted as if its results had
-        # been released, as they did reach the server.
-        self._account(server_round)
-        if self.plan.is_last(server_round) and not self.rounds_answered:
-            raise RuntimeError(
-                f"no round of the run had enough results: every round had fewer than "
-                f"{self.cfg.min_fit_results} result(s) (min-fit-results); round "
-                f"{server_round}: {_describe(failed)}"
-            )
+        self._end_round(server_round, failed)
         return out
 
     def skip(self, server_round: int, reason: str) -> None:
@@ -243,7 +235,28 @@ class RunStrategy(Strategy):
         round whose results reached the server.
         """
         self._skip(server_round, reason, [])
+        self._end_round(server_round, [])
+
+    def _end_round(self, server_round: int, failed: list[reports.ClientFailure]) -> None:
+        """Count the round's ε; at the last round, fail a run none of whose rounds had results.
+
+        Conservative: a skipped round's ε is counted as if its results had
+        been released, as they did reach the server.
+
+        Raises
+        ------
+        RuntimeError
+            At the last round, when no round had min-fit-results results: a
+            run that never trained (a client crashing every round, say).
+
+        """
         self._account(server_round)
+        if self.plan.is_last(server_round) and not self.rounds_answered:
+            raise RuntimeError(
+                f"no round of the run had enough results: every round had fewer than "
+                f"{self.cfg.min_fit_results} result(s) (min-fit-results); round "
+                f"{server_round}: {_describe(failed)}"
+            )
 
     def _skip(self, server_round: int, reason: str, failed: list[reports.ClientFailure]) -> None:
         """Record a round with too few results; Flower keeps the previous global model."""

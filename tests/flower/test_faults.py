@@ -23,9 +23,9 @@ def _message(kind: str, config: dict, ttl: float = 60.0) -> Message:
     return Message(content=content, dst_node_id=1, message_type=kind, ttl=ttl)
 
 
-def _context(partition: int, run_config: dict | None = None) -> Context:
+def _context(partition: int, run_config: dict | None = None, run_id: int = 1) -> Context:
     return Context(
-        run_id=1, node_id=1, node_config={PARTITION_KEY: partition}, state=RecordDict(),
+        run_id=run_id, node_id=1, node_config={PARTITION_KEY: partition}, state=RecordDict(),
         run_config=run_config or {},
     )  # fmt: skip
 
@@ -108,19 +108,21 @@ def test_queries_outside_the_rounds_are_never_faulted(config: dict) -> None:
 
 
 def test_a_flower_app_reads_the_faults_from_its_run_config() -> None:
-    # Prepare: no cfg, as `flwr run` builds the ClientApp
+    # Prepare: no cfg, as `flwr run` builds the ClientApp; one node serves two runs
     (mod,) = faults.client_mods(None)
     plan = faults.plan_of(RunConfig(dropout_rate=0.5))
     partition = _partition_with(plan, Fault.DROPPED)
+    faulty = _context(partition, {"dropout-rate": 0.5}, run_id=1)
+    calm = _context(partition, run_id=2)
 
-    # Execute
-    faulted, _ = _call(
-        mod, _message(MessageType.TRAIN, {ROUND_KEY: 1}), _context(partition, {"dropout-rate": 0.5})
-    )
-    plain, _ = _call(mod, _message(MessageType.TRAIN, {ROUND_KEY: 1}), _context(partition))
+    # Execute: each run's messages, twice
+    replies = [
+        _call(mod, _message(MessageType.TRAIN, {ROUND_KEY: 1}), ctxt)[0]
+        for ctxt in (faulty, calm, faulty, calm)
+    ]
 
-    # Assert
-    assert faulted.has_error() and not plain.has_error()
+    # Assert: each run keeps its own plan
+    assert [r.has_error() for r in replies] == [True, False, True, False]
 
 
 def test_sampling_waits_a_bounded_time_and_names_the_shortfall() -> None:

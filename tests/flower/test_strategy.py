@@ -284,6 +284,19 @@ def test_a_run_whose_every_round_was_skipped_fails_at_its_last_round(tmp_path: P
         run.aggregate_fit(2, [], [RuntimeError("lost")])
 
 
+def test_a_run_whose_aggregations_all_gave_up_fails_at_its_last_round(tmp_path: Path) -> None:
+    # Prepare: SecAgg+ gives up on a round before aggregate_fit (it cannot unmask)
+    run = _strategy(RunConfig(clients=2, rounds=2), tmp_path)
+
+    # Execute: round 1 skipped, the run goes on; round 2, the last, skipped too
+    run.skip(1, "could not unmask the round's sum")
+    with pytest.raises(RuntimeError, match=r"no round of the run had enough results"):
+        run.skip(2, "could not unmask the round's sum")
+
+    # Assert: both rounds say why
+    assert [e["skipped"] for e in _lines(tmp_path)] == ["could not unmask the round's sum"] * 2
+
+
 def test_a_round_no_client_evaluated_is_recorded_as_skipped(tmp_path: Path) -> None:
     # Prepare
     run = _strategy(RunConfig(clients=2, rounds=3), tmp_path)
