@@ -5,9 +5,12 @@ clients split ``dirichlet:1.0``, 20 rounds, each case through the real CLI in
 its own child process): dropout rates 0 / 0.1 / 0.3 / 0.5 for fedavg, fedprox
 and krum, each against the same strategy without dropouts; and stragglers
 (20% of the clients, 6 s late) with the default round timeout (the round
-waits for them) and with ``--round-timeout 3`` (it does not). Notes give the
-client-rounds dropped and late, the rounds skipped, and the median and
-longest round time read from ``metrics.jsonl``.
+waits for them) and with ``--round-timeout 3`` (it does not); and the resume
+check: fedavg killed with SIGKILL (its whole process tree) once half its
+rounds are checkpointed, then ``fedapp resume``, against the unbroken run
+(the largest weight difference of the final models; the wall time counts
+both processes). Notes give the client-rounds dropped and late, the rounds
+skipped, and the median and longest round time read from ``metrics.jsonl``.
 
     python bench/bench_faults.py                     # every case (~1 min each on 2 cores)
     python bench/bench_faults.py --only dropout-0.3 --rounds 5
@@ -17,11 +20,20 @@ longest round time read from ``metrics.jsonl``.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import statistics
+import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
-from bench_hostile import Case, Result, main
+import numpy as np
+from bench_hostile import Case, Result, main, simulate_argv
+
+from fedapp.runs import RunDir
+from fedapp.runs.checkpoints import latest
 
 STRATEGIES: dict[str, dict[str, Any]] = {
     "fedavg": {"strategy": "fedavg"},
@@ -62,6 +74,43 @@ def fault_notes(result: Result) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def killed_and_resumed(case: Case, base: dict[str, Any], out: Path) -> Result:
+    """Run ``case``, SIGKILL its process group once half its rounds are saved, then resume it."""
+    out.mkdir(parents=True)
+    run = RunDir(out / "run")
+    half = run.checkpoints_dir / f"round-{base['rounds'] // 2:05d}.npz"
+    started = time.perf_counter()
+    child = subprocess.Popen(simulate_argv(case, base, out), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    while not half.exists():
+        if child.poll() is not None:
+            raise RuntimeError(f"{case.name}: the run ended before it could be killed")
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    argv = [sys.executable, "-m", "fedapp.cli", "resume", str(run.path), "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{case.name}: {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    return Result(run.read_summary(), run.read_config(), list(run.read_metrics()), wall)
+
+
+def resume_notes(result: Result) -> str:
+    """Where the run was resumed, and how far its final weights are from the unbroken run's."""
+    run = Path(result.config["run-dir"])
+    [event] = [e for e in result.events if e["stage"] == "resumed"]
+    unbroken = latest(run.parent.parent / "dropout-0-fedavg" / "run" / "checkpoints")
+    ours = latest(run / "checkpoints")
+    if unbroken is None or ours is None:
+        return f"resumed after round {event['round']}"
+    gap = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(ours.arrays["weights"], unbroken.arrays["weights"], strict=True)
+    )
+    return f"killed after round {event['round']}, resumed; max |w - w_unbroken| {gap:.1e}"
+
+
 CASES: list[Case] = [
     Case(
         f"dropout-{rate:g}/{name}",
@@ -76,6 +125,8 @@ CASES: list[Case] = [
          notes=fault_notes),
     Case("stragglers/timeout-3", {**STRATEGIES["fedavg"], **_STRAGGLERS, "round-timeout": 3.0},
          reference="stragglers/wait", notes=fault_notes),
+    Case("resume/fedavg", STRATEGIES["fedavg"], reference="dropout-0/fedavg",
+         notes=resume_notes, runner=killed_and_resumed),
 ]  # fmt: skip
 
 

@@ -77,6 +77,8 @@ class Case:
     reference: str = REFERENCE
     max_auc_drop: float | None = None
     notes: Callable[[Result], str] | None = None
+    # How the case runs, when not as one `fedapp simulate` (run_case's signature).
+    runner: Callable[[Case, dict[str, Any], Path], Result] | None = None
 
 
 def detection(result: Result) -> str:
@@ -184,15 +186,19 @@ CASES += [
 ]  # fmt: skip
 
 
+def simulate_argv(case: Case, base: dict[str, Any], out: Path) -> list[str]:
+    """``fedapp simulate`` of ``case`` into ``out/run``, its settings in ``out/case.json``."""
+    config = out / "case.json"
+    config.write_text(json.dumps({**base, **case.settings}, indent=2), encoding="utf-8")
+    return [sys.executable, "-m", "fedapp.cli", "simulate", "--config", str(config),
+            "--run-dir", str(out / "run")]  # fmt: skip
+
+
 def run_case(case: Case, base: dict[str, Any], out: Path) -> Result:
     """Run one case through the CLI and read its run directory back."""
     out.mkdir(parents=True)
-    settings = {**base, **case.settings}
-    config = out / "case.json"
-    config.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     run = RunDir(out / "run")
-    argv = [sys.executable, "-m", "fedapp.cli", "simulate", "--config", str(config),
-            "--run-dir", str(run.path), "--json"]  # fmt: skip
+    argv = [*simulate_argv(case, base, out), "--json"]
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
@@ -280,7 +286,7 @@ def main(cases: list[Case] | None = None, doc: str | None = None, name: str = "h
             print(f"[{i + 1}/{len(todo)}] {case.name} ...", file=sys.stderr, flush=True)
             out = root / case.name.replace("/", "-")
             try:
-                results[case.name] = run_case(case, base, out)
+                results[case.name] = (case.runner or run_case)(case, base, out)
             except RuntimeError as err:  # one broken case must not cost the others' numbers
                 failed[case.name] = str(err).splitlines()[-1]
                 print(f"    FAILED: {err}", file=sys.stderr, flush=True)

@@ -192,6 +192,57 @@ class _Declares:
         return ", ".join(f"--{p.name}" for p in self.params) or "none"
 
 
+# What a strategy carries from round to round, by name: a list of arrays
+# (moments, a control variate) or a JSON value.
+StrategyState = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StateCodec:
+    """How a plugin's strategy saves, and takes back, what it carries between rounds.
+
+    A checkpoint holds ``save(strategy)``; a resumed run builds the strategy
+    afresh, with the checkpoint's global weights as its initial parameters,
+    and calls ``load(strategy, state)`` before its first round.
+
+    Attributes
+    ----------
+    save : Callable[[Strategy], StrategyState]
+        The strategy's state: each value a list of NumPy arrays, or a JSON value.
+    load : Callable[[Strategy, StrategyState], None]
+        Restore what ``save`` returned.
+
+    """
+
+    save: Callable[[Strategy], StrategyState]
+    load: Callable[[Strategy, StrategyState], None]
+
+
+def _nothing(_strategy: Strategy) -> StrategyState:
+    return {}
+
+
+def _ignore(_strategy: Strategy, _state: StrategyState) -> None:
+    return None
+
+
+# For a strategy whose rounds depend on the global weights alone (FedAvg, Krum, ...).
+STATELESS = StateCodec(_nothing, _ignore)
+
+
+def attributes_state(*names: str) -> StateCodec:
+    """The state of a strategy held in its attributes ``names`` (arrays, or ``None``)."""
+
+    def save(strategy: Strategy) -> StrategyState:
+        return {name: getattr(strategy, name) for name in names}
+
+    def load(strategy: Strategy, state: StrategyState) -> None:
+        for name in names:
+            setattr(strategy, name, state.get(name))
+
+    return StateCodec(save, load)
+
+
 @dataclass(frozen=True)
 class StrategyPlugin(_Declares):
     """A named factory of Flower strategies.
@@ -209,6 +260,10 @@ class StrategyPlugin(_Declares):
         holds this plugin's declared parameters, parsed, by name.
     params : tuple[Param, ...]
         Declared parameters.
+    state : StateCodec | None
+        How its strategy's state between rounds is checkpointed
+        (:data:`STATELESS` when it has none). ``None``: undeclared; a resumed
+        run then warns that the strategy's state starts afresh.
 
     """
 
@@ -218,6 +273,7 @@ class StrategyPlugin(_Declares):
     summary: str
     build: Callable[[dict[str, Any], dict[str, Any]], Strategy]
     params: tuple[Param, ...] = field(default_factory=tuple)
+    state: StateCodec | None = None
 
 
 @dataclass(frozen=True)

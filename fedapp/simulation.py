@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedapp.flower.outcome import RunOutcome, end_unfinished, failure_reason, finish_run
-from fedapp.flower.run_setup import check, prepare_run
+from fedapp.flower.run_setup import check, prepare_resume, prepare_run
 from fedapp.runs import (
     EventListener,
     PhaseListener,
@@ -26,6 +26,8 @@ from fedapp.runs import (
     requested_stop,
     sigterm_stops,
 )
+from fedapp.runs.checkpoints import Checkpoint
+from fedapp.runs.resuming import Resumable, reopen
 from fedapp.settings import RunConfig
 
 if TYPE_CHECKING:  # the strategy module loads TensorFlow: only a run imports it
@@ -65,6 +67,70 @@ def simulate(
     sigterm_stops()
     run_dir = prepare_run(cfg, root)
     recorder = Recorder(run_dir, cfg.round_limit, on_event, on_phase)
+    return _run(cfg, recorder, None, verbose)
+
+
+def resume(
+    path: Path,
+    rounds: int | None = None,
+    other_host: bool = False,
+    on_event: EventListener | None = None,
+    verbose: bool = False,
+    on_phase: PhaseListener | None = None,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Go on with the run in ``path`` from its newest checkpoint, to its end or to ``rounds``.
+
+    Its ``metrics.jsonl`` is rewound to the checkpoint's round and gets a
+    ``resumed`` event; then the run goes on as :func:`simulate`'s would
+    have, and ends the same way.
+
+    Parameters
+    ----------
+    path : Path
+        The run's directory.
+    rounds : int | None
+        Extend the run to this many rounds (a finished run needs it).
+    other_host : bool
+        Resume a run recorded as running on another machine.
+    on_event, verbose, on_phase
+        As :func:`simulate`'s.
+
+    Raises
+    ------
+    UsageError
+        When the run cannot be resumed (see
+        :func:`fedapp.flower.run_setup.prepare_resume`); nothing is changed then.
+
+    """
+    sigterm_stops()
+    cfg, run, warnings = prepare_resume(path, rounds, other_host)
+    return continue_run(cfg, run, warnings, on_event, verbose, on_phase)
+
+
+def continue_run(
+    cfg: RunConfig,
+    run: Resumable,
+    warnings: list[str],
+    on_event: EventListener | None = None,
+    verbose: bool = False,
+    on_phase: PhaseListener | None = None,
+) -> tuple[RunDir, dict[str, Any]]:
+    """:func:`resume`'s second half: go on with a run :func:`prepare_resume` has checked."""
+    sigterm_stops()
+    checkpoint = run.checkpoint
+    recorder = Recorder(
+        run.run_dir, cfg.round_limit, on_event, on_phase,
+        elapsed=float(checkpoint.state["time"]), round_=checkpoint.round,
+    )  # fmt: skip
+    reopen(run, cfg.round_limit, recorder, {"warnings": warnings} if warnings else None)
+    return _run(cfg, recorder, checkpoint, verbose)
+
+
+def _run(
+    cfg: RunConfig, recorder: Recorder, checkpoint: Checkpoint | None, verbose: bool
+) -> tuple[RunDir, dict[str, Any]]:
+    """Run the rounds of a prepared run (from ``checkpoint``, if given), then end it."""
+    run_dir = recorder.run_dir
     strategy: RunStrategy | None = None
     try:
         recorder.phase("engine", "starting the simulation engine")
@@ -74,8 +140,9 @@ def simulate(
         from fedapp.flower.client_app import build_client_app
         from fedapp.flower.server_app import server_components
 
-        components, strategy = server_components(cfg, recorder)
-        _run_flower_simulation(components, build_client_app(cfg), cfg.clients, verbose)
+        components, strategy = server_components(cfg, recorder, checkpoint)
+        client_app = build_client_app(cfg, run_dir.checkpoints_dir / "clients")
+        _run_flower_simulation(components, client_app, cfg.clients, verbose)
         outcome = strategy.outcome
         if not outcome.complete:
             raise RuntimeError("the simulation ended before its last round")
@@ -287,4 +354,13 @@ def _run_flower_simulation(
     )
 
 
-__all__ = ["RunStopped", "check", "failure_reason", "prepare_run", "simulate"]
+__all__ = [
+    "RunStopped",
+    "check",
+    "continue_run",
+    "failure_reason",
+    "prepare_resume",
+    "prepare_run",
+    "resume",
+    "simulate",
+]

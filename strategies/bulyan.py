@@ -12,7 +12,7 @@ from typing import Any
 
 from flwr.server.strategy import Bulyan
 
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import STATELESS, StrategyPlugin
 from fedapp_strategies._byzantine import MALICIOUS, check_tolerance, sampled
 
 
@@ -30,5 +30,6 @@ plugin = StrategyPlugin(
     summary="Flower's Bulyan: pick theta = n - 2f models by repeated Krum, then per "
     "weight average the n - 4f values closest to their median; needs n >= 4f + 3.",
     build=_build,
+    state=STATELESS,
     params=(MALICIOUS,),
 )

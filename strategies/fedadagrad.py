@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from flwr.server.strategy import FedAdagrad
 
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import StrategyPlugin, attributes_state
 from fedapp_strategies._fedopt import builder, server_learning_rate, tau
 
 plugin = StrategyPlugin(
     name="fedadagrad",
     summary="Flower's FedAdagrad: v = v + Delta^2, w = w + eta*Delta/(sqrt(v)+tau).",
     build=builder(FedAdagrad),
+    state=attributes_state("m_t", "v_t"),
     params=(server_learning_rate(0.03), tau(1e-3)),
 )

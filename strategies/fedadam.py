@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flwr.server.strategy import FedAdam
 
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import StrategyPlugin, attributes_state
 from fedapp_strategies._fedopt import MOMENTS, builder, server_learning_rate, tau
 
 plugin = StrategyPlugin(
@@ -19,5 +19,6 @@ plugin = StrategyPlugin(
     summary="Flower's FedAdam: Adam step on Delta = w_avg - w with "
     "m = b1*m + (1-b1)*Delta, v = b2*v + (1-b2)*Delta^2.",
     build=builder(FedAdam),
+    state=attributes_state("m_t", "v_t"),
     params=(server_learning_rate(0.1), *MOMENTS, tau(1e-3)),
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from flwr.server.strategy import FedAvg
 
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import STATELESS, StrategyPlugin
 
 
 def _build(common: dict[str, Any], params: dict[str, Any]) -> FedAvg:
@@ -17,4 +17,5 @@ plugin = StrategyPlugin(
     name="fedavg",
     summary="Flower's FedAvg: w = sum_i (n_i / n) * w_i over the round's clients.",
     build=_build,
+    state=STATELESS,
 )

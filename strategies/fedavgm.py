@@ -14,7 +14,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvgM
 
 from fedapp.errors import UsageError
-from fedapp.registry import Param, StrategyPlugin
+from fedapp.registry import Param, StrategyPlugin, attributes_state
 
 
 class FedAvgMomentum(FedAvgM):
@@ -51,6 +51,7 @@ plugin = StrategyPlugin(
     name="fedavgm",
     summary="Flower's FedAvgM: g = w - w_avg, m = beta*m + g, w = w - eta*m.",
     build=_build,
+    state=attributes_state("momentum_vector"),
     params=(
         Param("server-learning-rate", float, 1.0, "Server learning rate eta.", minimum=0.0),
         Param("server-momentum", float, 0.5, "Server momentum beta, in [0, 1).", minimum=0.0),

@@ -11,7 +11,7 @@ from typing import Any
 
 from flwr.server.strategy import FedMedian
 
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import STATELESS, StrategyPlugin
 
 
 def _build(common: dict[str, Any], params: dict[str, Any]) -> FedMedian:
@@ -23,4 +23,5 @@ plugin = StrategyPlugin(
     summary="Flower's FedMedian: w_k = median_i w_ik for every weight k "
     "(robust while fewer than half the clients are malicious).",
     build=_build,
+    state=STATELESS,
 )

@@ -18,7 +18,7 @@ from flwr.common import FitRes, Scalar
 from flwr.server.client_proxy import ClientProxy
 
 from fedapp.learning.drift import LOCAL_STEPS_KEY, LOCAL_STEPS_QUERY
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import STATELESS, StrategyPlugin
 from fedapp_strategies.weighted import WeightedFedAvg, client_coefficients
 
 
@@ -113,4 +113,5 @@ plugin = StrategyPlugin(
     summary="FedNova: x -= tau_eff * sum_i p_i (x - y_i) / tau_i, each update "
     "normalised by its client's local steps tau_i.",
     build=_build,
+    state=STATELESS,
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from flwr.server.strategy import FedProx
 
-from fedapp.registry import Param, StrategyPlugin
+from fedapp.registry import STATELESS, Param, StrategyPlugin
 
 
 def _build(common: dict[str, Any], params: dict[str, Any]) -> FedProx:
@@ -19,6 +19,7 @@ plugin = StrategyPlugin(
     name="fedprox",
     summary="Flower's FedProx: clients minimise loss + (mu/2)*||w - w_global||^2.",
     build=_build,
+    state=STATELESS,
     params=(
         Param(
             "proximal-mu",

@@ -13,7 +13,7 @@ from typing import Any
 from flwr.server.strategy import FedTrimmedAvg
 
 from fedapp.errors import UsageError
-from fedapp.registry import Param, StrategyPlugin
+from fedapp.registry import STATELESS, Param, StrategyPlugin
 
 
 def _build(common: dict[str, Any], params: dict[str, Any]) -> FedTrimmedAvg:
@@ -27,5 +27,6 @@ plugin = StrategyPlugin(
     summary="Flower's FedTrimmedAvg: per weight, drop the floor(beta*n) lowest and "
     "highest client values and average the rest.",
     build=_build,
+    state=STATELESS,
     params=(Param("beta", float, 0.2, "Fraction cut from each end, in [0, 0.5).", minimum=0.0),),
 )

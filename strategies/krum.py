@@ -12,7 +12,7 @@ from typing import Any
 
 from flwr.server.strategy import Krum
 
-from fedapp.registry import StrategyPlugin
+from fedapp.registry import STATELESS, StrategyPlugin
 from fedapp_strategies._byzantine import MALICIOUS, check_tolerance, sampled
 
 
@@ -27,5 +27,6 @@ plugin = StrategyPlugin(
     summary="Flower's Krum: the w_i minimising the sum of squared distances to its "
     "n - f - 2 nearest w_j; needs n >= 2f + 3.",
     build=_build,
+    state=STATELESS,
     params=(MALICIOUS,),
 )

@@ -13,7 +13,7 @@ from typing import Any
 from flwr.server.strategy import Krum
 
 from fedapp.errors import UsageError
-from fedapp.registry import Param, StrategyPlugin
+from fedapp.registry import STATELESS, Param, StrategyPlugin
 from fedapp_strategies._byzantine import MALICIOUS, check_tolerance, sampled
 
 
@@ -35,6 +35,7 @@ plugin = StrategyPlugin(
     summary="Flower's Krum with m > 0: the example-weighted mean of the m w_i with the "
     "lowest Krum scores; needs n >= 2f + 3 and m <= n - f.",
     build=_build,
+    state=STATELESS,
     params=(
         MALICIOUS,
         Param("num-clients-to-keep", int, 0, "Models m averaged (0 keeps n - f).", minimum=0),

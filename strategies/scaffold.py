@@ -16,7 +16,7 @@ from flwr.common import FitRes, NDArrays, Parameters, Scalar, parameters_to_ndar
 from flwr.server.client_proxy import ClientProxy
 
 from fedapp.learning import drift
-from fedapp.registry import Param, StrategyPlugin
+from fedapp.registry import Param, StrategyPlugin, attributes_state
 from fedapp_strategies.weighted import WeightedFedAvg, client_coefficients
 
 
@@ -187,6 +187,7 @@ plugin = StrategyPlugin(
     summary="SCAFFOLD: clients take plain SGD steps on g - c_i + c (control variates); "
     "x += eta_g * sum_i a_i (y_i - x).",
     build=_build,
+    state=attributes_state("control"),
     params=(
         Param(
             "local-learning-rate", float, 0.1,

@@ -20,7 +20,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
 from fedapp.errors import UsageError
-from fedapp.registry import Param, StrategyPlugin
+from fedapp.registry import STATELESS, Param, StrategyPlugin
 
 POLICIES = ("examples", "uniform", "custom")
 
@@ -184,6 +184,7 @@ plugin = StrategyPlugin(
     name="weighted",
     summary="w_new = w + eta * sum_i alpha_i * (w_i - w), alpha from a policy.",
     build=_build,
+    state=STATELESS,
     params=(
         Param("server-learning-rate", float, 1.0, "Server learning rate eta.", minimum=0.0),
         Param(

@@ -1,4 +1,4 @@
-"""Start and stop runs as separate ``fedapp simulate`` processes.
+"""Start, stop and resume runs as separate ``fedapp simulate`` / ``fedapp resume`` processes.
 
 A run launched here is an ordinary CLI run: the UI writes the settings to a
 file, starts ``python -m fedapp simulate --config FILE --run-dir DIR`` in its
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fedapp.errors import UsageError
 from fedapp.runs import RunDir, RunState, is_pid, new_run_id, process_alive
+from fedapp.runs.resuming import resumable
 from fedapp.settings import RunConfig
 from fedapp_ui import store
 
@@ -124,6 +125,28 @@ def launch_study(
         command += ["--strategies", ",".join(strategies)]
     _start(root, name, command)
     return name
+
+
+def resume(root: Path, run_id: str) -> int:
+    """Continue run ``run_id`` from its newest checkpoint as ``fedapp resume``.
+
+    Returns
+    -------
+    int
+        The checkpoint's round: the run goes on after it.
+
+    Raises
+    ------
+    UsageError
+        When the run cannot be resumed (its process is alive, it has no
+        checkpoint, its settings changed): checked here, before any process starts.
+
+    """
+    path = store.run_path(root, run_id)
+    checkpoint = resumable(path).checkpoint
+    store.ui_folder(root, "launches")
+    _start(root, run_id, ["resume", str(path.resolve())])
+    return checkpoint.round
 
 
 def _start(root: Path, name: str, args: list[str]) -> None:

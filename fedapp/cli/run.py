@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect as signatures
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +34,17 @@ from fedapp.cli.output import (
 )
 from fedapp.cli.render import clients_table, print_summary, round_scores, schema_table
 from fedapp.errors import UsageError
-from fedapp.runs import Event, Phase, RunView, Scope, Stage, json_safe
+from fedapp.runs import (
+    Event,
+    EventListener,
+    Phase,
+    PhaseListener,
+    RunDir,
+    RunView,
+    Scope,
+    Stage,
+    json_safe,
+)
 from fedapp.settings import (
     AUTO_ROUNDS,
     AUTO_ROUNDS_SETTINGS,
@@ -102,12 +113,10 @@ _CONFIG = _cli_only(
     ],
     None,
 )
-_JSON = _cli_only(
-    "as_json", Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")], False
-)
-_VERBOSE = _cli_only(
-    "verbose", Annotated[bool, typer.Option(help="Show Flower's and Ray's logs.")], False
-)
+_JSON_HELP = "Print summary.json to stdout."
+_VERBOSE_HELP = "Show Flower's and Ray's logs."
+_JSON = _cli_only("as_json", Annotated[bool, typer.Option("--json", help=_JSON_HELP)], False)
+_VERBOSE = _cli_only("verbose", Annotated[bool, typer.Option(help=_VERBOSE_HELP)], False)
 _CONTEXT = signatures.Parameter(
     "ctx", signatures.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
 )
@@ -261,16 +270,89 @@ def inspect(config: Path | None, **settings: Any) -> None:
     out.print(clients_table(loaded, cfg))
 
 
+@app.command()
+def resume(
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run's directory (runs/<id>).", show_default=False)
+    ],
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            help="Extend the run to this many rounds (a finished run needs it).",
+            min=1,
+            show_default=False,
+        ),
+    ] = None,
+    other_host: Annotated[
+        bool,
+        typer.Option(
+            help="Resume a run recorded as running on another machine, once its "
+            "process there is known to be gone."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON_HELP)] = False,
+    verbose: Annotated[bool, typer.Option(help=_VERBOSE_HELP)] = False,
+) -> None:
+    """Continue a run that crashed, was killed or stopped, from its newest checkpoint.
+
+    Its metrics.jsonl is rewound to the checkpoint's round and gets a
+    `resumed` event; the run then goes on as it would have, to its last
+    round, or to --rounds N to extend a finished run. Refused while the
+    run's process is alive, or when its config.json no longer matches the
+    checkpoint.
+    """
+    # TensorFlow, Flower and Ray: only a run pays for them, never `--help`.
+    from fedapp import simulation as engine
+
+    try:
+        cfg, run, warnings = engine.prepare_resume(run_dir, rounds, other_host)
+        for line in warnings:
+            warn(line)
+        done = run.checkpoint.round
+        console.print(
+            f"resuming run {escape(str(run.run_dir.path))} after round {done} of "
+            f"{cfg.round_limit}", highlight=False,
+        )  # fmt: skip
+        follow_run(
+            cfg, as_json, verbose, engine.check(cfg).task,
+            lambda on_event, on_phase: engine.continue_run(
+                cfg, run, warnings, on_event, verbose, on_phase
+            ),
+        )  # fmt: skip
+    except UsageError as err:
+        raise fail(str(err)) from None
+
+
 def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
     """Run ``cfg`` on the simulation engine, showing progress; print the summary."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     # TensorFlow, Flower and Ray: only a run pays for them, never `--help`.
     from fedapp import simulation as engine
 
     loaded = engine.check(cfg)  # cached: the run below reuses the loaded data
     print_notes(loaded)
-    task_name = loaded.task
+
+    def start(on_event: EventListener, on_phase: PhaseListener) -> tuple[RunDir, dict[str, Any]]:
+        return engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)
+
+    follow_run(cfg, as_json, verbose, loaded.task, start)
+
+
+def follow_run(
+    cfg: RunConfig,
+    as_json: bool,
+    verbose: bool,
+    task_name: str,
+    start: Callable[[EventListener, PhaseListener], tuple[RunDir, dict[str, Any]]],
+) -> None:
+    """Show a run's progress while ``start`` runs it; print its summary.
+
+    ``start(on_event, on_phase)`` runs it (simulates it, or resumes it).
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # The engine names a failure's reason; it is loaded by the time a run starts.
+    from fedapp import simulation as engine
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -310,7 +392,7 @@ def run_simulation(cfg: RunConfig, as_json: bool, verbose: bool) -> None:
                 console.print(f"round {event.round}/{cfg.round_limit}: {shown}", highlight=False)
 
         try:
-            run_dir, summary = engine.simulate(cfg, Path(cfg.runs_dir), on_event, verbose, on_phase)
+            run_dir, summary = start(on_event, on_phase)
         except KeyboardInterrupt as stop:
             progress.stop()
             console.print(f"[bold yellow]stopped:[/] {escape(_stopped(stop))}", soft_wrap=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from flwr.common import Context, NDArrays, RecordDict, Scalar
 
 from fedapp import data, registry
 from fedapp.errors import UsageError
-from fedapp.flower import dp, faults
+from fedapp.flower import dp, faults, node_state
 from fedapp.flower.drift import ScaffoldRound
 from fedapp.flower.protocol import (
     CLOSING_EPOCHS,
@@ -346,17 +347,28 @@ def client_fn(context: Context, cfg: RunConfig | None = None) -> Client:
     return ChurnClient(cfg, partition_id, state=context.state).to_client()
 
 
-def build_client_app(cfg: RunConfig | None = None) -> ClientApp:
-    """A ClientApp for ``cfg``; without it, settings come from Flower's run config."""
+def build_client_app(cfg: RunConfig | None = None, state_root: Path | None = None) -> ClientApp:
+    """A ClientApp for ``cfg``; without it, settings come from Flower's run config.
+
+    ``state_root`` is where simulated clients keep their state between
+    rounds on disk (:mod:`fedapp.flower.node_state`); deployed, each
+    SuperNode's ``state-dir`` node config.
+    """
 
     def for_context(context: Context) -> Client:
         return client_fn(context, cfg)
 
-    # Injected faults first: a dropped client does nothing at all. SecAgg+ next:
-    # it must see the weights after every other mod (clipping). Central DP's
-    # client-side clipping comes last, nearest the client: it clips the plain
-    # update before SecAgg+ quantises and masks it.
-    mods = [*faults.client_mods(cfg), secure_aggregation_mod(cfg), *dp.client_mods(cfg)]
+    # Injected faults first: a dropped client does nothing at all. Its state
+    # next, around everything that may change it. SecAgg+ then: it must see
+    # the weights after every other mod (clipping). Central DP's client-side
+    # clipping comes last, nearest the client: it clips the plain update
+    # before SecAgg+ quantises and masks it.
+    mods = [
+        *faults.client_mods(cfg),
+        *node_state.state_mods(cfg, state_root),
+        secure_aggregation_mod(cfg),
+        *dp.client_mods(cfg),
+    ]
     return ClientApp(client_fn=for_context, mods=mods)
 
 

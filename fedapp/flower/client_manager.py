@@ -48,6 +48,16 @@ class SeededClientManager(SimpleClientManager):
         self.wait = wait
         self.partition_of: dict[str, int] = {}
 
+    def sampler_state(self) -> list:
+        """The sampling generator's state, as JSON (a checkpoint keeps it)."""
+        version, internal, gauss = self._rng.getstate()
+        return [version, list(internal), gauss]
+
+    def restore_sampler(self, state: list) -> None:
+        """Take back :meth:`sampler_state`: the next rounds sample as an unbroken run's."""
+        version, internal, gauss = state
+        self._rng.setstate((version, tuple(internal), gauss))
+
     def sample(
         self,
         num_clients: int,

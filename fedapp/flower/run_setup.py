@@ -20,7 +20,9 @@ from fedapp.flower import secagg
 from fedapp.flower.outcome import end_unfinished
 from fedapp.learning import convergence
 from fedapp.protection import attacks, privacy
-from fedapp.runs import Recorder, RunDir
+from fedapp.runs import Recorder, RunDir, RunState
+from fedapp.runs.checkpoints import OPERATIONAL_SETTINGS
+from fedapp.runs.resuming import Resumable, resumable
 from fedapp.settings import NODE_DATA, RunConfig, rules
 
 
@@ -157,3 +159,101 @@ def prepare_run(cfg: RunConfig, root: Path) -> RunDir:
         end_unfinished(Recorder(run_dir, cfg.round_limit), err, keep=lambda: None)
         raise
     return run_dir
+
+
+def prepare_resume(
+    path: Path,
+    rounds: int | None = None,
+    other_host: bool = False,
+    asked: RunConfig | None = None,
+) -> tuple[RunConfig, Resumable, list[str]]:
+    """Check that the run in ``path`` can go on from its newest checkpoint, to ``rounds``.
+
+    Nothing is changed but ``config.json``'s ``rounds`` when extended, and
+    that only once every check has passed. Deployed, ``asked`` is the new
+    Flower run's config (``resume = true``): it must hold the run's own
+    settings, and its rounds extend the run when they are more.
+
+    Returns
+    -------
+    tuple[RunConfig, Resumable, list[str]]
+        The run's settings (extended to ``rounds``), the run and its
+        checkpoint, and warnings for the ``resumed`` event.
+
+    Raises
+    ------
+    UsageError
+        As :func:`fedapp.runs.resuming.resumable` does; for a finished run
+        without more ``rounds``, for ``rounds`` that do not extend it, or
+        when its data no longer loads as :func:`check` wants.
+
+    """
+    run = resumable(path, other_host)
+    cfg = RunConfig.from_mapping(run.view.config, source=str(run.run_dir.config_file))
+    if asked is not None:
+        changed = _changed_settings(cfg, asked)
+        if changed:
+            raise UsageError(
+                f"the run config differs from run {run.view.run_id}'s settings in "
+                f"{', '.join(changed)}: a resumed run keeps its settings (only rounds may grow)"
+            )
+        rounds = asked.round_limit if asked.round_limit > cfg.round_limit else None
+    name, done = run.view.run_id, run.checkpoint.round
+    stopped_early = run.checkpoint.state["plan"]["stop_reason"]
+    if rounds is not None:
+        if cfg.auto_rounds:
+            raise UsageError(
+                f"run {name} chooses its rounds itself (rounds auto, at most "
+                f"{cfg.round_limit}): --rounds cannot extend it"
+            )
+        if rounds <= cfg.round_limit:
+            raise UsageError(
+                f"--rounds {rounds} does not extend run {name}: it runs {cfg.round_limit} rounds"
+            )
+        if stopped_early:
+            raise UsageError(f"run {name} ended at round {done} ({stopped_early}): it cannot go on")
+        cfg = cfg.replace(rounds=rounds)
+    elif run.view.state is RunState.FINISHED:
+        raise UsageError(
+            f"run {name} finished its {cfg.round_limit} rounds; give --rounds N (more than "
+            f"{cfg.round_limit}) to extend it"
+        )
+    warnings = []
+    if cfg.data == NODE_DATA:
+        check_strategy(cfg)  # deployed: the rows are the SuperNodes', read by them
+        model_params(cfg)
+        warnings.append(
+            "deployed, a SuperNode keeps its state between rounds (SCAFFOLD's c_i, "
+            "record-level DP's spent rounds) for a resumed run only with a state-dir in its "
+            "node config; without one it starts that state afresh"
+        )
+    else:
+        check(cfg)
+    if registry.get(cfg.strategy).state is None:
+        warnings.append(
+            f"strategy '{cfg.strategy}' declares no state to checkpoint: whatever it carries "
+            f"between rounds starts afresh after round {done}"
+        )
+    if rounds is not None:
+        run.run_dir.write_config({**run.view.config, "rounds": rounds})
+    return cfg, run, warnings
+
+
+def _changed_settings(saved: RunConfig, asked: RunConfig) -> list[str]:
+    """The settings, by key, in which ``asked`` differs from the run's ``saved`` ones.
+
+    Both are compared resolved (the plugins' defaults filled in), the
+    operational settings left out (:data:`~fedapp.runs.checkpoints.OPERATIONAL_SETTINGS`).
+    """
+
+    def resolved(cfg: RunConfig) -> dict[str, Any]:
+        plugin = registry.get(cfg.strategy)
+        return cfg.replace(
+            strategy_params=plugin.resolve(cfg.strategy_params),
+            model_params=model_params(cfg),
+            run_dir=None,
+        ).to_dict()
+
+    ours, theirs = resolved(saved), resolved(asked)
+    keys = (ours.keys() | theirs.keys()) - OPERATIONAL_SETTINGS
+    return sorted(k for k in keys if ours.get(k) != theirs.get(k))

@@ -20,24 +20,37 @@ from flwr.server.compat import start_grid
 from fedapp.flower import secagg
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.outcome import end_unfinished, finish_run
-from fedapp.flower.run_setup import prepare_run
+from fedapp.flower.resume import ResumedRounds, run_strategy
+from fedapp.flower.run_setup import prepare_resume, prepare_run
 from fedapp.flower.strategy import RunStrategy
 from fedapp.runs import Recorder
+from fedapp.runs.checkpoints import Checkpoint
+from fedapp.runs.resuming import newest_unfinished, reopen
 from fedapp.settings import RunConfig
 
 
 def server_components(
-    cfg: RunConfig, recorder: Recorder
+    cfg: RunConfig, recorder: Recorder, checkpoint: Checkpoint | None = None
 ) -> tuple[ServerAppComponents, RunStrategy]:
-    """The server's strategy, client manager and round count for ``cfg``."""
+    """The server's strategy, client manager and round count for ``cfg``.
+
+    Resumed from ``checkpoint``, Flower runs the rounds after its round,
+    which the strategy sees by their numbers in the run (:class:`ResumedRounds`).
+    """
     manager = SeededClientManager(
         cfg.seed, cfg.resolved_min_available_clients, wait=cfg.resolved_round_timeout
     )
-    strategy = RunStrategy(cfg, recorder, manager)
+    strategy = RunStrategy(cfg, recorder, manager, checkpoint)
+    done = strategy.rounds_done
     # Flower gives each round's messages this time to live: a reply later than
     # that comes back as an error, a failure of the round.
-    config = ServerConfig(num_rounds=strategy.num_rounds, round_timeout=cfg.resolved_round_timeout)
-    components = ServerAppComponents(strategy=strategy, config=config, client_manager=manager)
+    config = ServerConfig(
+        num_rounds=strategy.num_rounds - done, round_timeout=cfg.resolved_round_timeout
+    )
+    flower_strategy = ResumedRounds(strategy, done) if checkpoint is not None else strategy
+    components = ServerAppComponents(
+        strategy=flower_strategy, config=config, client_manager=manager
+    )
     return components, strategy
 
 
@@ -49,8 +62,7 @@ def run_rounds(grid: Grid, context: Context, components: ServerAppComponents) ->
     the SecAgg+ fit workflow, which only a ``main`` function can run; the
     statistics query, evaluation and records stay the same.
     """
-    strategy = components.strategy
-    assert isinstance(strategy, RunStrategy)
+    strategy = run_strategy(components.strategy)
     if strategy.cfg.secure_aggregation:
         secagg.run(grid, context, components, strategy.cfg, lambda: strategy.largest_client)
     else:
@@ -58,7 +70,7 @@ def run_rounds(grid: Grid, context: Context, components: ServerAppComponents) ->
             grid=grid,
             server=components.server,
             config=components.config,
-            strategy=strategy,
+            strategy=components.strategy,
             client_manager=components.client_manager,
         )
     return strategy
@@ -84,8 +96,7 @@ def build_server_app(
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         components = components_fn(context)
-        strategy = components.strategy
-        assert isinstance(strategy, RunStrategy)
+        strategy = run_strategy(components.strategy)
         try:
             run_rounds(grid, context, components)
             if finish:
@@ -101,10 +112,28 @@ def build_server_app(
 
 
 def _server_fn(context: Context) -> ServerAppComponents:
-    """Server components from Flower's run config (``flwr run``)."""
+    """Server components from Flower's run config (``flwr run``).
+
+    With ``resume = true`` the newest unfinished run under ``runs-dir`` goes
+    on from its checkpoint, as ``fedapp resume`` does it in simulation; the
+    run config must hold that run's settings (its rounds may be more).
+    """
     cfg = RunConfig.from_flwr(context.run_config)
-    run_dir = prepare_run(cfg, Path(cfg.runs_dir))
-    components, _ = server_components(cfg, Recorder(run_dir, cfg.round_limit))
+    if not cfg.resume:
+        run_dir = prepare_run(cfg, Path(cfg.runs_dir))
+        components, _ = server_components(cfg, Recorder(run_dir, cfg.round_limit))
+        return components
+    path = newest_unfinished(Path(cfg.runs_dir))
+    # The previous ServerApp may have run in a pod since replaced (another
+    # host name): the SuperLink started this run, so that one is gone.
+    saved, run, warnings = prepare_resume(path, other_host=True, asked=cfg)
+    checkpoint = run.checkpoint
+    recorder = Recorder(
+        run.run_dir, saved.round_limit,
+        elapsed=float(checkpoint.state["time"]), round_=checkpoint.round,
+    )  # fmt: skip
+    reopen(run, saved.round_limit, recorder, {"warnings": warnings} if warnings else None)
+    components, _ = server_components(saved, recorder, checkpoint)
     return components
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from typing import Any
 
 from flwr.common import (
     EvaluateIns,
@@ -46,12 +47,13 @@ from fedapp import registry
 from fedapp.flower import closing, dp, faults, reports, statistics
 from fedapp.flower.client_manager import SeededClientManager
 from fedapp.flower.outcome import RunOutcome, client_rows
-from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY
+from fedapp.flower.protocol import PARTITION_KEY, PREPROCESSING_KEY, ROUND_KEY, RUN_KEY
 from fedapp.flower.run_setup import common_kwargs
 from fedapp.learning import convergence
 from fedapp.learning.evaluation import CentralEvaluator
 from fedapp.protection import anomaly, privacy
 from fedapp.runs import Recorder, Scope, Stage
+from fedapp.runs.checkpoints import Checkpoint, config_hash
 from fedapp.settings import RunConfig
 
 
@@ -67,11 +69,19 @@ class RunStrategy(Strategy):
         ``preprocessing.json`` and ``model.keras``.
     client_manager : SeededClientManager
         Shared with the server, so that it learns which node is which partition.
+    checkpoint : Checkpoint | None
+        Resume from this checkpoint: its rounds are done, its state is taken
+        back, and the rounds go on from the next (Flower counts from 1:
+        :class:`~fedapp.flower.resume.ResumedRounds`).
 
     """
 
     def __init__(
-        self, cfg: RunConfig, recorder: Recorder, client_manager: SeededClientManager
+        self,
+        cfg: RunConfig,
+        recorder: Recorder,
+        client_manager: SeededClientManager,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -115,6 +125,16 @@ class RunStrategy(Strategy):
         self.monitor = convergence.ConvergenceMonitor.for_run(cfg)
         self._best: NDArrays | None = None
         self._best_scores: dict[str, dict[str, float]] = {}
+        # The plugin's own strategy (inside any DP wrapper): what its state is of.
+        self._built: Strategy | None = None
+        self.resumed_from = checkpoint
+        if checkpoint is not None:
+            self._restore(checkpoint.state)
+
+    @property
+    def rounds_done(self) -> int:
+        """The rounds done before this process took the run on (its checkpoint's)."""
+        return self.resumed_from.round if self.resumed_from is not None else 0
 
     def __repr__(self) -> str:
         return f"RunStrategy({self.cfg.strategy})"
@@ -184,9 +204,14 @@ class RunStrategy(Strategy):
         if self.monitor is not None:  # deployed, the task is only known now
             task, held = str(self.setup.preprocessor.task), self.central.test is not None
             convergence.check_monitor(self.monitor.monitor, task, held)
-        initial = ndarrays_to_parameters(self.central.initial_weights)
+        weights = self.central.initial_weights
+        if self.resumed_from is not None:
+            weights = self._resumed_weights(self.resumed_from)
+        initial = ndarrays_to_parameters(weights)
         strategy = self.plugin.build(common_kwargs(self.cfg, initial), self.params)
-        self.inner = dp.wrap_strategy(strategy, self.cfg)
+        if self.resumed_from is not None:
+            self._restore_plugin(strategy, self.resumed_from)
+        self._built, self.inner = strategy, dp.wrap_strategy(strategy, self.cfg)
         return initial
 
     # -- rounds ---------------------------------------------------------
@@ -358,7 +383,106 @@ class RunStrategy(Strategy):
             self._scored["federated_evaluation"] = (server_round, metrics)
         # A round without scores is no improvement: the monitor still counts it.
         self._observe(convergence.FEDERATED, server_round)
+        self._checkpoint(server_round)
         return metrics.get("loss"), dict(metrics)
+
+    # -- checkpoints ----------------------------------------------------
+    def _checkpoint(self, server_round: int) -> None:
+        """After a round's last step, write its checkpoint when due (every N, and the last)."""
+        every = self.cfg.checkpoint_every
+        if not every or (server_round % every and not self.plan.is_last(server_round)):
+            return
+        if self._latest is None or self._built is None:
+            return  # no global model yet: nothing a resume could start from
+        arrays: dict[str, list] = {"weights": self._latest}
+        if self._kept is not None:
+            arrays["kept"] = self._kept
+        if self._best is not None:
+            arrays["best"] = self._best
+        plugin_state = self.plugin.state.save(self._built) if self.plugin.state else {}
+        values: dict[str, Any] = {}
+        for name, value in plugin_state.items():
+            if isinstance(value, list):
+                arrays[f"strategy/{name}"] = value
+            else:
+                values[name] = value
+        state = self._state() | {"strategy": values}
+        settings = config_hash(self.recorder.run_dir.read_config())
+        Checkpoint(server_round, settings, arrays, state).save(
+            self.recorder.run_dir.checkpoints_dir, self.cfg.keep_checkpoints
+        )
+
+    def _state(self) -> dict[str, Any]:
+        """Everything but arrays the rounds carry: counters, scores, plans, ledgers, the sampler."""
+        monitor = self.monitor
+        return {
+            "time": self.recorder.elapsed,
+            "preprocessing": self.preprocessing,
+            "rounds_run": self.rounds_run,
+            "rounds_answered": self.rounds_answered,
+            "skipped_rounds": self.skipped_rounds,
+            "failed_client_rounds": sorted(map(list, self.failed_client_rounds), key=str),
+            "evaluated_rows": self._evaluated_rows,
+            "scored": {k: [r, m] for k, (r, m) in self._scored.items()},
+            "best_scores": self._best_scores,
+            "plan": {"last_round": self.plan.last_round, "stop_reason": self.plan.stop_reason},
+            "privacy": self.privacy.state(),
+            "monitor": dataclasses.asdict(monitor) if monitor is not None else None,
+            "sampler": self.client_manager.sampler_state(),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`_state`'s counters, scores and ledgers (the arrays come later)."""
+        self.rounds_run = int(state["rounds_run"])
+        self.rounds_answered = int(state["rounds_answered"])
+        self.skipped_rounds = [int(r) for r in state["skipped_rounds"]]
+        self.failed_client_rounds = {(int(r), key) for r, key in state["failed_client_rounds"]}
+        self._evaluated_rows = {int(k): int(v) for k, v in state["evaluated_rows"].items()}
+        self._scored = {k: (int(r), m) for k, (r, m) in state["scored"].items()}
+        self._best_scores = dict(state["best_scores"])
+        plan = state["plan"]
+        if plan["stop_reason"] is not None:
+            # Brought forward (a spent budget, convergence): an unbroken run ends there too.
+            self.plan.last_round, self.plan.stop_reason = plan["last_round"], plan["stop_reason"]
+        self.privacy.restore(state["privacy"])
+        if self.monitor is not None and state["monitor"] is not None:
+            for name, value in state["monitor"].items():
+                setattr(self.monitor, name, value)
+        self.client_manager.restore_sampler(state["sampler"])
+
+    def _resumed_weights(self, checkpoint: Checkpoint) -> NDArrays:
+        """The checkpoint's global weights, once the clients' data is seen to be unchanged.
+
+        Raises
+        ------
+        RuntimeError
+            When the preprocessing fitted from the clients' statistics now
+            differs from the checkpointed run's: their data changed.
+
+        """
+        if self.preprocessing != checkpoint.state["preprocessing"]:
+            raise RuntimeError(
+                f"the clients' data changed since round {checkpoint.round}'s checkpoint: the "
+                "preprocessing fitted from their statistics differs from the run's; resuming "
+                "would train on other features"
+            )
+        arrays = checkpoint.arrays
+        self._latest = list(arrays["weights"])
+        self._kept = list(arrays["kept"]) if "kept" in arrays else None
+        self._best = list(arrays["best"]) if "best" in arrays else None
+        return self._latest
+
+    def _restore_plugin(self, strategy: Strategy, checkpoint: Checkpoint) -> None:
+        """Give the plugin's new strategy the checkpointed state (if it declares how)."""
+        if self.plugin.state is None:
+            return  # the resume said so: its state starts afresh (fedapp.runs.resuming)
+        prefix = "strategy/"
+        state = dict(checkpoint.state["strategy"]) | {
+            name[len(prefix) :]: list(values)
+            for name, values in checkpoint.arrays.items()
+            if name.startswith(prefix)
+        }
+        self.plugin.state.load(strategy, state)
 
     # -- hooks ----------------------------------------------------------
     def _scores_at(self, scope: str, server_round: int) -> dict[str, float] | None:
@@ -484,6 +608,7 @@ class RunStrategy(Strategy):
         for _, ins in instructions:
             ins.config[PREPROCESSING_KEY] = self.preprocessing
             ins.config[ROUND_KEY] = server_round
+            ins.config[RUN_KEY] = self.recorder.run_dir.run_id
         return instructions
 
     def _failed(

@@ -292,6 +292,20 @@ class PrivacyLedger:
             self.spent.add(pid)
         return examples > 0
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the ledger (JSON)."""
+        return {
+            "client_epsilon": self.client_epsilon,
+            "spent": sorted(self.spent, key=int),
+            "rounds": self.rounds,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back :meth:`state`."""
+        self.client_epsilon = {str(k): float(v) for k, v in state["client_epsilon"].items()}
+        self.spent = {str(pid) for pid in state["spent"]}
+        self.rounds = int(state["rounds"])
+
     @property
     def all_spent(self) -> bool:
         """Under record-level DP with a target ε: every client's budget is spent."""

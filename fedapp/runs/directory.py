@@ -10,6 +10,7 @@ and the benchmarks use this module and never the engine.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -110,6 +111,30 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_bytes_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` whole or not at all, and durably: a crash right after keeps it.
+
+    For what a resumed run depends on (checkpoints, a client's state): the
+    temporary file is fsynced before the rename, and the folder after it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # not every file system opens folders
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
 @dataclass(frozen=True)
 class RunDir:
     """One run's directory."""
@@ -148,6 +173,11 @@ class RunDir:
     @property
     def curves_file(self) -> Path:  # noqa: D102
         return self.path / "curves.json"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """``checkpoints/``: the state after recent rounds (:mod:`fedapp.runs.checkpoints`)."""
+        return self.path / "checkpoints"
 
     @property
     def model_card_file(self) -> Path:

@@ -1,7 +1,8 @@
 """The typed events of ``metrics.jsonl``: one line per event, appended as a run goes.
 
 An event is what happened at one round and stage (``fit``, ``evaluate``,
-``privacy``), seen from one scope (``federated``: the clients' own reports;
+``privacy``, or ``resumed``: the run went on from that round's checkpoint),
+seen from one scope (``federated``: the clients' own reports;
 ``centralized``: the server-held test set), with per-client details.
 """
 
@@ -19,6 +20,8 @@ class Stage(StrEnum):
     FIT = "fit"
     EVALUATE = "evaluate"
     PRIVACY = "privacy"
+    # Not of a round's work: the run went on from its checkpoint of this round.
+    RESUMED = "resumed"
 
 
 class Scope(StrEnum):

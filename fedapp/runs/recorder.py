@@ -35,6 +35,11 @@ class Recorder:
         Called with every event after it is written (a progress display).
     on_phase : PhaseListener | None
         Called with every step outside the rounds (start-up, baselines).
+    elapsed : float
+        Seconds the run had taken before this recorder (a resumed run's, at
+        its checkpoint): its events' times go on from there.
+    round_ : int
+        The last round done before this recorder (a resumed run's checkpoint's).
 
     """
 
@@ -44,13 +49,15 @@ class Recorder:
         rounds: int,
         on_event: EventListener | None = None,
         on_phase: PhaseListener | None = None,
+        elapsed: float = 0.0,
+        round_: int = 0,
     ) -> None:
         self.run_dir = run_dir
         self.rounds = rounds
         self.on_event = on_event
         self.on_phase = on_phase
-        self.round = 0
-        self._started = time.monotonic()
+        self.round = round_
+        self._started = time.monotonic() - elapsed
 
     @property
     def elapsed(self) -> float:

@@ -503,6 +503,21 @@ class RunConfig(BaseModel):
         "runs", section=OUTPUT, renamed=(Renamed("run-dir", flwr_only=True),),
         help="Folder that gets one directory per run.",
     )  # fmt: skip
+    checkpoint_every: int = setting(
+        1, section=OUTPUT, ge=0,
+        help="Write a checkpoint (the global model and every piece of state the rounds "
+        "carry) under the run's checkpoints/ every N rounds, so `fedapp resume` can "
+        "continue the run after a crash (0: never).",
+    )  # fmt: skip
+    keep_checkpoints: int = setting(
+        2, section=OUTPUT, ge=1,
+        help="How many of the newest checkpoints to keep.",
+    )  # fmt: skip
+    resume: bool = setting(
+        False, section=OUTPUT, cli=False,
+        help="Deployed (the run config): continue the run in run-dir from its newest "
+        "checkpoint instead of starting a new one (`fedapp resume` on the command line).",
+    )  # fmt: skip
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -38,6 +38,7 @@ def _strategy(
 ) -> RunStrategy:
     """A run strategy recording into ``tmp_path``, sharing ``manager`` as Flower's server does."""
     run_dir = RunDir(tmp_path)
+    run_dir.write_config(cfg.to_dict())
     run_dir.mark_started(cfg.rounds)
     recorder = Recorder(run_dir, cfg.rounds, None if events is None else events.append)
     return RunStrategy(cfg, recorder, manager or SeededClientManager(cfg.seed))

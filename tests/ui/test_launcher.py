@@ -20,6 +20,7 @@ import pytest
 
 from fedapp.errors import UsageError
 from fedapp.runs import RunDir, RunState, process_alive
+from fedapp.runs.checkpoints import Checkpoint, config_hash
 from fedapp.settings import RunConfig
 from fedapp_ui import launcher, store
 
@@ -419,3 +420,42 @@ def test_kill_if_stuck_leaves_a_process_that_exits_in_time(tmp_path: Path, spawn
     assert marker.read_text() == "done"  # it ran to its end
     assert child.wait(timeout=10) == 0
     assert run.status_file.read_bytes() == before
+
+
+# resume
+
+
+def test_resume_starts_fedapp_resume_for_a_run_with_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a run whose process died after its round 2 checkpoint
+    run_dir = RunDir.create(tmp_path / "ghost", tmp_path, "fedavg")
+    run_dir.write_config({"rounds": 5})
+    run_dir.set_status(RunState.RUNNING, 2, 5, pid=999999999, host=socket.gethostname())
+    Checkpoint(2, config_hash(run_dir.read_config())).save(run_dir.checkpoints_dir, keep=2)
+
+    started: list[list[str]] = []
+
+    def popen(command: list[str], **_: Any) -> SimpleNamespace:
+        started.append(command)
+        return SimpleNamespace(pid=4242)
+
+    monkeypatch.setattr(launcher.subprocess, "Popen", popen)
+
+    # Execute
+    done = launcher.resume(tmp_path, "ghost")
+
+    # Assert
+    assert done == 2
+    [command] = started
+    assert command[-2:] == ["resume", str(run_dir.path.resolve())]
+
+
+def test_resume_refuses_a_run_without_a_checkpoint_and_starts_nothing(
+    tmp_path: Path, no_popen: list[Any]
+) -> None:
+    run_dir = RunDir.create(tmp_path / "ghost", tmp_path, "fedavg")
+    run_dir.write_config({"rounds": 5})
+    with pytest.raises(UsageError, match="has no checkpoint"):
+        launcher.resume(tmp_path, "ghost")
+    assert no_popen == []

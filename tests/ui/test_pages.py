@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 import fedapp_ui
 from fedapp.registry import MODEL_GROUP
 from fedapp.runs import RunDir, primary
+from fedapp.runs.checkpoints import Checkpoint
 from fedapp.settings import RunConfig, describe
 from fedapp_ui import launcher
 
@@ -634,6 +635,30 @@ def test_a_run_whose_process_died_is_marked_interrupted(runs_root: Path) -> None
     at = app(RUN, run="ghost")
     assert "stop" not in [b.key for b in at.button]
     assert any("ended without finishing" in w.value for w in at.warning)
+
+
+def test_an_interrupted_run_with_a_checkpoint_can_be_resumed(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: killed after round 2 of 5, its round 2 checkpointed
+    write_run(runs_root, "ghost", state="running", done=2, rounds=5)  # pid 999999999: gone
+    Checkpoint(2, "hash").save(runs_root / "ghost" / "checkpoints", keep=2)
+    resumed: list[str] = []
+    monkeypatch.setattr(launcher, "resume", lambda root, run_id: resumed.append(run_id) or 2)
+    at = app(RUN, run="ghost")
+    assert any("Resume continues it after round 2" in w.value for w in at.warning)
+
+    # Execute
+    at.button(key="resume").click().run()
+
+    # Assert
+    assert resumed == ["ghost"]
+
+
+def test_a_run_without_a_checkpoint_offers_no_resume(runs_root: Path) -> None:
+    write_run(runs_root, "ghost", state="running", done=1, rounds=5)
+    at = app(RUN, run="ghost")
+    assert "resume" not in [b.key for b in at.button]
 
 
 def test_a_run_that_could_not_start_shows_why(runs_root: Path) -> None:

@@ -14,6 +14,7 @@ from fedapp.runs import (
     kept_model_text,
     skipped_rounds_text,
 )
+from fedapp.runs.checkpoints import rounds_in
 from fedapp.runs.closing import personalized_note, threshold_note
 from fedapp_ui import charts, launcher, report, scoring, store, widgets
 
@@ -37,12 +38,24 @@ run_id = st.sidebar.selectbox("Run", ids, index=ids.index(wanted), key="run_sele
 st.query_params["run"] = run_id
 
 
+# The states a run with a checkpoint can be resumed from.
+RESUMABLE = (RunState.INTERRUPTED, RunState.STOPPED, RunState.FAILED)
+
+
 def _live_state() -> RunState:
     try:
-        return store.load_run(runs_root, run_id).state
+        state = store.load_run(runs_root, run_id).state
     except UsageError:
         started = launcher.launch_of(runs_root, run_id)
         return RunState.STARTING if started and started.alive else RunState.MISSING
+    if st.session_state.get("resuming") == run_id:
+        # `fedapp resume` was launched here: starting until it marks the run running.
+        started = launcher.launch_of(runs_root, run_id)
+        if state is RunState.RUNNING or not (started and started.alive):
+            del st.session_state["resuming"]
+        else:
+            return RunState.STARTING
+    return state
 
 
 opened_as = _live_state()
@@ -70,6 +83,17 @@ def show_run() -> None:
             st.toast("Stopping: the run ends after the current step.", icon=":material/stop:")
         except UsageError as err:
             st.error(str(err))
+    if view.state in RESUMABLE and rounds_in(view.run_dir.checkpoints_dir) and button.button(
+        "Resume", key="resume", icon=":material/resume:",
+        help="Continue the run from its newest checkpoint (fedapp resume).",
+    ):  # fmt: skip
+        try:
+            done = launcher.resume(runs_root, run_id)
+            st.session_state["resuming"] = run_id
+            st.toast(f"Resuming after round {done}.", icon=":material/resume:")
+            st.rerun()
+        except UsageError as err:
+            st.error(f"The run cannot be resumed: {err}", icon=":material/error:")
     if view.config and button.button(
         "Run again", key="rerun", icon=":material/replay:", help="A new run with these settings, "
         "pre-filled on the New run page (change any of them there).",
@@ -172,8 +196,11 @@ def _state_notes(view: RunView) -> None:
         kept = kept_model_text(view.summary or {})
         st.caption(f":material/flag: Automatic rounds: model.keras is {kept}.")
     elif view.state is RunState.INTERRUPTED:
+        saved = rounds_in(view.run_dir.checkpoints_dir)
+        resumable = f" Resume continues it after round {saved[-1]}." if saved else ""
         st.warning(
-            "The run's process ended without finishing (killed, or the machine restarted).",
+            "The run's process ended without finishing (killed, or the machine restarted)."
+            + resumable,
             icon=":material/warning:",
         )
     for warning in view.config.get("data-warnings") or []:
